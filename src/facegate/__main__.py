@@ -1,0 +1,3 @@
+from facegate.cli.main import app
+
+app(prog_name="facegate")

@@ -1,0 +1,25 @@
+"""The ``facegate`` command. Each area registers its commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from facegate import __version__
+
+app = typer.Typer(
+    name="facegate",
+    help="Face access control that is lawful by construction.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Face access control that is lawful by construction."""
+
+
+@app.command()
+def version() -> None:
+    """Print the facegate version."""
+    typer.echo(__version__)

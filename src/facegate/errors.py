@@ -1,0 +1,153 @@
+"""Typed errors with a stable machine code and a message a person can act on.
+
+Every adapter (CLI, API, web) renders these the same way: the API as JSON
+``{"code", "message"}`` with ``http_status``, the CLI as a message on stderr and a
+non-zero exit. Add new errors here so codes stay unique and documented in one place.
+"""
+
+from __future__ import annotations
+
+
+class FacegateError(Exception):
+    """Base of every error facegate raises on purpose."""
+
+    code: str = "error"
+    http_status: int = 400
+
+    def __init__(self, message: str | None = None, **details: object) -> None:
+        self.message = message or self.__doc__ or self.code
+        self.details = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+# --- input and images -------------------------------------------------------------------------
+
+
+class InvalidInput(FacegateError):
+    """The input is not valid."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class ImageDecodeError(FacegateError):
+    """The data is not a readable image (corrupt, truncated, empty or another file type)."""
+
+    code = "image_decode_error"
+    http_status = 400
+
+
+class ImageTooLarge(FacegateError):
+    """The image is larger than the configured byte or pixel limit."""
+
+    code = "image_too_large"
+    http_status = 413
+
+
+class ImageTooSmall(FacegateError):
+    """The image is smaller than the minimum size a face can be found in."""
+
+    code = "image_too_small"
+    http_status = 400
+
+
+class NoFaceFound(FacegateError):
+    """No usable face was found in the image."""
+
+    code = "no_face"
+    http_status = 422
+
+
+class ModelIntegrityError(FacegateError):
+    """A model file is missing or its SHA-256 differs from the pinned digest."""
+
+    code = "model_integrity"
+    http_status = 500
+
+
+class ModelMismatch(FacegateError):
+    """Templates made by different models cannot be compared; re-enrollment is needed."""
+
+    code = "model_mismatch"
+    http_status = 409
+
+
+# --- people, consent and rules -----------------------------------------------------------------
+
+
+class NotFound(FacegateError):
+    """The requested object does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(FacegateError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class ConsentRequired(FacegateError):
+    """Face processing needs the person's separate, active consent first (CAC-FR-06a)."""
+
+    code = "consent_required"
+    http_status = 409
+
+
+class GuardianConsentRequired(ConsentRequired):
+    """A child under 14 needs a guardian's consent before any face processing (CAC-FR-07)."""
+
+    code = "guardian_consent_required"
+
+
+class DuplicateFace(FacegateError):
+    """This face already matches another enrolled person; an operator must review it."""
+
+    code = "duplicate_face"
+    http_status = 409
+
+
+class ProhibitedUse(FacegateError):
+    """This use of face data is prohibited (purpose lock); the message names the rule."""
+
+    code = "prohibited_use"
+    http_status = 403
+
+
+class ComplianceBlocked(FacegateError):
+    """A blocking compliance rule fails; the message lists the rules to fix first."""
+
+    code = "compliance_blocked"
+    http_status = 409
+
+
+# --- authentication and capacity ---------------------------------------------------------------
+
+
+class Unauthorized(FacegateError):
+    """A valid credential is required."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(FacegateError):
+    """The credential is valid but not allowed to do this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class Busy(FacegateError):
+    """The server is at capacity; retry shortly."""
+
+    code = "busy"
+    http_status = 503
