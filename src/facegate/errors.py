@@ -129,6 +129,13 @@ class ComplianceBlocked(FacegateError):
     http_status = 409
 
 
+class HolidayDataMissing(FacegateError):
+    """The PRC holiday calendar has no data for this year, so working days cannot be counted."""
+
+    code = "holiday_data_missing"
+    http_status = 503
+
+
 # --- authentication and capacity ---------------------------------------------------------------
 
 
