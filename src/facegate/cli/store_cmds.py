@@ -118,10 +118,9 @@ def _keyring(settings: Settings) -> Keyring:
 
 def load_pipeline(settings: Settings) -> Any:
     """The face pipeline, loaded only by the commands that need it."""
-    from facegate.vision import FacePipeline  # noqa: PLC0415 - heavy models, load on demand
+    from facegate.vision import FacePipeline  # heavy models: loaded on demand only
 
-    factory = getattr(FacePipeline, "from_settings", None)
-    return factory(settings) if factory else FacePipeline()
+    return FacePipeline(settings)
 
 
 # --- init --------------------------------------------------------------------------------------
