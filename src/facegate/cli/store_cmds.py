@@ -456,6 +456,32 @@ def consent_withdraw(
     _guard(as_json, go)
 
 
+@consent_app.command("decline")
+def consent_decline(
+    person_id: str,
+    channel: str = typer.Option("front_desk"),
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Record a 'no thanks' to face: access continues by card, PIN or QR."""
+
+    def go() -> None:
+        with _session(_settings(data_dir, db)) as s:
+            r = domain.decline_face(s, actor=_actor(), person_id=person_id, channel=channel)
+            data = {
+                "person_id": r.person_id,
+                "templates_erased": r.templates_erased,
+                "issued_qr_pass": r.issued.secret if r.issued else None,
+            }
+            human = "declined; access continues by card, PIN or QR"
+            if r.issued:
+                human += f"\nnew QR pass (shown once): {r.issued.secret}"
+            _out(as_json, data, human)
+
+    _guard(as_json, go)
+
+
 def enroll(
     person_id: str,
     images: list[Path] = typer.Argument(..., help="One or more photos of the person."),
