@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from facegate import audit
-from facegate.errors import FacegateError, NotFound
+from facegate.errors import FacegateError, InvalidInput, NotFound
 from facegate.store.models import ChangeLog, Person, Site
 
 T = TypeVar("T")
@@ -96,7 +96,7 @@ def get_site(session: Session, site_id: str | None) -> Site:
     if not sites:
         raise NotFound("no site yet; run `facegate init` first")
     if len(sites) > 1:
-        raise NotFound("several sites exist; name the site")
+        raise InvalidInput("several sites exist; name the site")
     return sites[0]
 
 
