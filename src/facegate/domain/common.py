@@ -113,10 +113,15 @@ def get_person(session: Session, person_id: str, *, lock: bool = False) -> Perso
 
 def is_under_14(person: Person, today: date | None = None) -> bool:
     """CAC-FR-07 / PIPL-31: under-14s need a guardian's consent."""
-    if person.birth_date is None:
-        return person.minor_under_14
+    return under_14(person.birth_date, person.minor_under_14, today)
+
+
+def under_14(birth_date: date | None, minor_flag: bool, today: date | None = None) -> bool:
+    """Age from the birth date when known, else the recorded age band."""
+    if birth_date is None:
+        return bool(minor_flag)
     today = today or utcnow().date()
-    b = person.birth_date
+    b = birth_date
     age = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
     return age < 14
 
