@@ -23,3 +23,10 @@ def main() -> None:
 def version() -> None:
     """Print the facegate version."""
     typer.echo(__version__)
+
+
+from facegate.cli import vision_cmds  # noqa: E402  (recognition core: detect, verify, bench)
+
+app.command()(vision_cmds.detect)
+app.command()(vision_cmds.verify)
+app.add_typer(vision_cmds.bench_app, name="bench")
