@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from facegate import __version__
+from facegate.cli import store_cmds
 
 app = typer.Typer(
     name="facegate",
@@ -30,3 +31,4 @@ from facegate.cli import vision_cmds  # noqa: E402  (recognition core: detect, v
 app.command()(vision_cmds.detect)
 app.command()(vision_cmds.verify)
 app.add_typer(vision_cmds.bench_app, name="bench")
+store_cmds.register(app)
