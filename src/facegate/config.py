@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     embedders: tuple[str, ...] = ("sface", "dlib")
     inference_threads: int = Field(default=1, ge=1, le=64)
 
+    # CAC-FR-15a: warn well before the 100,000-person filing threshold.
+    filing_warn_at: int = Field(default=80_000, ge=1, le=100_000)
+
     @property
     def database_url(self) -> str:
         if self.db_url:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from facegate import __version__
+from facegate.cli import comply_cmds
 
 app = typer.Typer(
     name="facegate",
@@ -23,3 +24,7 @@ def main() -> None:
 def version() -> None:
     """Print the facegate version."""
     typer.echo(__version__)
+
+
+app.command("comply")(comply_cmds.comply)
+app.command("docs")(comply_cmds.docs)

@@ -68,6 +68,10 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
     return register
 
 
+def _t(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
 def ap_label(site: Site, ap: AccessPoint) -> str:
     return f"{site.id}/{ap.id}"
 
@@ -153,8 +157,8 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
                 "CAC-FR-05b",
                 "stale_notice",
                 obj,
-                generated_at=n.generated_at or "?",
-                changed_at=changed,
+                generated_at=_t(n.generated_at),
+                changed_at=_t(changed),
             )
     missing = [
         name
@@ -209,10 +213,12 @@ def check_pia(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
         yield make_finding("CAC-FR-04", "no_necessity", obj)
     trig = d.config.reconsent_trigger_changed_at
     if trig is not None and pia.date < trig.date():
-        yield make_finding("CAC-FR-09b", "stale_pia", obj, pia_date=pia.date, changed_at=trig)
+        yield make_finding("CAC-FR-09b", "stale_pia", obj, pia_date=pia.date, changed_at=_t(trig))
     incident = d.security.last_major_incident_at
     if incident is not None and pia.date < incident.date():
-        yield make_finding("CAC-FR-09b", "incident", obj, pia_date=pia.date, incident_at=incident)
+        yield make_finding(
+            "CAC-FR-09b", "incident", obj, pia_date=pia.date, incident_at=_t(incident)
+        )
 
 
 # --- CAC-FR-08b ------------------------------------------------------------------------------
