@@ -93,7 +93,10 @@ def render_notice(
     """The full privacy notice (layer 2): every field N1-N13, version and SHA-256."""
     n = notice_for(d, lang, version, effective_date)
     labels = {k: NOTICE_FIELD_LABELS[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
-    return _render("notice.html", d, lang, notice=n, labels=labels, fields=NOTICE_FIELDS)
+    missing = [k for k in NOTICE_FIELDS if not n.fields.get(k, "").strip()]
+    return _render(
+        "notice.html", d, lang, notice=n, labels=labels, fields=NOTICE_FIELDS, missing=missing
+    )
 
 
 def render_signage(d: Deployment, site: Site, ap: AccessPoint, lang: str = "zh-CN") -> str:
