@@ -89,3 +89,42 @@ def test_docs_writes_html(tmp_path: Path) -> None:
     ]
     r = fg("docs", "leaflet", "--out", str(tmp_path))
     assert r.returncode == 2 and "Unknown document" in r.stderr
+
+
+def test_live_system_from_the_command_line(tmp_path: Path) -> None:
+    from facegate import domain
+    from facegate.config import Settings
+    from facegate.store.crypto import load_keyring
+    from facegate.store.db import Store
+
+    env_dir = tmp_path / "data"
+    settings = Settings(data_dir=env_dir)
+    load_keyring(settings, create=True)
+    store = Store(settings.database_url)
+    with store.session() as s:
+        site = domain.init_site(s, settings, actor="t", operator_name="ACME").site_id
+        domain.add_access_point(s, actor="t", name="Gate", kind="gate", methods=["face", "qr"])
+    store.dispose()
+
+    from typer.testing import CliRunner
+
+    from facegate.cli.main import app
+
+    runner = CliRunner()
+
+    def live(*args: str, data: Path = env_dir):  # in-process: no interpreter start-up per call
+        return runner.invoke(
+            app, list(args), env={"FACEGATE_DATA_DIR": str(data), "COLUMNS": "220"}
+        )
+
+    r = live("comply", "--json")
+    assert r.exit_code == 1, r.output
+    assert json.loads(r.stdout)["source"] == "live"
+    r = live("face", "on", "--site", site)
+    assert r.exit_code == 2 and "CAC-FR-09a" in r.stderr
+    r = live("register", "pia", "--version", "1", "--date", "2026-11-25", "--signer", "W")
+    assert r.exit_code == 2  # --necessity is required
+    r = live("face", "off", "--site", site)
+    assert r.exit_code == 0, r.output
+    r = live("comply", data=tmp_path / "empty")
+    assert r.exit_code == 2 and "facegate init" in r.stderr

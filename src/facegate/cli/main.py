@@ -28,3 +28,5 @@ def version() -> None:
 
 app.command("comply")(comply_cmds.comply)
 app.command("docs")(comply_cmds.docs)
+app.add_typer(comply_cmds.face_app, name="face")
+app.add_typer(comply_cmds.register_app, name="register")

@@ -149,7 +149,9 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
                 yield make_finding(
                     "CAC-FR-05a", "missing_field", obj, field=key, label_zh=zh, label_en=en
                 )
-        if n.sha256 and n.sha256 != notice_digest(n.fields, n.text):
+        if n.sha256_verified is False or (
+            n.sha256_verified is None and n.sha256 and n.sha256 != notice_digest(n.fields, n.text)
+        ):
             yield make_finding("CAC-FR-05a", "hash_mismatch", obj)
         changed = d.config.changed_at
         if changed is not None and (n.generated_at is None or n.generated_at < changed):
