@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     detector: str = "yunet"
     embedders: tuple[str, ...] = ("sface", "dlib")
     inference_threads: int = Field(default=1, ge=1, le=64)
+    # Where the pinned model files are read from; None = inside their installed packages.
+    model_dir: Path | None = None
+    # Image limits, checked before decoding (header) and before reading (bytes).
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=10_000)
+    min_image_side: int = Field(default=48, ge=16)
 
     # Gate server (issue 6). Loopback by default: a LAN listener needs TLS (CAC-FR-14).
     host: str = "127.0.0.1"

@@ -1,0 +1,100 @@
+"""Face detection with YuNet (OpenCV model zoo, int8): boxes and 5 landmarks per face."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facegate.vision.models import model_path
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face in original-image pixels.
+
+    ``landmarks`` is a (5, 2) float32 array in YuNet's order: right eye, left eye, nose tip,
+    right mouth corner, left mouth corner (the subject's right, i.e. image left).
+    """
+
+    box: tuple[float, float, float, float]  # x, y, width, height
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def size(self) -> float:
+        """The shorter side of the box, the face size quality rules use."""
+        return min(self.box[2], self.box[3])
+
+    def yunet_row(self) -> np.ndarray:
+        """The 15-value row OpenCV's FaceRecognizerSF.alignCrop expects."""
+        return np.concatenate(
+            [np.asarray(self.box, np.float32), self.landmarks.reshape(-1), [self.score]]
+        ).astype(np.float32)
+
+
+class YuNetDetector:
+    """YuNet on a downscaled copy of large frames, boxes and landmarks mapped back.
+
+    The copy is at most ``max_side`` pixels on its long side, but never scaled so far that a
+    face of ``keep_face_px`` in the original (gate size) shrinks below ``min_detect_px``, the
+    size YuNet still finds reliably: gate-size faces are never lost to the downscale.
+    """
+
+    name = "yunet-2023mar-int8"
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        score_threshold: float = 0.7,
+        nms_threshold: float = 0.3,
+        max_side: int = 640,
+        keep_face_px: int = 80,
+        min_detect_px: int = 24,
+    ) -> None:
+        self._path = str(model_path("yunet", model_dir))
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+        self.min_scale = min_detect_px / keep_face_px
+        self._local = threading.local()  # OpenCV nets are not thread-safe: one per thread
+
+    def _net(self) -> cv2.FaceDetectorYN:
+        net = getattr(self._local, "net", None)
+        if net is None:
+            net = cv2.FaceDetectorYN.create(
+                self._path, "", (320, 320), self.score_threshold, self.nms_threshold, 5000
+            )
+            self._local.net = net
+        return net
+
+    def scale_for(self, width: int, height: int) -> float:
+        long_side = max(width, height)
+        return min(1.0, max(self.max_side / long_side, self.min_scale))
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face, largest first."""
+        h, w = rgb.shape[:2]
+        scale = self.scale_for(w, h)
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        if scale < 1.0:
+            sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+            bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+            fx, fy = w / sw, h / sh
+        else:
+            fx = fy = 1.0
+        net = self._net()
+        net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = net.detect(bgr)
+        if rows is None:
+            return []
+        out = []
+        for r in rows:
+            box = (float(r[0] * fx), float(r[1] * fy), float(r[2] * fx), float(r[3] * fy))
+            lm = np.asarray(r[4:14], np.float32).reshape(5, 2) * np.array([fx, fy], np.float32)
+            out.append(Detection(box, lm, float(r[14])))
+        out.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
+        return out
