@@ -5,10 +5,11 @@ Values come from keyword arguments, then ``FACEGATE_*`` environment variables.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,8 +58,67 @@ class Settings(BaseSettings):
     sync_reconnect_s: float = Field(default=0.5, ge=0.05, le=60.0)
     log_json: bool = True
 
+    # --- people store (issue 5) ------------------------------------------------------------
+    # Site key that wraps every person's data key (CAC-FR-14). Exactly one source is used, in
+    # this order: a KMS-style hook ("module:callable" returning a KeyProvider), the
+    # FACEGATE_SITE_KEY environment variable (base64 of 32 bytes), else a 0600 key file.
+    site_key: SecretStr | None = None
+    # The key being rotated away from, when the site key comes from the environment.
+    site_key_previous: SecretStr | None = None
+    site_key_hook: str | None = None
+    # None means ``data_dir/site.key``.
+    key_file: Path | None = None
+
+    # Operator facts for the generated notice (N1). Empty means unknown: the compliance
+    # checks flag it; nothing is ever filled with a placeholder (CAC-FR-05a).
+    operator_name: str = ""
+    operator_address: str = ""
+    operator_contact: str = ""
+    pipo_contact: str = ""
+    site_name: str = ""
+
+    # Retention after the end of the relationship, per person category (CAC-FR-08b, PIPL-19,
+    # PIPL-47). Visitors never get a template; their record goes when their pass ends.
+    retention_resident_hours: int = Field(default=7 * 24, ge=0)  # move-out + 7 days
+    retention_tenant_hours: int = Field(default=7 * 24, ge=0)  # lease end + 7 days
+    retention_guest_hours: int = Field(default=24, ge=0)  # checkout + 24 h
+    retention_staff_hours: int = Field(default=7 * 24, ge=0)  # employment end + 7 days
+    retention_visitor_hours: int = Field(default=0, ge=0)  # single use, no template
+    # Global hard cap on face data after the last interaction (best practice, from BIPA).
+    retention_hard_cap_days: int = Field(default=3 * 365, ge=1, le=3 * 365)
+    # Days within which a rights request must be answered (PIPL-50; notice field N8).
+    rights_response_days: int = Field(default=15, ge=1, le=30)
+
+    @model_validator(mode="after")
+    def _retention_within_cap(self) -> Settings:
+        cap_hours = self.retention_hard_cap_days * 24
+        for category in PERSON_CATEGORIES:
+            if getattr(self, f"retention_{category}_hours") > cap_hours:
+                raise ValueError(
+                    f"retention for {category} exceeds the hard cap of "
+                    f"{self.retention_hard_cap_days} days (CAC-FR-08b)"
+                )
+        return self
+
+    def retention_for(self, category: str) -> timedelta:
+        """How long a person's data stays after their relationship ends (CAC-FR-08b)."""
+        if category not in PERSON_CATEGORIES:
+            raise ValueError(f"unknown person category {category!r}")
+        return timedelta(hours=getattr(self, f"retention_{category}_hours"))
+
+    @property
+    def retention_hard_cap(self) -> timedelta:
+        return timedelta(days=self.retention_hard_cap_days)
+
+    @property
+    def key_file_path(self) -> Path:
+        return self.key_file or self.data_dir / "site.key"
+
     @property
     def database_url(self) -> str:
         if self.db_url:
             return self.db_url
         return f"sqlite:///{self.data_dir / 'facegate.sqlite'}"
+
+
+PERSON_CATEGORIES: tuple[str, ...] = ("resident", "tenant", "guest", "staff", "visitor")

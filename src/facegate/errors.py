@@ -175,3 +175,34 @@ class UnsupportedMediaType(FacegateError):
 
     code = "unsupported_media_type"
     http_status = 415
+
+
+# --- people store, keys and audit ----------------------------------------------------------------
+
+
+class EnrollmentNotAllowed(FacegateError):
+    """This person cannot have a face template (e.g. a visitor: single use, none kept)."""
+
+    code = "enrollment_not_allowed"
+    http_status = 409
+
+
+class LowQuality(FacegateError):
+    """The face is not good enough to enroll; the details say why (e.g. too small, blurred)."""
+
+    code = "low_quality"
+    http_status = 422
+
+
+class KeyUnavailable(FacegateError):
+    """The site key is missing, unreadable or unsafe; templates cannot be read or written."""
+
+    code = "key_unavailable"
+    http_status = 500
+
+
+class AuditChainBroken(FacegateError):
+    """The audit log's hash chain is broken; the details name the first bad entry."""
+
+    code = "audit_chain_broken"
+    http_status = 500

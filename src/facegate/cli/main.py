@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from facegate import __version__
+from facegate.cli import store_cmds
 
 app = typer.Typer(
     name="facegate",
@@ -23,3 +24,6 @@ def main() -> None:
 def version() -> None:
     """Print the facegate version."""
     typer.echo(__version__)
+
+
+store_cmds.register(app)

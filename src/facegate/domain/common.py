@@ -1,0 +1,146 @@
+"""Helpers shared by the domain functions: the unit of work, lookups, change feed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from facegate import audit
+from facegate.errors import FacegateError, NotFound
+from facegate.store.models import ChangeLog, Person, Site
+
+T = TypeVar("T")
+
+# Purposes recorded in the audit log. Access control is the only purpose of face data
+# (purpose lock, CAC-FR-04 / PIPL-26); the others are the duties around it.
+PURPOSE_ACCESS = "access_control"
+PURPOSE_RIGHTS = "rights_request"
+PURPOSE_RETENTION = "retention"
+PURPOSE_SECURITY = "key_management"
+PURPOSE_CONFIG = "configuration"
+
+# PostgreSQL channel the gate servers LISTEN on; payload is JSON {seq, site_id, person_id, kind}.
+NOTIFY_CHANNEL = "facegate_changes"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def run(
+    session: Session,
+    work: Callable[[], T],
+    *,
+    actor: str,
+    operation: str,
+    subject: str | None,
+    purpose: str,
+    shred: bool = False,
+) -> T:
+    """One unit of work: commit the change with its audit entry, or roll back and audit the
+    refusal. Every domain function goes through here, so a crash leaves both or neither.
+
+    ``shred``: the work deleted face data; on SQLite, checkpoint the WAL so the old pages
+    (already overwritten in the main file by secure_delete) leave the log file too."""
+    try:
+        result = work()
+        session.commit()
+        if shred:
+            checkpoint_wal(session)
+        return result
+    except FacegateError as exc:
+        session.rollback()
+        audit.append(
+            session,
+            actor=actor,
+            operation=operation,
+            subject=(subject or "")[:40] or None,
+            purpose=purpose,
+            outcome=f"refused:{exc.code}",
+        )
+        session.commit()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def checkpoint_wal(session: Session) -> None:
+    """Best effort: fold the SQLite WAL into the database file and truncate it."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    raw = session.get_bind().raw_connection()  # type: ignore[union-attr]
+    try:
+        cur = raw.cursor()
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # outside any transaction
+        cur.close()
+    except Exception:  # noqa: BLE001 - busy readers only delay it to the next checkpoint
+        pass
+    finally:
+        raw.close()
+
+
+def get_site(session: Session, site_id: str | None) -> Site:
+    """The given site, or the only site when none is given."""
+    if site_id is not None:
+        site = session.get(Site, site_id)
+        if site is None:
+            raise NotFound(f"no site {site_id!r}")
+        return site
+    sites = session.execute(select(Site).order_by(Site.created_at).limit(2)).scalars().all()
+    if not sites:
+        raise NotFound("no site yet; run `facegate init` first")
+    if len(sites) > 1:
+        raise NotFound("several sites exist; name the site")
+    return sites[0]
+
+
+def get_person(session: Session, person_id: str, *, lock: bool = False) -> Person:
+    """An active (not erased) person; ``lock`` serialises changes to them on PostgreSQL."""
+    stmt = select(Person).where(Person.id == person_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    person = session.execute(stmt).scalar_one_or_none()
+    if person is None or person.status != "active":
+        raise NotFound(f"no person {person_id!r}")
+    return person
+
+
+def is_under_14(person: Person, today: date | None = None) -> bool:
+    """CAC-FR-07 / PIPL-31: under-14s need a guardian's consent."""
+    if person.birth_date is None:
+        return person.minor_under_14
+    today = today or utcnow().date()
+    b = person.birth_date
+    age = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
+    return age < 14
+
+
+def record_change(session: Session, site_id: str, person_id: str | None, kind: str) -> ChangeLog:
+    """Append to the change feed gates follow; on PostgreSQL also NOTIFY (sent at commit)."""
+    change = ChangeLog(site_id=site_id, person_id=person_id, kind=kind, at=utcnow())
+    session.add(change)
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        payload = json.dumps(
+            {"seq": change.seq, "site_id": site_id, "person_id": person_id, "kind": kind}
+        )
+        session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": payload})
+    return change
+
+
+def iso(value: datetime | date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def dump(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields:
+        v = getattr(obj, f)
+        out[f] = iso(v) if isinstance(v, datetime | date) else v
+    return out

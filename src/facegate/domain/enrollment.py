@@ -1,0 +1,351 @@
+"""Enrollment and the decrypted gallery a gate loads.
+
+Enrollment is refused without a valid consent to the current notice terms (CAC-FR-06a), and
+for a child under 14 without a guardian's consent (CAC-FR-07). The new face is searched
+against everyone enrolled at the site first: a face matching another person is refused for
+operator review (``DuplicateFace``), not silently enrolled. No image is kept (principle 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from facegate import audit
+from facegate.domain.common import (
+    PURPOSE_ACCESS,
+    get_person,
+    is_under_14,
+    record_change,
+    run,
+    utcnow,
+)
+from facegate.domain.consent import valid_consent
+from facegate.errors import (
+    ConsentRequired,
+    DuplicateFace,
+    EnrollmentNotAllowed,
+    GuardianConsentRequired,
+    InvalidInput,
+    LowQuality,
+    NoFaceFound,
+)
+from facegate.matching import Gallery
+from facegate.store.crypto import Keyring
+from facegate.store.models import Consent, Person, PersonKey, Template, new_id
+
+
+class FacePipeline(Protocol):
+    """What enrollment needs from ``facegate.vision.FacePipeline``."""
+
+    model_id: str
+    threshold: float
+
+    def analyze(self, image: Any, profile: str = ...) -> list[Any]: ...
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float: ...
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    person_id: str
+    template_ids: list[str]
+    model_id: str
+    qualities: list[float | None]
+
+
+def _box_area(face: Any) -> float:
+    box = getattr(face, "box", None)
+    try:
+        return float(box[2]) * float(box[3])  # type: ignore[index]
+    except (TypeError, IndexError):
+        return 0.0
+
+
+def _quality_reasons(face: Any) -> list[str]:
+    q = getattr(face, "quality", None)
+    if q is None:
+        return []
+    reasons = [str(r) for r in (getattr(q, "reasons", None) or ())]
+    ok = getattr(q, "ok", None)
+    if ok is False and not reasons:
+        reasons = ["low_quality"]
+    return [] if ok is True else reasons
+
+
+def _quality_score(face: Any) -> float | None:
+    q = getattr(face, "quality", None)
+    for attr in ("score", "value"):
+        v = getattr(q, attr, None)
+        if isinstance(v, int | float):
+            return float(v)
+    return None
+
+
+def _templates_from_images(pipe: FacePipeline, images: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """(template, face) per image under the strict enroll profile, or a clear refusal."""
+    out = []
+    for i, image in enumerate(images, start=1):
+        faces = pipe.analyze(image, profile="enroll")
+        if not faces:
+            raise NoFaceFound(f"image {i}: no face found", image=i)
+        face = max(faces, key=_box_area)  # the largest face is the one being enrolled
+        reasons = _quality_reasons(face)
+        if reasons or face.template is None:
+            reasons = reasons or ["no_template"]
+            raise LowQuality(
+                f"image {i}: the face is not good enough to enroll ({', '.join(reasons)})",
+                image=i,
+                reasons=reasons,
+            )
+        vec = np.asarray(face.template, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(vec)):
+            raise LowQuality(f"image {i}: the template is not finite", image=i)
+        out.append((vec, face))
+    return out
+
+
+def data_key_for(session: Session, keyring: Keyring, person_id: str, *, create: bool) -> bytes:
+    """Unwrap the person's data key, creating and wrapping a new one if asked."""
+    row = session.get(PersonKey, person_id)
+    if row is not None:
+        return keyring.unwrap_data_key(person_id, row.key_id, row.wrapped)
+    if not create:
+        raise InvalidInput(f"person {person_id} has no data key")
+    key = keyring.new_data_key()
+    key_id, wrapped = keyring.wrap_data_key(person_id, key)
+    session.add(PersonKey(person_id=person_id, key_id=key_id, wrapped=wrapped))
+    session.flush()
+    return key
+
+
+def build_site_gallery(
+    session: Session,
+    keyring: Keyring,
+    site_id: str,
+    model_id: str,
+    *,
+    exclude_person: str | None = None,
+) -> Gallery | None:
+    """Every stored template of ``model_id`` at the site (consent state aside), for the
+    duplicate check; None when there is none."""
+    rows = session.execute(
+        select(Template, PersonKey)
+        .join(Person, Person.id == Template.person_id)
+        .join(PersonKey, PersonKey.person_id == Template.person_id)
+        .where(Person.site_id == site_id, Person.status == "active", Template.model_id == model_id)
+    ).all()
+    gallery: Gallery | None = None
+    keys: dict[str, bytes] = {}
+    for t, pk in rows:
+        if t.person_id == exclude_person:
+            continue
+        if t.person_id not in keys:
+            keys[t.person_id] = keyring.unwrap_data_key(t.person_id, pk.key_id, pk.wrapped)
+        vec = keyring.decrypt_template(
+            keys[t.person_id],
+            t.nonce,
+            t.ciphertext,
+            template_id=t.id,
+            person_id=t.person_id,
+            model_id=t.model_id,
+        )
+        if gallery is None:
+            gallery = Gallery(vec.shape[0], model_id, capacity=max(len(rows), 1))
+        gallery.add(t.person_id, t.id, vec, model_id=t.model_id)
+    return gallery
+
+
+def enroll(
+    session: Session,
+    keyring: Keyring,
+    pipe: FacePipeline,
+    *,
+    actor: str,
+    person_id: str,
+    images: Sequence[Any],
+    site_gallery: Gallery | None = None,
+) -> EnrollResult:
+    """Enroll a person's face from one or more images (each kept as one encrypted template).
+
+    Refused without a valid consent (``ConsentRequired``; ``GuardianConsentRequired`` for a
+    child under 14), for a visitor, on a poor image (``LowQuality``/``NoFaceFound``), when the
+    images disagree, or when the face matches someone else at the site (``DuplicateFace``).
+    Re-enrollment replaces the person's previous templates. ``site_gallery`` may pass a
+    gallery of the site the caller already holds, to skip decrypting it again.
+    """
+
+    def work() -> EnrollResult:
+        person = get_person(session, person_id, lock=True)
+        if person.category == "visitor":
+            raise EnrollmentNotAllowed(
+                "visitors use a single-use pass; no face template is kept for them (CAC-FR-08b)"
+            )
+        consent = valid_consent(session, person)
+        if consent is None:
+            _raise_no_consent(session, person)
+        if not images:
+            raise InvalidInput("give at least one image")
+        found = _templates_from_images(pipe, images)
+        vecs = [v for v, _ in found]
+        # Several images must show the same person, or one of them is someone else's.
+        for i in range(1, len(vecs)):
+            if pipe.similarity(vecs[0], vecs[i]) < pipe.threshold:
+                raise InvalidInput(
+                    f"image {i + 1} does not show the same person as image 1", image=i + 1
+                )
+        gallery = site_gallery or build_site_gallery(
+            session, keyring, person.site_id, pipe.model_id, exclude_person=person.id
+        )
+        if gallery is not None and len(gallery):
+            for i, v in enumerate(vecs, start=1):
+                hits = [h for h in gallery.search(v, k=2) if h.subject != person.id]
+                if hits and hits[0].score >= pipe.threshold:
+                    raise DuplicateFace(
+                        f"image {i} matches another enrolled person; an operator must review "
+                        "it (same person enrolled twice, or a borrowed identity)",
+                        matches=str(hits[0].subject),
+                    )
+        key = data_key_for(session, keyring, person.id, create=True)
+        session.execute(delete(Template).where(Template.person_id == person.id))
+        ids, qualities = [], []
+        now = utcnow()
+        for v, face in found:
+            tid = new_id("t")
+            nonce, ct = keyring.encrypt_template(
+                key, v, template_id=tid, person_id=person.id, model_id=pipe.model_id
+            )
+            q = _quality_score(face)
+            session.add(
+                Template(
+                    id=tid,
+                    person_id=person.id,
+                    model_id=pipe.model_id,
+                    dim=int(v.shape[0]),
+                    quality=q,
+                    nonce=nonce,
+                    ciphertext=ct,
+                    created_at=now,
+                )
+            )
+            ids.append(tid)
+            qualities.append(q)
+        session.flush()
+        record_change(session, person.site_id, person.id, "enrolled")
+        audit.append(
+            session,
+            actor=actor,
+            operation="enroll",
+            subject=person.id,
+            purpose=PURPOSE_ACCESS,
+            outcome="ok",
+            details={
+                "consent_id": consent.id,
+                "templates": len(ids),
+                "model_id": pipe.model_id,
+            },
+        )
+        return EnrollResult(person.id, ids, pipe.model_id, qualities)
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="enroll",
+        subject=person_id,
+        purpose=PURPOSE_ACCESS,
+    )
+
+
+def _raise_no_consent(session: Session, person: Person) -> None:
+    if is_under_14(person):
+        raise GuardianConsentRequired(
+            "this person is under 14: face enrollment needs a guardian's consent (CAC-FR-07)"
+        )
+    pending = session.execute(
+        select(Consent.id).where(
+            Consent.person_id == person.id,
+            Consent.withdrawn_at.is_(None),
+            Consent.renewal_required_at.is_not(None),
+        )
+    ).first()
+    if pending:
+        raise ConsentRequired(
+            "the notice changed since this person consented; they must renew their consent "
+            "first (CAC-FR-05b)"
+        )
+    raise ConsentRequired(
+        "no active consent to the current notice; record the person's separate consent first "
+        "(CAC-FR-06a)"
+    )
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    person_pseudonym: str
+    template_id: str
+    vector: np.ndarray
+    model_id: str
+    access_point_ids: tuple[str, ...]
+
+
+def load_gallery_entries(
+    session: Session, keyring: Keyring, site_id: str, model_id: str | None = None
+) -> Iterator[GalleryEntry]:
+    """Decrypted templates a gate of ``site_id`` may match against.
+
+    Only persons with a valid consent (not withdrawn, renewal not pending after a notice
+    change, guardian's consent for under-14s), and only templates of ``model_id`` when given
+    (templates of another model are never compared). ``access_point_ids`` is the consent's
+    scope. Vectors stay in the caller's memory; never log or send them (principle 4).
+    """
+    persons = {
+        p.id: p
+        for p in session.execute(
+            select(Person).where(Person.site_id == site_id, Person.status == "active")
+        ).scalars()
+    }
+    consents: dict[str, Consent] = {}
+    for c in session.execute(
+        select(Consent)
+        .where(
+            Consent.site_id == site_id,
+            Consent.withdrawn_at.is_(None),
+            Consent.renewal_required_at.is_(None),
+        )
+        .order_by(Consent.given_at)
+    ).scalars():
+        person = persons.get(c.person_id)
+        if person is None or (c.guardian_id is None and is_under_14(person)):
+            continue  # CAC-FR-07: a child's own consent does not count
+        consents[c.person_id] = c  # the latest valid one wins
+    stmt = (
+        select(Template, PersonKey)
+        .join(PersonKey, PersonKey.person_id == Template.person_id)
+        .join(Person, Person.id == Template.person_id)
+        .where(Person.site_id == site_id, Person.status == "active")
+        .order_by(Template.person_id, Template.created_at)
+    )
+    if model_id is not None:
+        stmt = stmt.where(Template.model_id == model_id)
+    key_of: tuple[str, bytes] | None = None
+    for t, pk in session.execute(stmt).yield_per(2000):
+        consent = consents.get(t.person_id)
+        if consent is None:
+            continue
+        if key_of is None or key_of[0] != t.person_id:
+            key_of = (t.person_id, keyring.unwrap_data_key(t.person_id, pk.key_id, pk.wrapped))
+        vec = keyring.decrypt_template(
+            key_of[1],
+            t.nonce,
+            t.ciphertext,
+            template_id=t.id,
+            person_id=t.person_id,
+            model_id=t.model_id,
+        )
+        yield GalleryEntry(t.person_id, t.id, vec, t.model_id, tuple(consent.scope or ()))

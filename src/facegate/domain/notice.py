@@ -1,0 +1,285 @@
+"""Notice versions: the N1..N13 fields of regulations.md §2, rendered text and hash.
+
+``build_notice_fields`` is the one place that turns configuration into notice fields; the
+compliance engine may call or replace it. A value the system does not know is left as ``""``
+for the compliance checks to flag (CAC-FR-05a); nothing is filled with a placeholder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from facegate import audit
+from facegate.config import PERSON_CATEGORIES, Settings
+from facegate.domain.common import PURPOSE_CONFIG, get_site, record_change, run, utcnow
+from facegate.store.models import NON_BIOMETRIC_METHODS, AccessPoint, Consent, NoticeVersion
+
+NOTICE_FIELDS = tuple(f"N{i}" for i in range(1, 14))
+# A change in any of these asks every enrolled person to consent again (CAC-FR-05b, 06c).
+RECONSENT_TRIGGERS = ("N2", "N3", "N4", "N5", "N10")
+
+_TITLES = {
+    "N1": "Processor",
+    "N2": "Purpose and matching mode",
+    "N3": "Processing method",
+    "N4": "Categories of data",
+    "N5": "Retention and deletion",
+    "N6": "Necessity and impact on your rights",
+    "N7": "Face recognition is voluntary; the alternatives",
+    "N8": "Your rights and how to exercise them",
+    "N9": "Children under 14",
+    "N10": "Separate consent",
+    "N11": "Sign at the capture area",
+    "N12": "Version and changes",
+    "N13": "Accessible version",
+}
+_METHOD_WORDS = {"card": "card", "pin": "PIN", "qr": "QR pass", "staffed": "staffed desk or guard"}
+
+
+def _hours_text(hours: int) -> str:
+    if hours == 0:
+        return "no face template is kept"
+    if hours % 24 == 0:
+        return f"{hours // 24} days"
+    return f"{hours} hours"
+
+
+def build_notice_fields(
+    settings: Settings,
+    *,
+    operator_name: str = "",
+    operator_address: str = "",
+    operator_contact: str = "",
+    pipo_contact: str = "",
+    site_name: str = "",
+    access_points: Sequence[AccessPoint] = (),
+    necessity: str = "",
+    processors: str = "",
+    minors_rules_link: str = "",
+    notice_link: str = "",
+    accessibility: str = "",
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, dict[str, str]]:
+    """The N1..N13 notice fields, each a dict of named parts (strings; "" = not known)."""
+    purpose = f"Entry control at {site_name}" if site_name else ""
+    face_points = [ap for ap in access_points if "face" in (ap.methods or [])]
+    if purpose and face_points:
+        purpose += " (" + ", ".join(sorted({ap.kind for ap in face_points})) + ")"
+    alternatives = sorted(
+        {m for ap in face_points for m in (ap.methods or []) if m in NON_BIOMETRIC_METHODS}
+    )
+    retention = "; ".join(
+        f"{c}: {_hours_text(getattr(settings, f'retention_{c}_hours'))} after the end of "
+        f"{'the stay' if c == 'guest' else 'the visit' if c == 'visitor' else 'the relationship'}"
+        for c in PERSON_CATEGORIES
+    )
+    retention += f"; at most {settings.retention_hard_cap_days} days after the last use"
+    fields: dict[str, dict[str, str]] = {
+        "N1": {
+            "operator_name": operator_name,
+            "address": operator_address,
+            "contact": operator_contact,
+            "pipo_contact": pipo_contact,
+        },
+        "N2": {
+            "purpose": purpose,
+            "matching_mode": "1:N among the people enrolled for this access point only; "
+            "1:1 when a card or pass names the person",
+        },
+        "N3": {
+            "capture": "a live camera image is converted to a face template; the image is not kept",
+            "storage": "encrypted on the on-site facegate server; "
+            "never transmitted over the internet",
+            "access": f"staff of {operator_name} authorised for enrollment and rights requests"
+            if operator_name
+            else "",
+            "processors": processors,
+        },
+        "N4": {
+            "categories": "face template; linked identity (name, unit or room), kept apart "
+            "from the template; access log",
+            "images_kept": "none",
+        },
+        "N5": {
+            "retention": retention,
+            "deletion_triggers": "move-out, lease end, checkout, end of employment, "
+            "withdrawal of consent, site shut-down",
+        },
+        "N6": {
+            "necessity": necessity,
+            "impact": "a face cannot be changed if its data leaks; facegate keeps only "
+            "encrypted templates on site, no images, and erases them on withdrawal",
+        },
+        "N7": {
+            "voluntary": "face recognition is optional; refusing or withdrawing consent does "
+            "not affect your access or any service",
+            "alternatives": ", ".join(_METHOD_WORDS[m] for m in alternatives),
+        },
+        "N8": {
+            "rights": "access and copy, correction, deletion, withdrawal of consent, "
+            "explanation of these rules",
+            "channels": "front desk or property office; self-service page",
+            "response_time": f"within {settings.rights_response_days} days",
+            "complaint": "CAC illegal and harmful information reporting centre: 12377, "
+            "www.12377.cn",
+        },
+        "N9": {
+            "minors": "for a child under 14 a parent or guardian must consent; face "
+            "recognition stays off for them otherwise",
+            "minors_rules": minors_rules_link,
+        },
+        "N10": {
+            "separate_consent": "face recognition needs your separate consent, given on its "
+            "own and never as part of a lease, check-in or other terms; you may withdraw it "
+            "at any time",
+            "optional_features": "none: face data is never transferred over the internet",
+        },
+        "N11": {
+            "sign_text": "人脸识别区域 / Facial recognition in use",
+            "purpose": purpose,
+            "operator": operator_name,
+            "contact": operator_contact,
+            "qr_target": notice_link,
+        },
+        "N12": {
+            "version": "",
+            "effective_date": "",
+            "change_notice": "changes are announced at the site and on the self-service page "
+            "before they take effect; a change of purpose, method, data, retention or scope "
+            "asks for your consent again",
+        },
+        "N13": {"accessible_version": accessibility},
+    }
+    for key, parts in (overrides or {}).items():
+        if key not in fields:
+            raise ValueError(f"unknown notice field {key!r}")
+        fields[key] = {**fields[key], **{k: str(v) for k, v in parts.items()}}
+    return fields
+
+
+def render_notice_text(fields: Mapping[str, Mapping[str, str]], site_name: str = "") -> str:
+    """Plain text of the notice; a missing part shows as ``[missing]``, never invented."""
+    lines = [f"Facial recognition processing rules{' - ' + site_name if site_name else ''}", ""]
+    for key in NOTICE_FIELDS:
+        lines.append(f"{key}. {_TITLES[key]}")
+        for part, value in fields.get(key, {}).items():
+            lines.append(f"  {part.replace('_', ' ')}: {value or '[missing]'}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def notice_sha256(fields: Mapping[str, Any], text: str) -> str:
+    body = json.dumps({"fields": fields, "text": text}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def current_notice(session: Session, site_id: str) -> NoticeVersion | None:
+    return session.execute(
+        select(NoticeVersion)
+        .where(NoticeVersion.site_id == site_id)
+        .order_by(NoticeVersion.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _comparable(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "N12"}
+
+
+def publish_notice_in_tx(
+    session: Session,
+    site_id: str,
+    fields: Mapping[str, Mapping[str, str]],
+    *,
+    actor: str,
+    language: str = "en",
+    effective_at: datetime | None = None,
+) -> NoticeVersion:
+    """Publish inside the caller's transaction (used by ``init``); see ``publish_notice``."""
+    site = get_site(session, site_id)
+    prev = current_notice(session, site.id)
+    if prev is not None and _comparable(prev.fields) == _comparable(fields):
+        return prev  # nothing changed: no new version, nobody asked again
+    effective_at = effective_at or utcnow()
+    version = 1 if prev is None else prev.version + 1
+    stored = {k: dict(v) for k, v in fields.items()}
+    stored.setdefault("N12", {})
+    stored["N12"] = {
+        **stored["N12"],
+        "version": str(version),
+        "effective_date": effective_at.date().isoformat(),
+    }
+    text = render_notice_text(stored, site.name)
+    requires = prev is None or any(prev.fields.get(k) != stored.get(k) for k in RECONSENT_TRIGGERS)
+    notice = NoticeVersion(
+        site_id=site.id,
+        version=version,
+        language=language,
+        fields=stored,
+        text=text,
+        sha256=notice_sha256(stored, text),
+        requires_reconsent=requires,
+        effective_at=effective_at,
+        created_by=actor,
+    )
+    session.add(notice)
+    session.flush()
+    renewals = 0
+    if requires and prev is not None:
+        # CAC-FR-05b / 06c: consents given under the old terms stop counting until renewed.
+        renewals = session.execute(
+            update(Consent)
+            .where(
+                Consent.site_id == site.id,
+                Consent.withdrawn_at.is_(None),
+                Consent.renewal_required_at.is_(None),
+            )
+            .values(renewal_required_at=effective_at)
+        ).rowcount
+        record_change(session, site.id, None, "renewal")
+    audit.append(
+        session,
+        actor=actor,
+        operation="notice_publish",
+        purpose=PURPOSE_CONFIG,
+        outcome="ok",
+        details={
+            "site_id": site.id,
+            "version": version,
+            "sha256": notice.sha256,
+            "requires_reconsent": requires,
+            "consents_needing_renewal": renewals,
+        },
+    )
+    return notice
+
+
+def publish_notice(
+    session: Session,
+    site_id: str,
+    fields: Mapping[str, Mapping[str, str]],
+    *,
+    actor: str,
+    language: str = "en",
+    effective_at: datetime | None = None,
+) -> NoticeVersion:
+    """Publish a new notice version when the fields changed; if a re-consent trigger
+    (purpose, method, data categories, retention, optional features) changed, every active
+    consent at the site needs renewal and its templates stop matching (CAC-FR-05b, 06c)."""
+    return run(
+        session,
+        lambda: publish_notice_in_tx(
+            session, site_id, fields, actor=actor, language=language, effective_at=effective_at
+        ),
+        actor=actor,
+        operation="notice_publish",
+        subject=None,
+        purpose=PURPOSE_CONFIG,
+    )

@@ -1,0 +1,370 @@
+"""Organisation, sites, access points and people (pseudonymous ids; names kept apart)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from facegate import audit
+from facegate.config import Settings
+from facegate.domain.common import (
+    PURPOSE_ACCESS,
+    PURPOSE_CONFIG,
+    dump,
+    get_person,
+    get_site,
+    is_under_14,
+    iso,
+    record_change,
+    run,
+    utcnow,
+)
+from facegate.domain.notice import build_notice_fields, current_notice, publish_notice_in_tx
+from facegate.errors import InvalidInput, NotFound
+from facegate.store.models import (
+    ACCESS_POINT_KINDS,
+    CATEGORIES,
+    METHODS,
+    NON_BIOMETRIC_METHODS,
+    AccessPoint,
+    Consent,
+    Credential,
+    GuardianLink,
+    NoticeVersion,
+    Organization,
+    Person,
+    PersonIdentity,
+    Site,
+    Template,
+    new_id,
+)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    organization_id: str
+    site_id: str
+    notice_version: int
+    notice_sha256: str
+    created: bool
+
+
+def init_site(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: str,
+    operator_name: str | None = None,
+    operator_address: str | None = None,
+    operator_contact: str | None = None,
+    pipo_contact: str | None = None,
+    site_name: str | None = None,
+) -> InitResult:
+    """Create the organisation, one site and the first notice version; idempotent."""
+
+    def work() -> InitResult:
+        site = session.execute(select(Site).order_by(Site.created_at).limit(1)).scalar()
+        if site is not None:
+            notice = current_notice(session, site.id)
+            assert notice is not None
+            return InitResult(site.organization_id, site.id, notice.version, notice.sha256, False)
+        org = Organization(
+            id=new_id("org"),
+            name=operator_name if operator_name is not None else settings.operator_name,
+            address=operator_address if operator_address is not None else settings.operator_address,
+            contact=operator_contact if operator_contact is not None else settings.operator_contact,
+            pipo_contact=pipo_contact if pipo_contact is not None else settings.pipo_contact,
+        )
+        site = Site(
+            id=new_id("site"),
+            organization_id=org.id,
+            name=site_name if site_name is not None else settings.site_name,
+        )
+        session.add_all([org, site])
+        session.flush()
+        fields = build_notice_fields(
+            settings,
+            operator_name=org.name,
+            operator_address=org.address,
+            operator_contact=org.contact,
+            pipo_contact=org.pipo_contact,
+            site_name=site.name,
+        )
+        notice = publish_notice_in_tx(session, site.id, fields, actor=actor)
+        audit.append(
+            session,
+            actor=actor,
+            operation="init",
+            purpose=PURPOSE_CONFIG,
+            outcome="ok",
+            details={"organization_id": org.id, "site_id": site.id},
+        )
+        return InitResult(org.id, site.id, notice.version, notice.sha256, True)
+
+    return run(session, work, actor=actor, operation="init", subject=None, purpose=PURPOSE_CONFIG)
+
+
+def add_access_point(
+    session: Session,
+    *,
+    actor: str,
+    name: str,
+    kind: str,
+    methods: Sequence[str],
+    location_type: str = "entrance",
+    site_id: str | None = None,
+) -> AccessPoint:
+    """Add an access point. Face is never the only method (CAC-FR-10, SPC-10, PIPL-16)."""
+
+    def work() -> AccessPoint:
+        site = get_site(session, site_id)
+        if kind not in ACCESS_POINT_KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(ACCESS_POINT_KINDS)}")
+        bad = [m for m in methods if m not in METHODS]
+        if bad or not methods:
+            raise InvalidInput(f"methods must be among {', '.join(METHODS)}")
+        if "face" in methods and not any(m in NON_BIOMETRIC_METHODS for m in methods):
+            raise InvalidInput(
+                "an access point that accepts face must also accept a card, PIN, QR pass or "
+                "staffed check (CAC-FR-10)"
+            )
+        ap = AccessPoint(
+            id=new_id("ap"),
+            site_id=site.id,
+            name=name,
+            kind=kind,
+            methods=list(dict.fromkeys(methods)),
+            location_type=location_type,
+        )
+        session.add(ap)
+        session.flush()
+        record_change(session, site.id, None, "access_point")
+        audit.append(
+            session,
+            actor=actor,
+            operation="access_point_add",
+            purpose=PURPOSE_CONFIG,
+            outcome="ok",
+            details={"access_point_id": ap.id, "kind": kind, "methods": ap.methods},
+        )
+        return ap
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="access_point_add",
+        subject=None,
+        purpose=PURPOSE_CONFIG,
+    )
+
+
+def add_person(
+    session: Session,
+    *,
+    actor: str,
+    category: str,
+    birth_date: date | None = None,
+    minor_under_14: bool = False,
+    name: str = "",
+    contact: str = "",
+    unit: str = "",
+    relationship_ends_at: datetime | None = None,
+    site_id: str | None = None,
+) -> Person:
+    """Register a person; they get a pseudonymous id. Adding a person is not consent."""
+
+    def work() -> Person:
+        site = get_site(session, site_id)
+        if category not in CATEGORIES:
+            raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+        if birth_date is not None and birth_date > utcnow().date():
+            raise InvalidInput("birth date is in the future")
+        ends = relationship_ends_at
+        if category == "visitor" and ends is None:
+            ends = utcnow() + timedelta(days=1)  # a visit is single use (CAC-FR-08b)
+        person = Person(
+            id=new_id("p"),
+            site_id=site.id,
+            category=category,
+            birth_date=birth_date,
+            minor_under_14=minor_under_14,
+            relationship_ends_at=ends,
+        )
+        if name or contact or unit:
+            person.identity = PersonIdentity(name=name, contact=contact, unit=unit)
+        session.add(person)
+        session.flush()
+        audit.append(
+            session,
+            actor=actor,
+            operation="person_add",
+            subject=person.id,
+            purpose=PURPOSE_ACCESS,
+            outcome="ok",
+            details={"category": category},
+        )
+        return person
+
+    return run(
+        session, work, actor=actor, operation="person_add", subject=None, purpose=PURPOSE_ACCESS
+    )
+
+
+def link_guardian(
+    session: Session, *, actor: str, minor_id: str, guardian_id: str, relation: str = "guardian"
+) -> GuardianLink:
+    """Record that ``guardian_id`` is a parent or guardian of ``minor_id`` (CAC-FR-07)."""
+
+    def work() -> GuardianLink:
+        minor = get_person(session, minor_id, lock=True)
+        guardian = get_person(session, guardian_id)
+        if minor.id == guardian.id:
+            raise InvalidInput("a person cannot be their own guardian")
+        if is_under_14(guardian):
+            raise InvalidInput("a guardian must not be under 14")
+        link = session.execute(
+            select(GuardianLink).where(
+                GuardianLink.minor_id == minor.id, GuardianLink.guardian_id == guardian.id
+            )
+        ).scalar_one_or_none()
+        if link is None:
+            link = GuardianLink(minor_id=minor.id, guardian_id=guardian.id, relation=relation)
+            session.add(link)
+        link.revoked_at = None
+        link.relation = relation
+        session.flush()
+        audit.append(
+            session,
+            actor=actor,
+            operation="guardian_link",
+            subject=minor.id,
+            purpose=PURPOSE_ACCESS,
+            outcome="ok",
+            details={"guardian": guardian.id, "relation": relation},
+        )
+        return link
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="guardian_link",
+        subject=minor_id,
+        purpose=PURPOSE_ACCESS,
+    )
+
+
+def list_persons(
+    session: Session, *, site_id: str | None = None, include_erased: bool = False
+) -> list[Person]:
+    stmt = select(Person).order_by(Person.created_at)
+    if site_id is not None:
+        stmt = stmt.where(Person.site_id == site_id)
+    if not include_erased:
+        stmt = stmt.where(Person.status == "active")
+    return list(session.execute(stmt).scalars())
+
+
+def person_summary(
+    session: Session, person_id: str, *, model_id: str | None = None
+) -> dict[str, Any]:
+    """What an operator may see: consents, credentials, templates as ids (never vectors)."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"no person {person_id!r}")
+    consents = session.execute(
+        select(Consent, NoticeVersion.version)
+        .join(NoticeVersion, NoticeVersion.id == Consent.notice_version_id)
+        .where(Consent.person_id == person.id)
+        .order_by(Consent.given_at)
+    ).all()
+    creds = session.execute(
+        select(Credential).where(Credential.person_id == person.id).order_by(Credential.created_at)
+    ).scalars()
+    templates = session.execute(
+        select(Template.id, Template.model_id, Template.quality, Template.created_at)
+        .where(Template.person_id == person.id)
+        .order_by(Template.created_at)
+    ).all()
+    guardians = session.execute(
+        select(GuardianLink.guardian_id, GuardianLink.relation).where(
+            GuardianLink.minor_id == person.id, GuardianLink.revoked_at.is_(None)
+        )
+    ).all()
+    out = dump(
+        person,
+        (
+            "id",
+            "site_id",
+            "category",
+            "birth_date",
+            "minor_under_14",
+            "status",
+            "relationship_ends_at",
+            "last_seen_at",
+            "created_at",
+            "erased_at",
+        ),
+    )
+    out["under_14"] = is_under_14(person)
+    out["guardians"] = [{"guardian_id": g, "relation": r} for g, r in guardians]
+    out["consents"] = [
+        {
+            **dump(
+                c,
+                (
+                    "id",
+                    "channel",
+                    "recorded_by",
+                    "guardian_id",
+                    "scope",
+                    "given_at",
+                    "withdrawn_at",
+                    "renewal_required_at",
+                    "notice_sha256",
+                    "basis",
+                ),
+            ),
+            "notice_version": v,
+            "active": c.withdrawn_at is None and c.renewal_required_at is None,
+        }
+        for c, v in consents
+    ]
+    out["credentials"] = [
+        dump(
+            c,
+            (
+                "id",
+                "kind",
+                "identifier",
+                "valid_from",
+                "valid_until",
+                "max_uses",
+                "uses",
+                "created_at",
+                "revoked_at",
+            ),
+        )
+        for c in creds
+    ]
+    out["templates"] = [
+        {"id": t, "model_id": m, "quality": q, "created_at": iso(at)} for t, m, q, at in templates
+    ]
+    out["needs_reenrollment"] = bool(
+        model_id and templates and not any(m == model_id for _, m, _, _ in templates)
+    )
+    return out
+
+
+def count_persons_with_templates(session: Session, site_id: str | None = None) -> int:
+    """Distinct people whose face data is stored (the CAC-FR-15 filing threshold counts this)."""
+    stmt = select(func.count(func.distinct(Template.person_id)))
+    if site_id is not None:
+        stmt = stmt.join(Person, Person.id == Template.person_id).where(Person.site_id == site_id)
+    return int(session.execute(stmt).scalar_one())

@@ -1,0 +1,1 @@
+"""The people store: models, sessions, migrations and envelope encryption."""

@@ -1,0 +1,30 @@
+"""Alembic environment: runs on the connection facegate hands over (see store.db.migrate)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from facegate.store.db import normalize_url
+from facegate.store.models import Base
+
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # Fallback for the alembic command line: sqlalchemy.url from the ini file.
+    url = normalize_url(context.config.get_main_option("sqlalchemy.url") or "")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations()

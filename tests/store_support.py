@@ -1,0 +1,130 @@
+"""Shared fixtures for the people-store tests: a fresh store on SQLite and on PostgreSQL, a
+keyring, and a small deterministic fake face pipeline with the FacePipeline surface.
+
+Import the fixtures into a test module with ``from store_support import *``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+from conftest import TEST_PG
+from sqlalchemy import create_engine, text
+
+from facegate.config import Settings
+from facegate.store.crypto import Keyring, load_keyring
+from facegate.store.db import Store, normalize_url
+
+__all__ = [
+    "FakePipeline",
+    "backend",
+    "db_url",
+    "face_image",
+    "keyring",
+    "pipe",
+    "settings",
+    "store",
+]
+
+IMG = 24  # synthetic "images" are 24x24x3 uint8 arrays
+
+
+def face_image(identity: int, sample: int = 0, *, dark: bool = False) -> np.ndarray:
+    """A synthetic image: a fixed pattern per identity plus a little noise per sample."""
+    base = np.random.default_rng(1000 + identity).integers(40, 216, (IMG, IMG, 3))
+    noise = np.random.default_rng(10_000 * identity + sample + 1).integers(-12, 13, base.shape)
+    img = np.clip(base + noise, 0, 255).astype(np.uint8)
+    return (img // 12).astype(np.uint8) if dark else img
+
+
+@dataclass
+class FakeQuality:
+    ok: bool
+    reasons: tuple[str, ...] = ()
+    score: float = 0.9
+
+
+@dataclass
+class FakeFace:
+    template: np.ndarray | None
+    quality: FakeQuality
+    box: tuple[float, float, float, float] = (0.0, 0.0, float(IMG), float(IMG))
+
+
+@dataclass
+class FakePipeline:
+    """Deterministic templates: a fixed random projection of the centred pixels."""
+
+    model_id: str = "fake-v1"
+    threshold: float = 0.6
+    dim: int = 64
+    calls: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._proj = np.random.default_rng(7).standard_normal((self.dim, IMG * IMG * 3))
+
+    def analyze(self, image: np.ndarray, profile: str = "gate") -> list[FakeFace]:
+        self.calls.append(profile)
+        img = np.asarray(image, dtype=np.float32)
+        if img.size == 0 or img.max() == 0:
+            return []
+        if img.mean() < 25:
+            return [FakeFace(None, FakeQuality(False, ("too_dark",)))]
+        v = self._proj @ (img.reshape(-1) - img.mean())
+        v = (v / np.linalg.norm(v)).astype(np.float32)
+        return [FakeFace(v, FakeQuality(True))]
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.dot(a, b))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file, or a random PostgreSQL schema (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'facegate.sqlite'}"
+        return
+    schema = f"fg_test_{secrets.token_hex(6)}"
+    admin = create_engine(normalize_url(TEST_PG))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in TEST_PG else "?"
+    try:
+        yield f"{TEST_PG}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", db_url=db_url)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def keyring(settings: Settings) -> Keyring:
+    return load_keyring(settings, create=True)
+
+
+@pytest.fixture
+def pipe() -> FakePipeline:
+    return FakePipeline()
