@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -39,7 +40,9 @@ class ChangeListener:
         channel: str = CHANNEL,
         reconnect_s: float = 0.5,
         poll_s: float = 5.0,
+        on_caught_up: Callable[[], None] | None = None,
     ) -> None:
+        self.on_caught_up = on_caught_up
         self.url = libpq_url(url)
         self.galleries = galleries
         self.channel = channel
@@ -89,6 +92,7 @@ class ChangeListener:
 
     def _catch_up(self) -> None:
         try:
-            self.galleries.catch_up()
+            if self.galleries.catch_up() and self.on_caught_up is not None:
+                self.on_caught_up()
         except Exception as exc:  # noqa: BLE001 - keep listening; the next wake-up retries
             log.error("gallery catch-up failed", extra={"fields": {"error": type(exc).__name__}})

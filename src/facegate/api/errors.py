@@ -40,7 +40,7 @@ _DESCRIPTIONS = {
 def error_responses(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI ``responses`` entries for the given statuses, all with the shared schema."""
     out: dict[int | str, dict] = {}
-    for s in (*statuses, 422):
+    for s in sorted({*statuses, 400, 422}):
         out[s] = {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error")}
     return out
 

@@ -89,7 +89,9 @@ class RequestIdMiddleware:
         except Exception as exc:  # noqa: BLE001 - the catch-all: log the type, answer 500
             # The exception's message may quote SQL parameters (a name): log only where it
             # happened, never what it said.
-            where = "".join(traceback.format_tb(exc.__traceback__)[-3:])
+            frames = traceback.extract_tb(exc.__traceback__)
+            ours = [f for f in frames if "/facegate/" in f.filename] or frames[-1:]
+            where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in ours[::-1])
             log.error(
                 "unhandled %s",
                 type(exc).__name__,

@@ -44,14 +44,7 @@ def body_limit(settings: Settings) -> int:
 async def read_decide_input(request: Request, settings: Settings) -> DecideInput:
     """Parse multipart, JSON or a raw image body within the configured limits."""
     limit = body_limit(settings)
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise InvalidInput("Content-Length is not a number") from None
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is {size} bytes; the limit is {limit}")
+    _check_declared(request, limit)
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     ctype = ctype.lower()
     if ctype == b"multipart/form-data":
@@ -132,9 +125,70 @@ def _field_value(key: str, value: object) -> str:
     return value
 
 
+MAX_ENROLL_IMAGES = 5
+
+
+async def read_images(request: Request, settings: Settings) -> list[bytes]:
+    """Enrollment photos: multipart field ``image``, 1-5 files, within the frame limit each."""
+    limit = settings.max_frame_bytes * MAX_ENROLL_IMAGES + 64 * 1024
+    _check_declared(request, limit)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype.lower() != b"multipart/form-data":
+        raise UnsupportedMediaType("send the photos as multipart/form-data, field `image`")
+    files, _ = await _parse_multipart(
+        request,
+        params.get(b"boundary"),
+        "image",
+        MAX_ENROLL_IMAGES,
+        (),
+        settings.max_frame_bytes,
+        limit,
+    )
+    if not files:
+        raise InvalidInput("send at least one photo in the field `image`")
+    return files
+
+
+def _check_declared(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    try:
+        size = int(declared)
+    except ValueError:
+        raise InvalidInput("Content-Length is not a number") from None
+    if size > limit:
+        raise PayloadTooLarge(f"the request body is {size} bytes; the limit is {limit}")
+
+
 async def _read_multipart(
     request: Request, boundary: bytes | None, settings: Settings, limit: int
 ) -> DecideInput:
+    frames, fields = await _parse_multipart(
+        request,
+        boundary,
+        "frame",
+        settings.max_burst_frames,
+        CREDENTIAL_FIELDS,
+        settings.max_frame_bytes,
+        limit,
+    )
+    out = DecideInput(frames=frames)
+    for name, value in fields.items():
+        setattr(out, name, value)
+    return out
+
+
+async def _parse_multipart(
+    request: Request,
+    boundary: bytes | None,
+    file_field: str,
+    max_files: int,
+    text_fields: tuple[str, ...],
+    file_cap: int,
+    limit: int,
+) -> tuple[list[bytes], dict[str, str]]:
+    """Stream-parse a multipart body in memory with a cap per part and in total."""
     if not boundary:
         raise InvalidInput("multipart body without a boundary")
     parts: list[tuple[dict[bytes, bytes], bytearray]] = []
@@ -143,7 +197,7 @@ async def _read_multipart(
     state: dict[str, object] = {}
 
     def on_part_begin() -> None:
-        if len(parts) >= settings.max_burst_frames + len(CREDENTIAL_FIELDS):
+        if len(parts) >= max_files + len(text_fields):
             raise InvalidInput("too many parts in the multipart body")
         parts.append(({}, bytearray()))
 
@@ -160,15 +214,15 @@ async def _read_multipart(
 
     def on_headers_finished() -> None:
         _, opts = parse_options_header(parts[-1][0].get(b"content-disposition", b""))
-        is_file = b"filename" in opts
-        state["cap"] = settings.max_frame_bytes if is_file else _MAX_FIELD_BYTES
+        is_file = opts.get(b"name", b"").decode("latin-1") == file_field
+        state["cap"] = file_cap if is_file else _MAX_FIELD_BYTES
         state["is_file"] = is_file
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         buf = parts[-1][1]
         if len(buf) + (end - start) > state["cap"]:  # type: ignore[operator]
             if state["is_file"]:
-                raise ImageTooLarge(f"a frame may be at most {settings.max_frame_bytes} bytes")
+                raise ImageTooLarge(f"an image may be at most {file_cap} bytes")
             raise InvalidInput("a form field is longer than 1 KiB")
         buf.extend(data[start:end])
 
@@ -193,26 +247,22 @@ async def _read_multipart(
         parser.finalize()
     except MultipartParseError:
         raise InvalidInput("the multipart body is malformed") from None
-    return _collect(parts, settings)
-
-
-def _collect(parts: list[tuple[dict[bytes, bytes], bytearray]], settings: Settings) -> DecideInput:
-    out = DecideInput()
+    files: list[bytes] = []
+    fields: dict[str, str] = {}
     for headers, data in parts:
         _, opts = parse_options_header(headers.get(b"content-disposition", b""))
         name = opts.get(b"name", b"").decode("latin-1")
-        if name == "frame":
-            if len(out.frames) >= settings.max_burst_frames:
-                raise InvalidInput(f"at most {settings.max_burst_frames} frames per decision")
+        if name == file_field:
+            if len(files) >= max_files:
+                raise InvalidInput(f"at most {max_files} `{file_field}` parts per request")
             if not data:
-                raise InvalidInput("an empty frame was sent")
-            out.frames.append(bytes(data))
-        elif name in CREDENTIAL_FIELDS:
-            if getattr(out, name) is not None:
+                raise InvalidInput(f"an empty `{file_field}` was sent")
+            files.append(bytes(data))
+        elif name in text_fields:
+            if name in fields:
                 raise InvalidInput(f"`{name}` was sent twice")
-            setattr(out, name, _field_value(name, bytes(data)))
+            fields[name] = _field_value(name, bytes(data))
         else:
-            raise InvalidInput(
-                f"unknown form field {name!r}; expected `frame`, {CREDENTIAL_FIELDS}"
-            )
-    return out
+            expected = ", ".join((file_field, *text_fields))
+            raise InvalidInput(f"unknown form field {name!r}; expected one of {expected}")
+    return files, fields

@@ -27,3 +27,8 @@ def version() -> None:
 
 
 store_cmds.register(app)
+
+# Gate server (issue 6).
+from facegate.cli.server_cmds import serve  # noqa: E402
+
+app.command()(serve)
