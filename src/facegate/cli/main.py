@@ -36,3 +36,8 @@ app.command("comply")(comply_cmds.comply)
 app.command("docs")(comply_cmds.docs)
 app.add_typer(comply_cmds.face_app, name="face")
 app.add_typer(comply_cmds.register_app, name="register")
+
+# Gate server (issue 6).
+from facegate.cli.server_cmds import serve  # noqa: E402
+
+app.command()(serve)
