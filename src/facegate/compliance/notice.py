@@ -403,5 +403,5 @@ def build_notice(
         fields=fields,
         text=text,
         sha256=notice_digest(fields, text),
-        generated_at=now or datetime.now(UTC),
+        generated_at=now or datetime.now(UTC).replace(microsecond=0),
     )
