@@ -34,6 +34,7 @@ from facegate.domain.enrollment import (
     enroll,
     load_gallery_entries,
 )
+from facegate.domain.events import record_access_event, record_access_event_in_tx
 from facegate.domain.notice import (
     NOTICE_FIELDS,
     RECONSENT_TRIGGERS,
@@ -52,8 +53,40 @@ from facegate.domain.people import (
     list_persons,
     person_summary,
 )
+from facegate.domain.retention import (
+    PurgeResult,
+    RotateResult,
+    mark_seen,
+    purge_expired,
+    retention_deadline,
+    rotate_keys,
+)
+from facegate.domain.rights import (
+    EraseResult,
+    correct,
+    erase,
+    export_my_data,
+    list_rights_requests,
+    reject_rights_request,
+    submit_rights_request,
+)
 
 __all__ = [
+    "EraseResult",
+    "PurgeResult",
+    "RotateResult",
+    "correct",
+    "erase",
+    "export_my_data",
+    "list_rights_requests",
+    "mark_seen",
+    "purge_expired",
+    "record_access_event",
+    "record_access_event_in_tx",
+    "reject_rights_request",
+    "retention_deadline",
+    "rotate_keys",
+    "submit_rights_request",
     "API_SCOPES",
     "NOTICE_FIELDS",
     "NOTIFY_CHANNEL",
