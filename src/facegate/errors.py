@@ -160,6 +160,30 @@ class Busy(FacegateError):
     http_status = 503
 
 
+class AlreadyServing(FacegateError):
+    """Another facegate process already serves this SQLite database."""
+
+    code = "already_serving"
+    http_status = 409
+
+
+# --- HTTP input ---------------------------------------------------------------------------------
+
+
+class PayloadTooLarge(FacegateError):
+    """The request body is larger than the configured upload limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(FacegateError):
+    """The request body has a content type this route does not accept."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 # --- people store, keys and audit ----------------------------------------------------------------
 
 

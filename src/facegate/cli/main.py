@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from facegate import __version__
+from facegate.cli import store_cmds
 
 app = typer.Typer(
     name="facegate",
@@ -23,3 +24,11 @@ def main() -> None:
 def version() -> None:
     """Print the facegate version."""
     typer.echo(__version__)
+
+
+store_cmds.register(app)
+
+# Gate server (issue 6).
+from facegate.cli.server_cmds import serve  # noqa: E402
+
+app.command()(serve)

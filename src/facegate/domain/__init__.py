@@ -6,7 +6,7 @@ work: it commits the change together with its audit entry, or rolls back and rec
 refusal. The CLI, the API and the web pages all call these; adapters hold no rule.
 """
 
-from facegate.domain.common import NOTIFY_CHANNEL, get_site, is_under_14
+from facegate.domain.common import NOTIFY_CHANNEL, get_person, get_site, is_under_14
 from facegate.domain.consent import (
     WithdrawResult,
     record_consent,
@@ -105,6 +105,7 @@ __all__ = [
     "create_api_key",
     "current_notice",
     "enroll",
+    "get_person",
     "get_site",
     "init_site",
     "is_under_14",
