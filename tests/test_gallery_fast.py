@@ -94,6 +94,9 @@ def test_subject_filter_equals_brute_force(big) -> None:
         _check(g, vecs, subjects, tids, q, k=2, allowed=allowed)
         for h in g.search(q, k=5, subjects=allowed):
             assert h.subject in allowed
+        compiled = g.subject_filter(allowed)
+        _check(g, vecs, subjects, tids, q, k=2, allowed=compiled)
+        _check(g, vecs, subjects, tids, q, k=3, allowed=compiled)  # reuses the table
     assert g.search(vecs[0], k=2, subjects={"nobody-enrolled"}) == []
     assert g.search(vecs[0], k=2, subjects=[]) == []
 
@@ -205,3 +208,20 @@ def test_concurrent_changes_on_a_large_gallery() -> None:
     assert len(g) == len(all_vecs)
     for i in kept[:5]:
         _check(g, all_vecs, all_subj, all_tids, extra[i], k=2)
+
+
+@pytest.mark.parametrize("n", [50, gallery_mod.COARSE_MIN_ROWS + 5])
+def test_compiled_filter_never_admits_a_subject_that_reused_an_index(n: int) -> None:
+    rng = np.random.default_rng(11)
+    vecs = _unit(rng.standard_normal((n + 1, DIM)))
+    g = Gallery(DIM, "m")
+    for i in range(n):
+        g.add(f"s{i}", i, vecs[i])
+    door = g.subject_filter({"s0", "s1"})
+    assert {h.subject for h in g.search(vecs[0], k=5, subjects=door)} == {"s0", "s1"}
+    g.remove_subject("s1")
+    g.add("intruder", "x", vecs[1])  # takes the subject index s1 gave up
+    hits = g.search(vecs[1], k=5, subjects=door)
+    assert [h.subject for h in hits] == ["s0"]
+    g.add("s1", "back", vecs[n])  # re-enrolled: allowed again
+    assert {h.subject for h in g.search(vecs[n], k=5, subjects=door)} == {"s0", "s1"}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,30 @@ class SubjectHit:
     subject: Hashable
     score: float
     template_id: Hashable
+
+
+class SubjectFilter:
+    """A subject restriction compiled for one gallery (see ``Gallery.subject_filter``).
+
+    Building the lookup table costs one dictionary lookup per subject, so a gate compiles
+    its access point's list once and passes the filter to every search. The table is
+    rebuilt automatically when the gallery's set of subjects changed since (subject indices
+    are reused after a subject leaves, so a stale table could admit the wrong person).
+    """
+
+    def __init__(self, subjects: Collection[Hashable]) -> None:
+        self.subjects = frozenset(subjects)
+        self._table: np.ndarray | None = None
+        self._key: tuple[int, int] | None = None
+
+    def __contains__(self, subject: object) -> bool:
+        return subject in self.subjects
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self.subjects)
+
+    def __len__(self) -> int:
+        return len(self.subjects)
 
 
 def _int8_session() -> Any:
@@ -121,6 +145,7 @@ class Gallery:
         self._sidx_of: dict[Hashable, int] = {}
         self._free_sidx: list[int] = []
         self._n_sidx = 0
+        self._sidx_version = 0  # bumped whenever a subject gets or gives up an index
 
     # -- size -------------------------------------------------------------------------------
 
@@ -202,6 +227,7 @@ class Gallery:
                 idx = self._n_sidx
                 self._n_sidx += 1
             self._sidx_of[subject] = idx
+            self._sidx_version += 1
         return idx
 
     def remove_template(self, template_id: Hashable) -> bool:
@@ -229,6 +255,7 @@ class Gallery:
             self._sidx_of.clear()
             self._free_sidx.clear()
             self._n_sidx = 0
+            self._sidx_version += 1
             self._max_resid = 0.0
             self._max_code_norm = 0.0
 
@@ -255,6 +282,7 @@ class Gallery:
         if not remaining:
             del self._templates_of[subject]
             self._free_sidx.append(self._sidx_of.pop(subject))
+            self._sidx_version += 1
 
     # -- search -----------------------------------------------------------------------------
 
@@ -262,11 +290,12 @@ class Gallery:
         self,
         probe: np.ndarray,
         k: int = 2,
-        subjects: Collection[Hashable] | None = None,
+        subjects: Collection[Hashable] | SubjectFilter | None = None,
     ) -> list[SubjectHit]:
         """Best ``k`` subjects for a probe, best first, each with its best template's score.
 
-        ``subjects`` restricts the search (e.g. to the people enrolled at one access point).
+        ``subjects`` restricts the search (e.g. to the people enrolled at one access point);
+        pass a ``subject_filter(...)`` to skip rebuilding the lookup on every search.
         Scores are the exact float32 dot products a brute-force search gives.
         """
         q = np.asarray(probe, dtype=np.float32).reshape(-1)
@@ -290,13 +319,24 @@ class Gallery:
                 return self._best_subjects(rows, scores[rows], k)
             return self._two_stage(session, q, k, allowed, n)
 
-    def _allowed_table(self, subjects: Collection[Hashable] | None) -> np.ndarray | None:
+    def subject_filter(self, subjects: Collection[Hashable]) -> SubjectFilter:
+        """Compile a subject restriction once for many searches (e.g. one access point)."""
+        return SubjectFilter(subjects)
+
+    def _allowed_table(
+        self, subjects: Collection[Hashable] | SubjectFilter | None
+    ) -> np.ndarray | None:
         """Boolean table over subject indices, or None for no filter."""
         if subjects is None:
             return None
+        key = (id(self), self._sidx_version)
+        if isinstance(subjects, SubjectFilter) and subjects._key == key:
+            return subjects._table
         table = np.zeros(max(self._n_sidx, 1), dtype=bool)
-        idx = [self._sidx_of[s] for s in set(subjects) if s in self._sidx_of]
-        table[idx] = True
+        wanted = subjects.subjects if isinstance(subjects, SubjectFilter) else set(subjects)
+        table[[self._sidx_of[s] for s in wanted if s in self._sidx_of]] = True
+        if isinstance(subjects, SubjectFilter):
+            subjects._table, subjects._key = table, key
         return table
 
     def _two_stage(
