@@ -225,3 +225,21 @@ def test_compiled_filter_never_admits_a_subject_that_reused_an_index(n: int) -> 
     assert [h.subject for h in hits] == ["s0"]
     g.add("s1", "back", vecs[n])  # re-enrolled: allowed again
     assert {h.subject for h in g.search(vecs[n], k=5, subjects=door)} == {"s0", "s1"}
+
+
+def test_add_many_equals_one_by_one() -> None:
+    g1, vecs, subjects, tids = _build(gallery_mod.COARSE_MIN_ROWS + 300, 200, seed=12)
+    g2 = Gallery(DIM, "m", capacity=4)
+    g2.add("p0", "t5", vecs[0])  # replaced by the bulk load below
+    g2.add_many(subjects[:100], tids[:100], vecs[:100])
+    g2.add_many(subjects[100:], tids[100:], vecs[100:], model_id="m")
+    assert len(g2) == len(g1) and g2.subject_count == g1.subject_count
+    rng = np.random.default_rng(13)
+    for _ in range(5):
+        q = _unit(vecs[rng.integers(len(vecs))] + rng.standard_normal(DIM) / 30)
+        assert g2.search(q, k=3) == g1.search(q, k=3)
+        _check(g2, vecs, subjects, tids, q, k=3)
+    with pytest.raises(gallery_mod.ModelMismatch):
+        g2.add_many(["a"], ["b"], vecs[:1], model_id="other")
+    with pytest.raises(gallery_mod.InvalidInput):
+        g2.add_many(["a", "b"], ["x", "x"], vecs[:2])

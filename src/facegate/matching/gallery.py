@@ -32,8 +32,12 @@ from facegate.errors import InvalidInput, ModelMismatch
 
 # Below this many rows one float32 product is as fast as the two-stage search.
 COARSE_MIN_ROWS = 4096
-# The int8 copy is stored transposed in blocks of this many rows: [block, dim, BLOCK].
-BLOCK = 4096
+# The int8 copy is stored transposed, [dim, capacity], and passed whole to onnxruntime
+# (a column slice would not be contiguous and would be copied on every search). It grows by
+# half when full; columns past the live rows are computed and ignored, and pages never
+# written there are the kernel's shared zero page, cheap to read.
+CODES_MIN_CAPACITY = 4096
+CODES_GROWTH = 1.5
 # Coarse scores of rows outside a subject filter are pushed below every real score
 # (real int32 dot products are within +-256*127*127 per 256 dims, far from these).
 _PENALTY = -(2**30)
@@ -81,13 +85,13 @@ def _int8_session() -> Any:
     except ImportError:
         return None
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["probe", "blocks"], ["dots"])],
+        [helper.make_node("MatMulInteger", ["probe", "codes"], ["dots"])],
         "gallery_coarse",
         [
             helper.make_tensor_value_info("probe", TensorProto.UINT8, [1, "D"]),
-            helper.make_tensor_value_info("blocks", TensorProto.INT8, ["B", "D", "R"]),
+            helper.make_tensor_value_info("codes", TensorProto.INT8, ["D", "N"]),
         ],
-        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["B", 1, "R"])],
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, [1, "N"])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -132,7 +136,7 @@ class Gallery:
         self._resid = np.zeros(cap, dtype=np.float64)  # ||x - step * code||
         self._code_norm = np.zeros(cap, dtype=np.float64)  # ||step * code||
         self._offset = np.zeros(cap, dtype=np.int32)  # 128 * sum(code), see _coarse
-        self._blocks = np.zeros((1, dim, BLOCK), dtype=np.int8)
+        self._codes_t = np.zeros((dim, CODES_MIN_CAPACITY), dtype=np.int8)
         # Unit templates have components far below 6/sqrt(dim); larger ones are clipped and
         # the clipping error is part of the stored residual, so the bound stays exact.
         self._step = 6.0 / math.sqrt(dim) / 127.0
@@ -193,12 +197,12 @@ class Gallery:
             n = len(self._row_template)
             if n == self._vecs.shape[0]:
                 self._grow_rows(2 * n)
-            if n == self._blocks.shape[0] * BLOCK:
-                grown = np.zeros((2 * self._blocks.shape[0], self.dim, BLOCK), dtype=np.int8)
-                grown[: self._blocks.shape[0]] = self._blocks
-                self._blocks = grown
+            if n == self._codes_t.shape[1]:
+                grown = np.zeros((self.dim, int(n * CODES_GROWTH)), dtype=np.int8)
+                grown[:, :n] = self._codes_t
+                self._codes_t = grown
             self._vecs[n] = vec
-            self._blocks[n // BLOCK, :, n % BLOCK] = code
+            self._codes_t[:, n] = code
             self._offset[n] = 128 * int(code.astype(np.int32).sum())
             self._resid[n] = resid
             self._code_norm[n] = code_norm
@@ -209,6 +213,56 @@ class Gallery:
             self._row_subject.append(subject)
             self._row_of[template_id] = n
             self._templates_of.setdefault(subject, set()).add(template_id)
+
+    def add_many(
+        self,
+        subjects: list[Hashable],
+        template_ids: list[Hashable],
+        vectors: np.ndarray,
+        model_id: str | None = None,
+    ) -> None:
+        """Add many templates at once (e.g. loading a gate's gallery); same rules as ``add``."""
+        if model_id is not None and model_id != self.model_id:
+            raise ModelMismatch(
+                f"templates made by {model_id!r} cannot join a gallery of {self.model_id!r}"
+            )
+        vecs = np.asarray(vectors, dtype=np.float32).reshape(len(template_ids), -1)
+        if vecs.shape[1] != self.dim or len(subjects) != len(template_ids):
+            raise InvalidInput(f"expected {len(template_ids)} templates of {self.dim} values")
+        if not np.all(np.isfinite(vecs)):
+            raise InvalidInput("a template contains non-finite values")
+        if len(set(template_ids)) != len(template_ids):
+            raise InvalidInput("template ids must be unique")
+        codes = np.clip(np.rint(vecs / self._step), -127, 127).astype(np.int8)
+        approx = codes.astype(np.float64) * self._step
+        resid = np.linalg.norm(vecs.astype(np.float64) - approx, axis=1) * (1 + 1e-9) + 1e-12
+        code_norm = np.linalg.norm(approx, axis=1) * (1 + 1e-9)
+        offset = 128 * codes.astype(np.int32).sum(axis=1)
+        with self._lock:
+            for tid in template_ids:
+                if tid in self._row_of:
+                    self._remove_row(self._row_of[tid])
+            n, m = len(self._row_template), len(template_ids)
+            if n + m > self._vecs.shape[0]:
+                self._grow_rows(max(2 * self._vecs.shape[0], n + m))
+            if n + m > self._codes_t.shape[1]:
+                grown = np.zeros((self.dim, max(int(n * CODES_GROWTH), n + m)), dtype=np.int8)
+                grown[:, :n] = self._codes_t[:, :n]
+                self._codes_t = grown
+            self._vecs[n : n + m] = vecs
+            self._codes_t[:, n : n + m] = codes.T
+            self._resid[n : n + m] = resid
+            self._code_norm[n : n + m] = code_norm
+            self._offset[n : n + m] = offset
+            if m:
+                self._max_resid = max(self._max_resid, float(resid.max()))
+                self._max_code_norm = max(self._max_code_norm, float(code_norm.max()))
+            for i, (subject, tid) in enumerate(zip(subjects, template_ids, strict=True)):
+                self._row_sidx[n + i] = self._subject_index(subject)
+                self._row_of[tid] = n + i
+                self._templates_of.setdefault(subject, set()).add(tid)
+            self._row_template.extend(template_ids)
+            self._row_subject.extend(subjects)
 
     def _grow_rows(self, cap: int) -> None:
         n = len(self._row_template)
@@ -265,9 +319,7 @@ class Gallery:
         subject = self._row_subject[row]
         if row != last:
             self._vecs[row] = self._vecs[last]
-            self._blocks[row // BLOCK, :, row % BLOCK] = self._blocks[
-                last // BLOCK, :, last % BLOCK
-            ]
+            self._codes_t[:, row] = self._codes_t[:, last]
             for arr in (self._row_sidx, self._resid, self._code_norm, self._offset):
                 arr[row] = arr[last]
             moved = self._row_template[last]
@@ -355,9 +407,8 @@ class Gallery:
         )
         slack = delta / unit + 2  # delta in int units, with room for float rounding
 
-        used = -(-n // BLOCK)
         probe = (q_code + 128).astype(np.uint8).reshape(1, -1)
-        (raw,) = session.run(None, {"probe": probe, "blocks": self._blocks[:used]})
+        (raw,) = session.run(None, {"probe": probe, "codes": self._codes_t})
         dots = np.subtract(raw.reshape(-1)[:n], self._offset[:n])
         if allowed is not None:
             penalty = np.where(allowed, 0, _PENALTY).astype(np.int32)
