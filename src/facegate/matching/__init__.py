@@ -1,5 +1,6 @@
 """In-memory gallery, thresholds and the match decision. Knows nothing of consent or SQL."""
 
+<<<<<<< HEAD
 from facegate.matching.gallery import Gallery, SubjectHit
 from facegate.matching.policy import MatchDecision, MatchPolicy, decide
 from facegate.matching.thresholds import (
@@ -20,3 +21,8 @@ __all__ = [
     "identification_threshold",
     "threshold_for_far",
 ]
+=======
+from facegate.matching.gallery import Gallery, SubjectFilter, SubjectHit
+
+__all__ = ["Gallery", "SubjectFilter", "SubjectHit"]
+>>>>>>> fast
