@@ -27,7 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -55,6 +55,7 @@ from facegate.compliance.model import (
     SiteKind,
     _Model,
 )
+from facegate.compliance.purpose import require_allowed_use
 from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
 from facegate.domain.notice import build_notice_fields, notice_sha256, publish_notice
@@ -109,6 +110,15 @@ class LiveFacts(_Model):
     face_for_minors: bool = False
     threshold_reached_on: date | None = None
     filing: Filing = Field(default_factory=Filing)
+
+    @field_validator("uses")
+    @classmethod
+    def _purpose_lock(cls, uses: list[str]) -> list[str]:
+        # Purpose lock: this system refuses to be configured for anything but access control
+        # (raises ProhibitedUse naming the rule); an inventory of another system only reports.
+        for use in uses:
+            require_allowed_use(use)
+        return uses
 
 
 def facts_path(settings: Settings) -> Path:
@@ -531,3 +541,17 @@ def publish_notice_from_config(
         accessibility=accessibility_text(facts.accessibility),
     )
     return publish_notice(session, site.id, fields, actor=actor)
+
+
+def record_threshold(settings: Settings, reached_on: date) -> None:
+    """Record the date the stored count reached 100,000 people (CAC-FR-15a)."""
+    facts = load_facts(settings)
+    facts.threshold_reached_on = reached_on
+    save_facts(settings, facts)
+
+
+def record_filing(settings: Settings, filed_on: date, reference: str = "") -> None:
+    """Record the CAC filing (CAC-FR-15a) or its update after a material change (15c)."""
+    facts = load_facts(settings)
+    facts.filing = Filing(filed_on=filed_on, reference=reference)
+    save_facts(settings, facts)
