@@ -6,7 +6,7 @@ work: it commits the change together with its audit entry, or rolls back and rec
 refusal. The CLI, the API and the web pages all call these; adapters hold no rule.
 """
 
-from facegate.domain.common import NOTIFY_CHANNEL, get_site, is_under_14
+from facegate.domain.common import NOTIFY_CHANNEL, get_person, get_site, is_under_14
 from facegate.domain.consent import (
     WithdrawResult,
     record_consent,
@@ -34,6 +34,7 @@ from facegate.domain.enrollment import (
     enroll,
     load_gallery_entries,
 )
+from facegate.domain.events import record_access_event, record_access_event_in_tx
 from facegate.domain.notice import (
     NOTICE_FIELDS,
     RECONSENT_TRIGGERS,
@@ -52,8 +53,40 @@ from facegate.domain.people import (
     list_persons,
     person_summary,
 )
+from facegate.domain.retention import (
+    PurgeResult,
+    RotateResult,
+    mark_seen,
+    purge_expired,
+    retention_deadline,
+    rotate_keys,
+)
+from facegate.domain.rights import (
+    EraseResult,
+    correct,
+    erase,
+    export_my_data,
+    list_rights_requests,
+    reject_rights_request,
+    submit_rights_request,
+)
 
 __all__ = [
+    "EraseResult",
+    "PurgeResult",
+    "RotateResult",
+    "correct",
+    "erase",
+    "export_my_data",
+    "list_rights_requests",
+    "mark_seen",
+    "purge_expired",
+    "record_access_event",
+    "record_access_event_in_tx",
+    "reject_rights_request",
+    "retention_deadline",
+    "rotate_keys",
+    "submit_rights_request",
     "API_SCOPES",
     "NOTICE_FIELDS",
     "NOTIFY_CHANNEL",
@@ -72,6 +105,7 @@ __all__ = [
     "create_api_key",
     "current_notice",
     "enroll",
+    "get_person",
     "get_site",
     "init_site",
     "is_under_14",

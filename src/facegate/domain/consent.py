@@ -195,7 +195,13 @@ def erase_face_data_in_tx(session: Session, person: Person) -> tuple[int, bool]:
 
 
 def withdraw_in_tx(
-    session: Session, person: Person, *, actor: str, channel: str, operation: str = "withdraw"
+    session: Session,
+    person: Person,
+    *,
+    actor: str,
+    channel: str,
+    operation: str = "withdraw",
+    keep_access: bool = True,
 ) -> WithdrawResult:
     now = utcnow()
     consents = (
@@ -210,7 +216,7 @@ def withdraw_in_tx(
     erased, key = erase_face_data_in_tx(session, person)
     record_change(session, person.site_id, person.id, "withdrawn")
     issued = None
-    if not active_credentials(session, person.id):
+    if keep_access and not active_credentials(session, person.id):
         # Declining face never removes access (PIPL-16, SPC-10, CAC-FR-10).
         issued = issue_qr_in_tx(session, site_id=person.site_id, person_id=person.id, actor=actor)
     audit.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -185,13 +185,16 @@ def add_person(
             raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
         if birth_date is not None and birth_date > utcnow().date():
             raise InvalidInput("birth date is in the future")
+        ends = relationship_ends_at
+        if category == "visitor" and ends is None:
+            ends = utcnow() + timedelta(days=1)  # a visit is single use (CAC-FR-08b)
         person = Person(
             id=new_id("p"),
             site_id=site.id,
             category=category,
             birth_date=birth_date,
             minor_under_14=minor_under_14,
-            relationship_ends_at=relationship_ends_at,
+            relationship_ends_at=ends,
         )
         if name or contact or unit:
             person.identity = PersonIdentity(name=name, contact=contact, unit=unit)

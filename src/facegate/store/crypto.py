@@ -94,10 +94,18 @@ class Keyring:
     def key_ids(self) -> list[str]:
         return [p.key_id for p in self.providers]
 
+    def reload(self) -> None:
+        """Re-read the key file (after a rotation by this or another process)."""
+        if self.key_file is not None:
+            self.providers = self.key_file.providers()
+
     def provider(self, key_id: str) -> KeyProvider:
-        for p in self.providers:
-            if p.key_id == key_id:
-                return p
+        for attempt in range(2):
+            for p in self.providers:
+                if p.key_id == key_id:
+                    return p
+            if attempt == 0 and self.key_file is not None:
+                self.reload()  # another process may have rotated the key file
         raise KeyUnavailable(
             f"site key {key_id!r} is not available; "
             "restore the key file or set FACEGATE_SITE_KEY_PREVIOUS"

@@ -9,6 +9,7 @@ audit head then append) cannot interleave with another writer. PostgreSQL throug
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            db_file = Path(parsed.database)
+            db_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not db_file.exists():
+                # Names and contact details live here: owner-only from the start (SQLite
+                # gives its -wal and -shm files the same mode).
+                os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_setup(engine)
         return engine

@@ -1,0 +1,114 @@
+"""The people-store CLI end to end, on SQLite and PostgreSQL (``--db``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+from store_support import *  # noqa: F403
+from store_support import FakePipeline, face_image
+from typer.testing import CliRunner
+
+from facegate.cli import store_cmds
+from facegate.cli.main import app
+from facegate.store.db import Store
+
+
+class BytesPipeline(FakePipeline):
+    """The fake pipeline fed with the bytes of .npy files, as the CLI reads image files."""
+
+    def analyze(self, image, profile="gate"):
+        return super().analyze(np.load(io.BytesIO(image)), profile)
+
+
+@pytest.fixture
+def cli(settings, monkeypatch):
+    monkeypatch.setattr(store_cmds, "load_pipeline", lambda _settings: BytesPipeline())
+    runner = CliRunner()
+    common = ["--data-dir", str(settings.data_dir), "--db", settings.db_url]
+
+    def run(*args, ok=True):
+        res = runner.invoke(app, [*args, *common, "--json"])
+        assert (res.exit_code == 0) == ok, (args, res.output, res.exception)
+        return json.loads(res.stdout) if ok and res.stdout.strip() else res
+
+    return run
+
+
+def _npy(tmp_path, name, arr):
+    path = tmp_path / f"{name}.npy"
+    np.save(path, arr)
+    return str(path)
+
+
+def test_cli_flow(cli, tmp_path, settings):
+    first = cli("init", "--operator-name", "ACME Property", "--site-name", "Sunny Garden")
+    again = cli("init")
+    assert first["created"] and not again["created"]
+    assert first["site_id"] == again["site_id"] and first["notice_sha256"] == again["notice_sha256"]
+    assert settings.key_file_path.stat().st_mode & 0o777 == 0o600
+
+    ap = cli("access-point", "add", "North gate", "--kind", "gate", "--methods", "face,card")
+    bad = cli("access-point", "add", "Door", "--kind", "door", "--methods", "face", ok=False)
+    assert "CAC-FR-10" in bad.stderr
+
+    pid = cli("person", "add", "--category", "resident", "--name", "Li Lei")["id"]
+    assert [p["id"] for p in cli("person", "list")] == [pid]
+    img = _npy(tmp_path, "a", face_image(60))
+    refused = cli("enroll", pid, img, ok=False)
+    assert json.loads(refused.stderr)["code"] == "consent_required"
+
+    consent = cli("consent", "record", pid, "--channel", "kiosk")
+    assert consent["scope"] == [ap["id"]]
+    enrolled = cli("enroll", pid, img, _npy(tmp_path, "b", face_image(60, 1)))
+    assert len(enrolled["template_ids"]) == 2
+    shown = cli("person", "show", pid)
+    assert [t["id"] for t in shown["templates"]] == enrolled["template_ids"]
+    assert "vector" not in json.dumps(shown) and "Li Lei" not in json.dumps(shown)
+
+    rotated = cli("keys", "rotate")
+    assert rotated["rewrapped"] == 1
+    exported = cli("rights", "export", pid)
+    assert exported["identity"]["name"] == "Li Lei" and len(exported["templates"]) == 2
+    cli("rights", "correct", pid, "--unit", "3-1201")
+    out = cli("consent", "withdraw", pid)
+    assert out["templates_erased"] == 2 and out["issued_qr_pass"]
+    assert cli("person", "show", pid)["templates"] == []
+    assert cli("rights", "erase", pid, ok=False).exit_code == 1  # needs --yes
+    assert cli("rights", "erase", pid, "--yes")["key_destroyed"] is False  # already shredded
+    assert cli("purge")["erased"] == []
+    key = cli("keys", "create", "--scope", "gate:decide", "--access-point", ap["id"])
+    assert key["key"].startswith("fg_") and cli("keys", "list")[0]["id"] == key["id"]
+    assert cli("audit", "verify")["ok"] is True
+    notice = cli("notice", "publish", "--necessity", "gates are unstaffed at night")
+    # The gate added since v1 changed the purpose (N2): a re-consent trigger (CAC-FR-06c).
+    assert notice["version"] == 2 and notice["requires_reconsent"] is True
+    same = cli("notice", "publish", "--necessity", "gates are unstaffed at night")
+    assert same["version"] == 2
+    assert cli("notice", "show")["fields"]["N6"]["necessity"] == "gates are unstaffed at night"
+
+
+def test_cli_audit_verify_fails_on_tampering(cli, settings):
+    cli("init")
+    cli("person", "add", "--category", "guest")
+    store = Store(settings.database_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_entries SET actor = 'someone else' WHERE seq = 2"))
+    store.dispose()
+    res = cli("audit", "verify", ok=False)
+    assert res.exit_code == 1 and json.loads(res.stdout)["first_bad_seq"] == 2
+
+
+def test_cli_entry_point_errors_cleanly(tmp_path):
+    base = [sys.executable, "-m", "facegate"]
+    res = subprocess.run(
+        [*base, "person", "add", "--category", "resident", "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 1 and "facegate init" in res.stderr and "Traceback" not in res.stderr
