@@ -63,6 +63,11 @@ def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
         d=d,
         lang=lang,
         L=L,
+        storage_name=lambda v: {
+            "device": L("识别设备内", "in the recognition device"),
+            "on_site": L("现场服务器", "on an on-site server"),
+            "cloud": L("云端", "in the cloud"),
+        }.get(v or "", ""),
         retention_by_cat={r.category: r for r in d.retention},
         kind_name=lambda k: _KIND[lang].get(k, k),
         methods_text=lambda ms: ("、" if lang == "zh-CN" else ", ").join(
