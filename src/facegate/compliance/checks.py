@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -78,8 +79,6 @@ def ap_label(site: Site, ap: AccessPoint) -> str:
 
 def notice_digest(fields: dict[str, str], text: str) -> str:
     """SHA-256 of a notice version: canonical JSON of its N1..N13 fields and its text."""
-    import json
-
     body = json.dumps(
         {"fields": {k: fields.get(k, "") for k in NOTICE_FIELDS}, "text": text},
         ensure_ascii=False,

@@ -53,7 +53,7 @@ from facegate.compliance.model import (
     Signage,
     Site,
     SiteKind,
-    _Model,
+    StrictModel,
 )
 from facegate.compliance.purpose import require_allowed_use
 from facegate.config import PERSON_CATEGORIES, Settings
@@ -87,7 +87,7 @@ _TRIGGERS = {
 }
 
 
-class LiveFacts(_Model):
+class LiveFacts(StrictModel):
     """Deployment facts the database does not hold (``<data_dir>/compliance.yaml``)."""
 
     site_kinds: dict[str, SiteKind] = Field(default_factory=dict)
