@@ -187,3 +187,26 @@ def test_unknown_location_type_is_refused_not_guessed(store, settings, site):
         s.commit()
         d = deployment_from_store(s, settings)
         assert {ap.location_type for _, ap in d.access_points()} == {"hotel_room"}
+
+
+def test_own_configuration_refuses_prohibited_uses(tmp_path) -> None:
+    from facegate.config import Settings
+    from facegate.errors import ProhibitedUse
+
+    settings = Settings(data_dir=tmp_path)
+    (settings.data_dir / "compliance.yaml").write_text("uses: [access_control, watch_list]\n")
+    with pytest.raises(ProhibitedUse, match="CAC-DRAFT23-2"):
+        load_facts(settings)
+    with pytest.raises(ProhibitedUse, match="TJ-16"):
+        LiveFacts(uses=["credit_export"])
+
+
+def test_threshold_and_filing_records(store, settings, site) -> None:
+    from facegate.compliance.live import record_filing, record_threshold
+
+    record_threshold(settings, date(2025, 9, 26))
+    with store.session() as s:
+        d = deployment_from_store(s, settings)
+    assert d.counts.threshold_reached_on == date(2025, 9, 26)
+    record_filing(settings, date(2025, 10, 20), "CAC-2025-001")
+    assert load_facts(settings).filing.reference == "CAC-2025-001"

@@ -19,7 +19,9 @@ from facegate.config import Settings
 from facegate.errors import FacegateError, InvalidInput
 
 face_app = typer.Typer(help="Switch face recognition on (through the compliance gate) or off.")
-register_app = typer.Typer(help="Register compliance records (signed PIA).")
+register_app = typer.Typer(
+    help="Register compliance records: signed PIA, filing threshold date, CAC filing."
+)
 
 
 def _fail(err: FacegateError) -> typer.Exit:
@@ -207,3 +209,39 @@ def register_pia_cmd(
     except FacegateError as err:
         raise _fail(err) from err
     typer.echo(f"registered PIA v{version} ({day}, {signer})")
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} must be YYYY-MM-DD, not {value!r}.") from exc
+
+
+@register_app.command("threshold")
+def register_threshold_cmd(
+    reached_on: str = typer.Option(..., "--date", help="Date 100,000 people was reached."),
+) -> None:
+    """Record when stored face data reached 100,000 people (starts the 30-working-day clock)."""
+    from facegate.compliance.live import record_threshold
+
+    try:
+        record_threshold(Settings(), _day(reached_on, "--date"))
+    except FacegateError as err:
+        raise _fail(err) from err
+    typer.echo(f"recorded: 100,000 reached on {reached_on}")
+
+
+@register_app.command("filing")
+def register_filing_cmd(
+    filed_on: str = typer.Option(..., "--date", help="Date the CAC filing was made."),
+    reference: str = typer.Option("", "--reference", help="Filing reference number."),
+) -> None:
+    """Record the CAC filing (CAC-FR-15a) or its update after a material change (CAC-FR-15c)."""
+    from facegate.compliance.live import record_filing
+
+    try:
+        record_filing(Settings(), _day(filed_on, "--date"), reference)
+    except FacegateError as err:
+        raise _fail(err) from err
+    typer.echo(f"recorded: filed on {filed_on}")

@@ -27,7 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -53,8 +53,9 @@ from facegate.compliance.model import (
     Signage,
     Site,
     SiteKind,
-    _Model,
+    StrictModel,
 )
+from facegate.compliance.purpose import require_allowed_use
 from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
 from facegate.domain.notice import build_notice_fields, notice_sha256, publish_notice
@@ -86,7 +87,7 @@ _TRIGGERS = {
 }
 
 
-class LiveFacts(_Model):
+class LiveFacts(StrictModel):
     """Deployment facts the database does not hold (``<data_dir>/compliance.yaml``)."""
 
     site_kinds: dict[str, SiteKind] = Field(default_factory=dict)
@@ -109,6 +110,15 @@ class LiveFacts(_Model):
     face_for_minors: bool = False
     threshold_reached_on: date | None = None
     filing: Filing = Field(default_factory=Filing)
+
+    @field_validator("uses")
+    @classmethod
+    def _purpose_lock(cls, uses: list[str]) -> list[str]:
+        # Purpose lock: this system refuses to be configured for anything but access control
+        # (raises ProhibitedUse naming the rule); an inventory of another system only reports.
+        for use in uses:
+            require_allowed_use(use)
+        return uses
 
 
 def facts_path(settings: Settings) -> Path:
@@ -142,14 +152,22 @@ def save_facts(settings: Settings, facts: LiveFacts) -> Path:
     return path
 
 
-def _location(ap: m.AccessPoint) -> str:
-    loc = LOCATION_ALIASES.get(ap.location_type, ap.location_type)
+def normalize_location_type(value: str, what: str = "This access point") -> str:
+    """The catalog's location type for a stored one (aliases mapped); unknown ones refused.
+
+    The store and the console can call this when an access point is added, so a location the
+    compliance checks cannot judge (CAC-FR-13b, NJ-2020, PIPL-26) never gets in."""
+    loc = LOCATION_ALIASES.get(value, value)
     if loc not in _LOCATIONS:
         raise InvalidInput(
-            f"Access point {ap.id} has location type {ap.location_type!r}, which the compliance "
-            f"catalog does not know; use one of {', '.join(sorted(_LOCATIONS))}."
+            f"{what} has location type {value!r}, which the compliance catalog does not know; "
+            f"use one of {', '.join(sorted(_LOCATIONS))}."
         )
     return loc
+
+
+def _location(ap: m.AccessPoint) -> str:
+    return normalize_location_type(ap.location_type, f"Access point {ap.id}")
 
 
 def _flatten(fields: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -531,3 +549,17 @@ def publish_notice_from_config(
         accessibility=accessibility_text(facts.accessibility),
     )
     return publish_notice(session, site.id, fields, actor=actor)
+
+
+def record_threshold(settings: Settings, reached_on: date) -> None:
+    """Record the date the stored count reached 100,000 people (CAC-FR-15a)."""
+    facts = load_facts(settings)
+    facts.threshold_reached_on = reached_on
+    save_facts(settings, facts)
+
+
+def record_filing(settings: Settings, filed_on: date, reference: str = "") -> None:
+    """Record the CAC filing (CAC-FR-15a) or its update after a material change (15c)."""
+    facts = load_facts(settings)
+    facts.filing = Filing(filed_on=filed_on, reference=reference)
+    save_facts(settings, facts)
