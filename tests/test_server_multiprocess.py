@@ -22,8 +22,6 @@ from test_server_schemathesis import free_port
 
 from facegate.config import Settings
 
-pytestmark = pytest.mark.pg
-
 
 @pytest.fixture(scope="module")
 def pg_url():
@@ -74,6 +72,7 @@ def wait_ready(proc: subprocess.Popen, base: str, timeout: float = 60) -> None:
     raise AssertionError("server did not become ready")
 
 
+@pytest.mark.pg
 def test_withdrawal_through_one_gate_is_denied_by_the_other_within_a_second(
     pg_url, tmp_path, shared_data
 ):
@@ -128,3 +127,43 @@ def test_withdrawal_through_one_gate_is_denied_by_the_other_within_a_second(
             proc.terminate()
         for proc, _ in procs:
             proc.wait(10)
+
+
+def test_serve_starts_with_zero_configuration_and_refuses_a_second_on_sqlite(tmp_path):
+    """A fresh data directory: `facegate serve` initialises it and serves; a second
+    `facegate serve` on the same SQLite file refuses with a clear message."""
+    env = {**os.environ, "FACEGATE_DATA_DIR": str(tmp_path / "fresh")}
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facegate", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=1).json()
+                break
+            except (httpx.TransportError, ValueError):
+                time.sleep(0.1)
+        assert health["status"] == "ok" and health["sync"] == "in_process"
+        assert (tmp_path / "fresh" / "facegate.sqlite").exists()
+        # No default credentials: nothing gets in without a key made on the machine.
+        assert httpx.get(f"{base}/v1/persons").status_code == 401
+        second = subprocess.run(
+            [sys.executable, "-m", "facegate", "serve", "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert "already serves this SQLite database" in second.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
