@@ -52,6 +52,7 @@ class ChangeListener:
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
         self.reconnects = 0
+        self.backend_pid: int | None = None  # the listening connection's server process
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gallery-sync", daemon=True)
@@ -67,6 +68,7 @@ class ChangeListener:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
+                    self.backend_pid = conn.info.backend_pid
                     self.connected.set()
                     # Catch up on whatever was committed before LISTEN took effect.
                     self._catch_up()
