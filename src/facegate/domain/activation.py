@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from facegate import audit
 from facegate.config import Settings
 from facegate.domain.common import PURPOSE_CONFIG, record_change, run
-from facegate.errors import NotFound
+from facegate.errors import ComplianceBlocked, NotFound
 from facegate.store.models import AccessPoint, Person, Site, Template
 
 
@@ -32,8 +32,14 @@ def set_face_enabled(
         assert site is not None
         if enabled:
             from facegate.compliance.gate import assert_can_activate
-            from facegate.compliance.live import live_deployment
 
+            try:
+                from facegate.compliance.live import live_deployment
+            except ImportError:
+                raise ComplianceBlocked(
+                    "face cannot be switched on: the compliance engine cannot read the live "
+                    "state of this installation yet, so the blocking rules cannot be checked"
+                ) from None
             assert_can_activate(live_deployment(settings), site.id, ap.id)
             site.face_enabled = True
         ap.face_enabled = enabled

@@ -259,6 +259,7 @@ async def face_switch(request: Request, ap_id: str) -> Response:
                 access_point_id=ap_id,
                 enabled=form.get("on") == "1",
             )
+        c.rt.after_change()
     except FacegateError as exc:
         raise fail(request, exc, "/console/sites") from None
     return redirect("/console/sites")
@@ -417,6 +418,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
                 person_id=person_id,
                 images=[image],
             )
+        c.rt.after_change()  # the gallery follows at once (SQLite: the only path)
     except FacegateError as exc:
         raise fail(request, exc, f"/console/people/{person_id}") from None
     finally:
@@ -432,6 +434,7 @@ async def person_withdraw(request: Request, person_id: str) -> Response:
     try:
         with c.rt.store.session() as s:
             withdraw(s, actor=c.actor, person_id=person_id, channel="front_desk")
+        c.rt.after_change()  # every gate stops matching them now
     except FacegateError as exc:
         raise fail(request, exc, f"/console/people/{person_id}") from None
     return _person_page(c, person_id, flash="withdraw_done")

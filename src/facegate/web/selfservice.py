@@ -135,6 +135,7 @@ async def me_choice(request: Request) -> Response:
                     guardian_id=me.guardian_id,
                     channel="web",
                 )
+                me.rt.after_change()
             elif choice == "no":
                 issued = decline_face(s, actor=me.actor, person_id=me.person_id).issued
             else:
@@ -195,6 +196,7 @@ async def me_enroll(request: Request) -> Response:
                 images=[image],
             )
         del image
+        me.rt.after_change()  # the gates know the new face at once
     except FacegateError as exc:
         reasons = (exc.details or {}).get("reasons") or [exc.code]
         reason = str(reasons[0]) if isinstance(reasons, list) and reasons else exc.code
@@ -269,6 +271,7 @@ async def me_withdraw(request: Request) -> Response:
     try:
         with me.rt.store.session() as s:
             result = withdraw(s, actor=me.actor, person_id=me.person_id, channel="web")
+        me.rt.after_change()  # every gate stops matching them now (CAC-FR-06b)
     except FacegateError as exc:
         raise fail(request, exc, "/me/data") from None
     return me.page(
