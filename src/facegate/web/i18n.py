@@ -192,6 +192,25 @@ _T: dict[str, tuple[str, str]] = {
         "请先阅读：我们如何处理人脸信息",
         "Please read first: how face data is handled",
     ),
+    "in_short": ("简单说", "In short"),
+    "plain_1": (
+        "摄像头把您的脸转换成一串加密的特征值，只保存在本小区/酒店的服务器上；不保存照片。",
+        "A camera turns your face into an encrypted code kept only on this site's own server; "
+        "no photo is kept.",
+    ),
+    "plain_2": (
+        "只用于开门，不做任何其他用途。",
+        "It is used only to open doors, for nothing else.",
+    ),
+    "plain_3": (
+        "完全自愿：门卡、密码或二维码同样可以进出，不收费、不排队。",
+        "It is your choice: a card, PIN or QR pass works just as well, at no cost and no wait.",
+    ),
+    "plain_4": (
+        "您可以随时在本页面撤回，人脸数据会立即删除。",
+        "You can withdraw at any time on this page; your face data is erased at once.",
+    ),
+    "full_notice": ("完整告知书", "The full notice"),
     "choice_title": ("您想用刷脸开门吗？", "Would you like to use face access?"),
     "choice_hint": (
         "两种方式都可以正常进出。选择不刷脸不会影响您的任何权益，我们也不会再次询问。",
