@@ -134,6 +134,18 @@ def record_change(session: Session, site_id: str, person_id: str | None, kind: s
     return change
 
 
+def changes_since(
+    session: Session, after_seq: int, site_id: str | None = None, limit: int = 10_000
+) -> list[ChangeLog]:
+    """Gallery changes after ``after_seq`` in commit order, for a gate catching up (after a
+    start or a lost LISTEN connection). Reload the person named, or everything when
+    ``person_id`` is None (a notice renewal, a key rotation, a new access point)."""
+    stmt = select(ChangeLog).where(ChangeLog.seq > after_seq).order_by(ChangeLog.seq).limit(limit)
+    if site_id is not None:
+        stmt = stmt.where(ChangeLog.site_id == site_id)
+    return list(session.execute(stmt).scalars())
+
+
 def iso(value: datetime | date | None) -> str | None:
     return None if value is None else value.isoformat()
 
