@@ -320,12 +320,40 @@ def test_audit_chain_intact_and_every_decision_recorded(env):
     with rt.store.session() as db:
         assert audit.verify(db).ok
         events = db.query(AccessEvent).count()
-        entries = (
-            db.query(AuditEntry)
-            .filter(AuditEntry.operation.in_(["access_decision", "access_override"]))
-            .count()
-        )
+        entries = db.query(AuditEntry).filter(AuditEntry.operation == "match_decision").count()
     assert events > 10 and entries == events
+
+
+def test_repeated_decisions_are_one_event(env):
+    s, rt = env["setup"], env["app"].state.runtime
+    with rt.store.session() as db:
+        before = db.query(AccessEvent).count()
+    for _ in range(3):
+        assert decide(env, s.ap_side, card="CARD-A").json()["decision"] == "allow"
+    with rt.store.session() as db:
+        assert db.query(AccessEvent).count() - before <= 1
+    # Denials without a known person are never folded together.
+    for _ in range(2):
+        decide(env, s.ap_side, card="NO-SUCH-CARD")
+    with rt.store.session() as db:
+        assert db.query(AccessEvent).count() - before >= 2
+
+
+def test_rights_export_and_erase(env):
+    s, http, h, ppl, img = env["setup"], env["http"], env["h"], env["people"], env["images"]
+    assert http.post(f"/v1/persons/{ppl[B]}/export", headers=h("enroll")).status_code == 403
+    r = http.post(f"/v1/persons/{ppl[B]}/export", headers=h("rights"))
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["id"] == ppl[B] and data["face_images_kept"] == 0
+    assert all(set(t) <= {"id", "model_id", "quality", "created_at"} for t in data["templates"])
+    notice = http.get("/v1/notices/current", headers=h("rights")).json()
+    assert notice["version"] >= 1 and len(notice["sha256"]) == 64
+    assert decide(env, s.ap_main, frames=[img[B][3]]).json()["decision"] == "allow"
+    r = http.post(f"/v1/persons/{ppl[B]}/erase", headers=h("rights"))
+    assert r.status_code == 200 and r.json()["key_destroyed"]
+    assert decide(env, s.ap_main, frames=[img[B][3]]).json()["decision"] == "deny"
+    assert http.get(f"/v1/persons/{ppl[B]}", headers=h("admin")).status_code == 404
 
 
 def test_no_template_bytes_in_any_response(env):

@@ -16,16 +16,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from facegate import audit
 from facegate.access.burst import FrameProbe, ProbeOutcome, combine, select_probes
 from facegate.access.dedup import EventDeduplicator
 from facegate.access.galleries import GalleryService
-from facegate.domain.common import PURPOSE_ACCESS
 from facegate.domain.consent import valid_consent
 from facegate.domain.credentials import parse_qr_token, qr_secret_matches, verify_pin_hash
+from facegate.domain.events import record_access_event_in_tx
 from facegate.errors import InvalidInput, NotFound
 from facegate.matching.policy import decide as match_decide
-from facegate.store.models import AccessEvent, AccessPoint, Consent, Credential, Person, Site
+from facegate.store.models import AccessPoint, Consent, Credential, Person, Site
 
 log = logging.getLogger("facegate.decide")
 
@@ -391,39 +390,19 @@ def _record(
         if not ctx.dedup.should_record(key):
             session.commit()  # PIN counters and QR uses still count
             return Decision(decision, method, subject, reason, request_id, recorded=False)
-    when = now_utc()
-    session.add(
-        AccessEvent(
-            site_id=ap.site_id,
-            access_point_id=ap.id,
-            person_pseudonym=subject,
-            method=method,
-            outcome=decision,
-            reason=reason,
-            # A score only for an allowed face: a non-match keeps nothing about the face.
-            score=round(score, 4) if (score is not None and decision == "allow") else None,
-            request_id=request_id,
-            operator=operator,
-            occurred_at=when,
-        )
-    )
-    if decision == "allow" and subject is not None:
-        person = session.get(Person, subject)
-        if person is not None:
-            person.last_seen_at = when
-    audit.append(
+    record_access_event_in_tx(
         session,
+        site_id=ap.site_id,
+        access_point_id=ap.id,
+        method=method,
+        outcome=decision,
+        reason=reason,
+        person_pseudonym=subject,
+        # A score only for an allowed face: a non-match keeps nothing about the face.
+        score=round(score, 4) if (score is not None and decision == "allow") else None,
+        request_id=request_id,
+        operator=operator,
         actor=actor,
-        operation="access_decision" if operator is None else "access_override",
-        subject=subject,
-        purpose=PURPOSE_ACCESS,
-        outcome=f"{decision}:{reason}"[:100],
-        details={
-            "access_point_id": ap.id,
-            "method": method,
-            "request_id": request_id,
-            **({"operator": operator} if operator else {}),
-        },
     )
     session.commit()
     return result

@@ -45,6 +45,10 @@ class Change:
     at: datetime
 
 
+# Site-wide changes that leave every template and consent scope as it was.
+_NO_GALLERY_EFFECT = frozenset({"access_point", "keys_rotated"})
+
+
 class GalleryLoader:
     """What the gallery service needs from the store (wired in ``facegate.api``)."""
 
@@ -184,8 +188,10 @@ class GalleryService:
     def _apply(self, ch: Change) -> None:
         sg = self._sites.get(ch.site_id)
         if sg is not None:
-            if ch.person_id is None:
-                # A site-wide change (e.g. an access point or notice): reload the site.
+            if ch.person_id is None and ch.kind in _NO_GALLERY_EFFECT:
+                pass
+            elif ch.person_id is None:
+                # A site-wide change (e.g. a notice needing renewal): reload the site.
                 del self._sites[ch.site_id]
                 self.site(ch.site_id)
             else:

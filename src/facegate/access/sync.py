@@ -39,7 +39,7 @@ class ChangeListener:
         galleries: GalleryService,
         channel: str = CHANNEL,
         reconnect_s: float = 0.5,
-        poll_s: float = 5.0,
+        poll_s: float = 1.0,
         on_caught_up: Callable[[], None] | None = None,
     ) -> None:
         self.on_caught_up = on_caught_up

@@ -573,3 +573,174 @@ def list_events(
             )
             for e in rows
         ]
+
+
+# --- rights (PIPL-44..50) ---------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/persons/{person_id}/export",
+    response_model=dict[str, Any],
+    tags=["rights"],
+    responses=error_responses(401, 403, 404),
+)
+def export_person(
+    request: Request, person_id: str = Id, principal: Principal = Depends(require("rights"))
+) -> dict[str, Any]:
+    """Everything kept about the person as JSON (no template, no image: none leave the site)."""
+    rt = _rt(request)
+    _person(rt, principal, person_id)
+    with rt.store.session() as s:
+        return domain.export_my_data(s, rt.settings, actor=principal.actor, person_id=person_id)
+
+
+class CorrectIn(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    contact: str | None = Field(default=None, max_length=200)
+    unit: str | None = Field(default=None, max_length=100)
+    category: Literal["resident", "tenant", "guest", "staff", "visitor"] | None = None
+    relationship_ends_at: datetime | None = None
+
+
+@router.post(
+    "/v1/persons/{person_id}/correct",
+    response_model=PersonOut,
+    tags=["rights"],
+    responses=error_responses(401, 403, 404),
+)
+def correct_person(
+    body: CorrectIn,
+    request: Request,
+    person_id: str = Id,
+    principal: Principal = Depends(require("rights")),
+) -> PersonOut:
+    """Correct identity or relationship data (PIPL-46); the audit names fields, not values."""
+    from facegate.errors import InvalidInput
+
+    rt = _rt(request)
+    _person(rt, principal, person_id)
+    extra: dict[str, Any] = {}
+    if body.relationship_ends_at is not None:
+        if body.relationship_ends_at.tzinfo is None:
+            raise InvalidInput("relationship_ends_at needs a time zone")
+        extra["relationship_ends_at"] = body.relationship_ends_at
+    with rt.store.session() as s:
+        p = domain.correct(
+            s,
+            rt.settings,
+            actor=principal.actor,
+            person_id=person_id,
+            name=body.name,
+            contact=body.contact,
+            unit=body.unit,
+            category=body.category,
+            **extra,
+        )
+        out = _person_out(p)
+    rt.after_change()
+    return out
+
+
+class EraseOut(BaseModel):
+    person_id: str
+    templates_erased: int
+    key_destroyed: bool
+    credentials_removed: int
+    request_id: str | None
+
+
+@router.post(
+    "/v1/persons/{person_id}/erase",
+    response_model=EraseOut,
+    tags=["rights"],
+    responses=error_responses(401, 403, 404),
+)
+def erase_person(
+    request: Request, person_id: str = Id, principal: Principal = Depends(require("rights"))
+) -> EraseOut:
+    """Erase a person (PIPL-47): templates, key, identity and credentials; irreversible."""
+    rt = _rt(request)
+    _person(rt, principal, person_id)
+    with rt.store.session() as s:
+        r = domain.erase(s, rt.settings, actor=principal.actor, person_id=person_id)
+        out = EraseOut(
+            person_id=r.person_id,
+            templates_erased=r.templates_erased,
+            key_destroyed=r.key_destroyed,
+            credentials_removed=r.credentials_removed,
+            request_id=r.request_id,
+        )
+    rt.after_change()
+    rt.dedup.forget(lambda k: k[1] == person_id)
+    return out
+
+
+# --- notice -----------------------------------------------------------------------------------
+
+
+class NoticeOut(BaseModel):
+    version: int
+    sha256: str
+    language: str
+    text: str
+    fields: dict[str, Any]
+    effective_at: str | None
+    requires_reconsent: bool
+
+
+def _notice_out(n: Any) -> NoticeOut:
+    return NoticeOut(
+        version=n.version,
+        sha256=n.sha256,
+        language=n.language,
+        text=n.text,
+        fields=dict(n.fields or {}),
+        effective_at=_iso(n.effective_at),
+        requires_reconsent=bool(n.requires_reconsent),
+    )
+
+
+@router.get(
+    "/v1/notices/current",
+    response_model=NoticeOut,
+    tags=["notice"],
+    responses=error_responses(401, 403, 404),
+)
+def current_notice(
+    request: Request, principal: Principal = Depends(require("admin", "enroll", "rights"))
+) -> NoticeOut:
+    """The notice people consent to (CAC-FR-05a)."""
+    with _rt(request).store.session() as s:
+        n = domain.current_notice(s, principal.site_id)
+        if n is None:
+            raise NotFound("this site has no published notice yet")
+        return _notice_out(n)
+
+
+class NoticeIn(BaseModel):
+    fields: dict[str, dict[str, str]] = Field(
+        description="N1..N13, each a dict of named parts (see `GET /v1/notices/current`)"
+    )
+    language: str = Field(default="en", max_length=16, pattern=r"^[A-Za-z-]+$")
+
+
+@router.post(
+    "/v1/notices",
+    response_model=NoticeOut,
+    status_code=201,
+    tags=["notice"],
+    responses=error_responses(401, 403, 404, 409),
+)
+def publish_notice(
+    body: NoticeIn, request: Request, principal: Principal = Depends(require("admin"))
+) -> NoticeOut:
+    """Publish a new notice version; a changed re-consent trigger makes consents need renewal
+    and their templates stop matching at once (CAC-FR-05b)."""
+    rt = _rt(request)
+    with rt.store.session() as s:
+        n = domain.publish_notice(
+            s, principal.site_id, body.fields, actor=principal.actor, language=body.language
+        )
+        out = _notice_out(n)
+    rt.after_change()
+    return out
