@@ -32,3 +32,9 @@ store_cmds.register(app)
 from facegate.cli.server_cmds import serve  # noqa: E402
 
 app.command()(serve)
+
+from facegate.cli import vision_cmds  # noqa: E402  (recognition core: detect, verify, bench)
+
+app.command()(vision_cmds.detect)
+app.command()(vision_cmds.verify)
+app.add_typer(vision_cmds.bench_app, name="bench")
