@@ -110,6 +110,8 @@ def test_notice_leaves_unknown_fields_empty_never_invented() -> None:
     doc = Doc(render_notice(d, "en", version="1"))
     assert doc.empty == len(empty) + 1  # the effective date in the version table as well
     assert "not configured" in doc.text("data-field", "N7")
+    assert 'data-draft="1"' in render_notice(d, "en", version="1")
+    assert 'data-draft="1"' not in render_notice(lawful(), "en")
 
 
 def test_signage_has_headline_operator_purpose_alternatives_and_qr() -> None:

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     def key_file_path(self) -> Path:
         return self.key_file or self.data_dir / "site.key"
 
+    # CAC-FR-15a: warn well before the 100,000-person filing threshold.
+    filing_warn_at: int = Field(default=80_000, ge=1, le=100_000)
+
     @property
     def database_url(self) -> str:
         if self.db_url:

@@ -68,6 +68,10 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
     return register
 
 
+def _t(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
 def ap_label(site: Site, ap: AccessPoint) -> str:
     return f"{site.id}/{ap.id}"
 
@@ -145,7 +149,9 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
                 yield make_finding(
                     "CAC-FR-05a", "missing_field", obj, field=key, label_zh=zh, label_en=en
                 )
-        if n.sha256 and n.sha256 != notice_digest(n.fields, n.text):
+        if n.sha256_verified is False or (
+            n.sha256_verified is None and n.sha256 and n.sha256 != notice_digest(n.fields, n.text)
+        ):
             yield make_finding("CAC-FR-05a", "hash_mismatch", obj)
         changed = d.config.changed_at
         if changed is not None and (n.generated_at is None or n.generated_at < changed):
@@ -153,8 +159,8 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
                 "CAC-FR-05b",
                 "stale_notice",
                 obj,
-                generated_at=n.generated_at or "?",
-                changed_at=changed,
+                generated_at=_t(n.generated_at),
+                changed_at=_t(changed),
             )
     missing = [
         name
@@ -209,10 +215,12 @@ def check_pia(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
         yield make_finding("CAC-FR-04", "no_necessity", obj)
     trig = d.config.reconsent_trigger_changed_at
     if trig is not None and pia.date < trig.date():
-        yield make_finding("CAC-FR-09b", "stale_pia", obj, pia_date=pia.date, changed_at=trig)
+        yield make_finding("CAC-FR-09b", "stale_pia", obj, pia_date=pia.date, changed_at=_t(trig))
     incident = d.security.last_major_incident_at
     if incident is not None and pia.date < incident.date():
-        yield make_finding("CAC-FR-09b", "incident", obj, pia_date=pia.date, incident_at=incident)
+        yield make_finding(
+            "CAC-FR-09b", "incident", obj, pia_date=pia.date, incident_at=_t(incident)
+        )
 
 
 # --- CAC-FR-08b ------------------------------------------------------------------------------

@@ -89,11 +89,21 @@ def render_notice(
     *,
     version: str | None = None,
     effective_date: date | None = None,
+    published: bool = False,
 ) -> str:
-    """The full privacy notice (layer 2): every field N1-N13, version and SHA-256."""
-    n = notice_for(d, lang, version, effective_date)
+    """The full privacy notice (layer 2): every field N1-N13, version and SHA-256.
+
+    ``published``: show the notice version ``d`` records (what people consented to) instead
+    of generating a new one from the configuration."""
+    if published and d.notice is not None:
+        n = d.notice
+    else:
+        n = notice_for(d, lang, version, effective_date)
     labels = {k: NOTICE_FIELD_LABELS[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
-    return _render("notice.html", d, lang, notice=n, labels=labels, fields=NOTICE_FIELDS)
+    missing = [k for k in NOTICE_FIELDS if not n.fields.get(k, "").strip()]
+    return _render(
+        "notice.html", d, lang, notice=n, labels=labels, fields=NOTICE_FIELDS, missing=missing
+    )
 
 
 def render_signage(d: Deployment, site: Site, ap: AccessPoint, lang: str = "zh-CN") -> str:
@@ -148,7 +158,18 @@ def render_minors(d: Deployment, lang: str = "zh-CN") -> str:
     return _render("minors.html", d, lang)
 
 
-def write_documents(d: Deployment, kind: str, out: Path, lang: str = "zh-CN") -> list[Path]:
+def signage_points(d: Deployment) -> list[tuple[Site, AccessPoint]]:
+    """Access points that need a sign: face on, or configured to accept face."""
+    return [
+        (site, ap)
+        for site, ap in d.access_points()
+        if ap.face_enabled or "face" in ap.accepted_methods
+    ]
+
+
+def write_documents(
+    d: Deployment, kind: str, out: Path, lang: str = "zh-CN", *, published: bool = False
+) -> list[Path]:
     """Render one kind of document into ``out``; signage gives one file per face access point."""
     if kind not in DOC_KINDS:
         raise InvalidInput(f"Unknown document {kind!r}; use one of {', '.join(DOC_KINDS)}.")
@@ -161,11 +182,10 @@ def write_documents(d: Deployment, kind: str, out: Path, lang: str = "zh-CN") ->
         written.append(path)
 
     if kind == "notice":
-        put(f"notice.{lang}.html", render_notice(d, lang))
+        put(f"notice.{lang}.html", render_notice(d, lang, published=published))
     elif kind == "signage":
-        for site, ap in d.access_points():
-            if ap.face_enabled or "face" in ap.accepted_methods:
-                put(f"signage-{site.id}-{ap.id}.{lang}.html", render_signage(d, site, ap, lang))
+        for site, ap in signage_points(d):
+            put(f"signage-{site.id}-{ap.id}.{lang}.html", render_signage(d, site, ap, lang))
     elif kind == "pia":
         put(f"pia-draft.{lang}.html", render_pia(d, lang))
     elif kind == "filing":

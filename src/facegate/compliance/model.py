@@ -152,6 +152,9 @@ class Notice(_Model):
     fields: dict[str, str] = Field(default_factory=dict)
     text: str = ""
     sha256: str = ""
+    # Set by a source that hashes notices its own way (facegate's people store): whether the
+    # stored sha256 matched the stored content. None: recompute with ``notice_digest``.
+    sha256_verified: bool | None = None
     generated_at: Instant | None = None
 
 
