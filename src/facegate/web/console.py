@@ -31,7 +31,7 @@ from facegate.domain.accounts import (
     operator_for,
     require_role,
 )
-from facegate.domain.activation import set_face_enabled, site_overview
+from facegate.domain.activation import site_overview
 from facegate.domain.rights import list_rights_requests
 from facegate.domain.selfservice import create_invitation, face_states, recent_access_events
 from facegate.errors import FacegateError, Forbidden, InvalidInput
@@ -252,10 +252,14 @@ async def face_switch(request: Request, ap_id: str) -> Response:
     c.check(form)
     try:
         with c.rt.store.session() as s:
-            set_face_enabled(
+            from facegate.compliance.live import set_face
+
+            # The activation gate refuses while a blocking rule fails (ENF-2025, issue 7).
+            set_face(
                 s,
                 c.rt.settings,
                 actor=c.actor,
+                site_id=str(form.get("site_id", "")),
                 access_point_id=ap_id,
                 enabled=form.get("on") == "1",
             )
