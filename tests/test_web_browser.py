@@ -45,6 +45,7 @@ class World:
     enrolled_card = "2002"
     decliner_card = "1001"
     video: Path
+    desk_photo: Path
     kiosk_link = ""
     probe = b""  # another photo of the enrolled person, as a camera frame
     me_page = None  # the consenting resident's browser page
@@ -62,6 +63,9 @@ def server(tmp_path_factory, shared_data, artifacts_dir):
     W.shots.mkdir(parents=True, exist_ok=True)
     W.video = write_y4m(camera_frame(photos[0]), tmp / "camera.y4m")
     W.probe = jpeg(camera_frame(photos[3]))
+    other = sorted((shared_data / "lfw_dev" / "images" / "Adrien_Brody").iterdir())[0]
+    W.desk_photo = tmp / "desk.jpg"
+    W.desk_photo.write_bytes(jpeg(camera_frame(other)))
     port = free_port()
     W.base = f"http://127.0.0.1:{port}"
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed at teardown
@@ -78,7 +82,13 @@ def server(tmp_path_factory, shared_data, artifacts_dir):
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "FACEGATE_INFERENCE_WORKERS": "1"},
+        env={
+            **os.environ,
+            "FACEGATE_INFERENCE_WORKERS": "1",
+            "FACEGATE_OPERATOR_NAME": "Example Property Services Co.",
+            "FACEGATE_OPERATOR_CONTACT": "+86 21 5555 0100",
+            "FACEGATE_SITE_NAME": "Garden Court",
+        },
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -363,6 +373,20 @@ def test_console_enrollment_feedback_in_plain_words(console):
     assert body["ok"] is False and body["reason"] == "no_face"
     assert "look at the camera" in body["message"]
     shoot(console, "person")
+
+
+def test_front_desk_consent_then_photo_enrollment(console):
+    page = console
+    pid = _new_person(page, "3003")
+    page.click("#consent-form button[type=submit]")  # box not ticked: the browser stops it
+    assert page.url.endswith(f"/console/people/{pid}")
+    assert "No face consent" in page.locator("#consent-state").inner_text()
+    page.check("#consent-form input[name=read_notice]")
+    page.click("#consent-form button[type=submit]")
+    assert "Face consent active" in page.locator("#consent-state").inner_text()
+    page.set_input_files("#photo", str(W.desk_photo))
+    page.click("#enroll-form button[type=submit]")
+    assert page.locator(".notice, .error").first.inner_text() == "Enrolled."
 
 
 def test_kiosk_allows_the_enrolled_face_and_a_card(browser):

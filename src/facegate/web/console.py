@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
 from facegate import audit
 from facegate.domain import (
@@ -17,6 +18,7 @@ from facegate.domain import (
     issue_card,
     list_persons,
     person_summary,
+    record_consent,
     withdraw,
 )
 from facegate.domain.accounts import (
@@ -51,7 +53,7 @@ from facegate.web.common import (
     set_cookie,
     with_pre_csrf,
 )
-from facegate.web.faces import decode_upload, quality_feedback
+from facegate.web.faces import decode_upload, enroll_from_body, quality_feedback
 
 router = APIRouter(include_in_schema=False)
 
@@ -373,6 +375,30 @@ async def person_card(request: Request, person_id: str) -> Response:
     return redirect(f"/console/people/{person_id}")
 
 
+@router.post("/console/people/{person_id}/consent", response_class=HTMLResponse)
+async def person_consent(request: Request, person_id: str) -> Response:
+    """Consent given in person at the desk: its own act, after reading the notice (CAC-FR-06a)."""
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    try:
+        if form.get("read_notice") != "yes":
+            raise InvalidInput("the person must have read the notice and said yes themselves")
+        guardian = str(form.get("guardian_id") or "").strip() or None
+        with c.rt.store.session() as s:
+            record_consent(
+                s,
+                actor=c.actor,
+                person_id=person_id,
+                channel="front_desk",
+                guardian_id=guardian,
+            )
+        c.rt.after_change()
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    return redirect(f"/console/people/{person_id}")
+
+
 @router.post("/console/people/{person_id}/invite", response_class=HTMLResponse)
 async def person_invite(request: Request, person_id: str) -> Response:
     c = Ctx(request, STAFF)
@@ -407,7 +433,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
     form = await request.form()
     c.check(form)
     upload = form.get("photo")
-    if not isinstance(upload, UploadFile | Any) or not hasattr(upload, "read"):
+    if not isinstance(upload, UploadFile):
         raise fail(request, InvalidInput("choose a photo"), f"/console/people/{person_id}")
     data = await upload.read(c.rt.settings.max_image_bytes + 1)
     try:
@@ -442,6 +468,16 @@ async def person_withdraw(request: Request, person_id: str) -> Response:
     except FacegateError as exc:
         raise fail(request, exc, f"/console/people/{person_id}") from None
     return _person_page(c, person_id, flash="withdraw_done")
+
+
+@router.post("/console/people/{person_id}/enroll-camera")
+async def person_enroll_camera(request: Request, person_id: str) -> Response:
+    """Front-desk webcam enrollment: the confirmed photo as the raw body, JSON back."""
+    c = Ctx(request, STAFF)
+    check_csrf(request.headers.get("x-csrf-token"), c.csrf)
+    return await enroll_from_body(
+        request, c.rt, keyring(request), person_id=person_id, actor=c.actor
+    )
 
 
 @router.post("/console/quality")
