@@ -1,7 +1,6 @@
 """In-memory gallery, thresholds and the match decision. Knows nothing of consent or SQL."""
 
-<<<<<<< HEAD
-from facegate.matching.gallery import Gallery, SubjectHit
+from facegate.matching.gallery import Gallery, SubjectFilter, SubjectHit
 from facegate.matching.policy import MatchDecision, MatchPolicy, decide
 from facegate.matching.thresholds import (
     PopulationTail,
@@ -15,14 +14,10 @@ __all__ = [
     "MatchDecision",
     "MatchPolicy",
     "PopulationTail",
+    "SubjectFilter",
     "SubjectHit",
     "decide",
     "far_for_gallery",
     "identification_threshold",
     "threshold_for_far",
 ]
-=======
-from facegate.matching.gallery import Gallery, SubjectFilter, SubjectHit
-
-__all__ = ["Gallery", "SubjectFilter", "SubjectHit"]
->>>>>>> fast
