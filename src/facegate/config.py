@@ -35,6 +35,29 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=10_000)
     min_image_side: int = Field(default=48, ge=16)
 
+    # Gate server (issue 6). Loopback by default: a LAN listener needs TLS (CAC-FR-14).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Face work runs in this many threads; at most ``inference_workers + inference_queue``
+    # face requests are in flight, the next gets 503 busy at once (never an unbounded queue).
+    inference_workers: int = Field(default=2, ge=1, le=64)
+    inference_queue: int = Field(default=4, ge=0, le=1024)
+    busy_retry_after_s: int = Field(default=1, ge=1, le=60)
+    # Upload limits, checked on the byte stream before any decoding.
+    max_frame_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_burst_frames: int = Field(default=3, ge=1, le=10)
+    # A burst decides on this many of its best-quality frames, which must agree.
+    burst_agree_frames: int = Field(default=2, ge=1, le=10)
+    # Repeated identical decisions for one person at one access point within this many
+    # seconds are one AccessEvent, not many.
+    event_dedup_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    # Credentials: PIN lockout after this many consecutive failures, for this long.
+    pin_max_failures: int = Field(default=5, ge=1, le=100)
+    pin_lockout_s: int = Field(default=15 * 60, ge=1, le=7 * 24 * 3600)
+    # PostgreSQL: how long the change listener waits before reconnecting after a failure.
+    sync_reconnect_s: float = Field(default=0.5, ge=0.05, le=60.0)
+    log_json: bool = True
+
     # --- people store (issue 5) ------------------------------------------------------------
     # Site key that wraps every person's data key (CAC-FR-14). Exactly one source is used, in
     # this order: a KMS-style hook ("module:callable" returning a KeyProvider), the
@@ -66,6 +89,18 @@ class Settings(BaseSettings):
     # Days within which a rights request must be answered (PIPL-50; notice field N8).
     rights_response_days: int = Field(default=15, ge=1, le=30)
 
+    # --- web console and self-service (issue 8) ---------------------------------------------
+    # Failed logins before an operator account is locked, and for how long (CAC-FR-14).
+    web_login_max_failures: int = Field(default=5, ge=1, le=100)
+    web_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    web_session_hours: int = Field(default=8, ge=1, le=24 * 7)
+    # A resident's one-time invitation link, and the self-service session it opens.
+    web_invitation_hours: int = Field(default=72, ge=1, le=24 * 30)
+    web_self_session_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    # Base URL printed in invitation links and QR codes (e.g. https://gate.example:8443);
+    # empty means the URL the operator's browser used.
+    public_url: str = ""
+
     @model_validator(mode="after")
     def _retention_within_cap(self) -> Settings:
         cap_hours = self.retention_hard_cap_days * 24
@@ -90,6 +125,9 @@ class Settings(BaseSettings):
     @property
     def key_file_path(self) -> Path:
         return self.key_file or self.data_dir / "site.key"
+
+    # CAC-FR-15a: warn well before the 100,000-person filing threshold.
+    filing_warn_at: int = Field(default=80_000, ge=1, le=100_000)
 
     @property
     def database_url(self) -> str:

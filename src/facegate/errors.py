@@ -160,6 +160,30 @@ class Busy(FacegateError):
     http_status = 503
 
 
+class AlreadyServing(FacegateError):
+    """Another facegate process already serves this SQLite database."""
+
+    code = "already_serving"
+    http_status = 409
+
+
+# --- HTTP input ---------------------------------------------------------------------------------
+
+
+class PayloadTooLarge(FacegateError):
+    """The request body is larger than the configured upload limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(FacegateError):
+    """The request body has a content type this route does not accept."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 # --- people store, keys and audit ----------------------------------------------------------------
 
 
@@ -189,3 +213,27 @@ class AuditChainBroken(FacegateError):
 
     code = "audit_chain_broken"
     http_status = 500
+
+
+# --- web console ----------------------------------------------------------------------------------
+
+
+class AccountLocked(FacegateError):
+    """Too many failed logins: the account is locked for a while (CAC-FR-14)."""
+
+    code = "account_locked"
+    http_status = 429
+
+
+class CsrfRejected(FacegateError):
+    """The form's anti-forgery token is missing or wrong; reload the page and try again."""
+
+    code = "csrf_rejected"
+    http_status = 403
+
+
+class InvitationInvalid(FacegateError):
+    """This invitation link has expired or was already used; ask the front desk for a new one."""
+
+    code = "invitation_invalid"
+    http_status = 403

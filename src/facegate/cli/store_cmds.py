@@ -658,6 +658,7 @@ def keys_rotate(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json)
 def keys_create(
     scope: list[str] = typer.Option(..., "--scope", help="gate:decide, admin, enroll, rights"),
     access_point: list[str] = typer.Option(None, "--access-point", help="Bind to (repeatable)."),
+    site: str = typer.Option(None, "--site", help="Site id (default: the only site)."),
     name: str = typer.Option("", help="What the key is for, e.g. 'north gate'."),
     data_dir: Path = DataDir,
     db: str = DbUrl,
@@ -668,7 +669,12 @@ def keys_create(
     def go() -> None:
         with _session(_settings(data_dir, db)) as s:
             row, secret = domain.create_api_key(
-                s, actor=_actor(), scopes=scope, access_point_ids=access_point or None, name=name
+                s,
+                actor=_actor(),
+                scopes=scope,
+                site_id=site,
+                access_point_ids=access_point or None,
+                name=name,
             )
             _out(
                 as_json,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -68,14 +69,16 @@ def check(name: str) -> Callable[[CheckFn], CheckFn]:
     return register
 
 
+def _t(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
 def ap_label(site: Site, ap: AccessPoint) -> str:
     return f"{site.id}/{ap.id}"
 
 
 def notice_digest(fields: dict[str, str], text: str) -> str:
     """SHA-256 of a notice version: canonical JSON of its N1..N13 fields and its text."""
-    import json
-
     body = json.dumps(
         {"fields": {k: fields.get(k, "") for k in NOTICE_FIELDS}, "text": text},
         ensure_ascii=False,
@@ -120,7 +123,11 @@ def check_location(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
             yield make_finding("CAC-FR-13b", "private_space", obj, location=ap.location_type)
         if ap.location_type == "sales_office" or site.kind == "sales_office":
             yield make_finding("NJ-2020", "sales_office", obj)
-        if ap.location_type in PUBLIC_CAPTURE_LOCATIONS or site.kind == "sales_office":
+        # PIPL-26: a camera (or passive scanner) in a public place captures passers-by who
+        # never opted in; a terminal people walk up to and use is cooperative.
+        captures_passers_by = ap.capture == "passive" or ap.kind == "camera"
+        public = ap.location_type in PUBLIC_CAPTURE_LOCATIONS or site.kind == "sales_office"
+        if public and captures_passers_by:
             yield make_finding(
                 "PIPL-26", "public_capture", obj, location=ap.location_type.replace("_", " ")
             )
@@ -145,7 +152,9 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
                 yield make_finding(
                     "CAC-FR-05a", "missing_field", obj, field=key, label_zh=zh, label_en=en
                 )
-        if n.sha256 and n.sha256 != notice_digest(n.fields, n.text):
+        if n.sha256_verified is False or (
+            n.sha256_verified is None and n.sha256 and n.sha256 != notice_digest(n.fields, n.text)
+        ):
             yield make_finding("CAC-FR-05a", "hash_mismatch", obj)
         changed = d.config.changed_at
         if changed is not None and (n.generated_at is None or n.generated_at < changed):
@@ -153,8 +162,8 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
                 "CAC-FR-05b",
                 "stale_notice",
                 obj,
-                generated_at=n.generated_at or "?",
-                changed_at=changed,
+                generated_at=_t(n.generated_at),
+                changed_at=_t(changed),
             )
     missing = [
         name
@@ -209,10 +218,12 @@ def check_pia(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
         yield make_finding("CAC-FR-04", "no_necessity", obj)
     trig = d.config.reconsent_trigger_changed_at
     if trig is not None and pia.date < trig.date():
-        yield make_finding("CAC-FR-09b", "stale_pia", obj, pia_date=pia.date, changed_at=trig)
+        yield make_finding("CAC-FR-09b", "stale_pia", obj, pia_date=pia.date, changed_at=_t(trig))
     incident = d.security.last_major_incident_at
     if incident is not None and pia.date < incident.date():
-        yield make_finding("CAC-FR-09b", "incident", obj, pia_date=pia.date, incident_at=incident)
+        yield make_finding(
+            "CAC-FR-09b", "incident", obj, pia_date=pia.date, incident_at=_t(incident)
+        )
 
 
 # --- CAC-FR-08b ------------------------------------------------------------------------------

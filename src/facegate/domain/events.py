@@ -28,8 +28,9 @@ def record_access_event_in_tx(
     actor: str = "gate",
 ) -> AccessEvent:
     """Add the event and its audit entry to the caller's transaction (principle 7)."""
-    if method not in METHODS:
-        raise InvalidInput(f"method must be one of {', '.join(METHODS)}")
+    # A decision may combine methods (e.g. "card+face": the card names, the face confirms).
+    if not method or any(m not in METHODS for m in method.split("+")):
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)} or a '+' combination")
     if outcome not in OUTCOMES:
         raise InvalidInput("outcome must be allow or deny")
     now = utcnow()

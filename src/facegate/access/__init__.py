@@ -1,0 +1,1 @@
+"""Access decisions at a door, credentials and the gate-side galleries (domain)."""

@@ -1,0 +1,439 @@
+"""The decision at a door: face 1:N, card, PIN, QR pass, credential + face (1:1), override.
+
+One function per method family, all ending in ``record``: every decision is an AccessEvent and
+an audit entry in one transaction (principle 7), except repeats of the same decision for the
+same person at the same door within the de-duplication interval. A non-match stores nothing
+about the face: no template, no score, no pseudonym (STD-41819-05, CAC-FR-08a).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from facegate.access.burst import FrameProbe, ProbeOutcome, combine, select_probes
+from facegate.access.dedup import EventDeduplicator
+from facegate.access.galleries import GalleryService
+from facegate.domain.consent import valid_consent
+from facegate.domain.credentials import parse_qr_token, qr_secret_matches, verify_pin_hash
+from facegate.domain.events import record_access_event_in_tx
+from facegate.errors import InvalidInput, NotFound
+from facegate.matching.policy import decide as match_decide
+from facegate.store.models import AccessPoint, Consent, Credential, Person, Site
+
+log = logging.getLogger("facegate.decide")
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str  # allow / deny
+    method: str  # face, card, pin, qr, card+face, pin+face, qr+face, card+pin, staffed
+    subject: str | None  # pseudonym, never a name
+    reason: str
+    request_id: str
+    recorded: bool = True  # False when folded into an identical recent event
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "decision": self.decision,
+            "method": self.method,
+            "subject": self.subject,
+            "reason": self.reason,
+            "request_id": self.request_id,
+        }
+
+
+@dataclass(frozen=True)
+class CredentialInput:
+    card: str | None = None
+    pin: str | None = None
+    qr: str | None = None
+    pin_owner: str | None = None  # whose PIN: the PIN's identifier (unit number) or pseudonym
+
+    @property
+    def present(self) -> bool:
+        return bool(self.card or self.pin or self.qr)
+
+    @property
+    def method(self) -> str:
+        parts = [m for m in ("card", "pin", "qr") if getattr(self, m)]
+        return "+".join(parts)
+
+
+@dataclass(frozen=True)
+class FaceMatcher:
+    """The thresholds the matching layer ships, taken from the running pipeline."""
+
+    threshold_1to1: float
+    margin: float
+    threshold_for_gallery: object  # Callable[[int], float]
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """Everything a decision needs besides its input; built once per server process."""
+
+    galleries: GalleryService | None
+    matcher: FaceMatcher | None
+    dedup: EventDeduplicator
+    agree_frames: int
+    pin_max_failures: int
+    pin_lockout: timedelta
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def access_point(session: Session, access_point_id: str) -> AccessPoint:
+    ap = session.get(AccessPoint, access_point_id)
+    if ap is None:
+        raise NotFound(f"no access point {access_point_id!r}")
+    return ap
+
+
+# --- the entry point --------------------------------------------------------------------------
+
+
+def decide(
+    session: Session,
+    ctx: GateContext,
+    *,
+    access_point_id: str,
+    request_id: str,
+    actor: str,
+    credential: CredentialInput,
+    frames: Sequence[FrameProbe] | None = None,
+) -> Decision:
+    """Decide one passage. ``frames`` are probes already computed off the event loop."""
+    ap = access_point(session, access_point_id)
+    has_face = frames is not None and len(frames) > 0
+    if not has_face and not credential.present:
+        raise InvalidInput("send a camera frame or a credential (card, PIN or QR pass)")
+    method = "+".join(x for x in (credential.method, "face" if has_face else "") if x)
+
+    for m in method.split("+"):
+        if m not in (ap.methods or []):
+            # The gate sent something this door is not configured for.
+            return _record(
+                session,
+                ctx,
+                ap,
+                method,
+                None,
+                "deny",
+                f"method_not_accepted:{m}",
+                request_id,
+                actor,
+            )
+    person_id: str | None = None
+    if credential.present:
+        person_id, reason = _check_credentials(session, ctx, ap, credential)
+        if reason != "ok":
+            return _record(session, ctx, ap, method, person_id, "deny", reason, request_id, actor)
+    if not has_face:
+        return _record(session, ctx, ap, method, person_id, "allow", "ok", request_id, actor)
+
+    site = session.get(Site, ap.site_id)
+    if not (ap.face_enabled and site is not None and site.face_enabled):
+        # Face stays off until the compliance activation gate switches it on (issue 7).
+        return _record(
+            session, ctx, ap, method, person_id, "deny", "face_not_enabled", request_id, actor
+        )
+    assert frames is not None and ctx.galleries is not None and ctx.matcher is not None
+    chosen, why = select_probes(frames, ctx.agree_frames)
+    if not chosen:
+        return _record(session, ctx, ap, method, person_id, "deny", why, request_id, actor)
+    sg = ctx.galleries.site(ap.site_id)
+    if credential.present:
+        outcome = _verify_1to1(session, ctx, sg, ap, person_id, chosen)
+    else:
+        outcome = _identify_1toN(ctx, sg, ap, chosen)
+        if outcome.subject is not None and not _may_match(session, outcome.subject, ap):
+            # The gallery lags the database (a withdrawal in flight): the database wins, and
+            # the face of someone who withdrew is treated as unknown (CAC-FR-06b).
+            ctx.galleries.catch_up()
+            outcome = ProbeOutcome(None, "no_match")
+    if outcome.subject is None:
+        # 1:1 mode keeps the credential holder's pseudonym (the credential named them);
+        # a 1:N non-match keeps nothing about the face.
+        return _record(
+            session, ctx, ap, method, person_id, "deny", outcome.reason, request_id, actor
+        )
+    return _record(
+        session,
+        ctx,
+        ap,
+        method,
+        outcome.subject,
+        "allow",
+        "ok",
+        request_id,
+        actor,
+        score=outcome.score,
+    )
+
+
+# --- face -------------------------------------------------------------------------------------
+
+
+def _identify_1toN(ctx, sg, ap: AccessPoint, probes: list[FrameProbe]) -> ProbeOutcome:
+    """Search only the people whose active consent covers this access point."""
+    subjects = sg.subjects_for(ap.id)
+    n = len(subjects) if subjects is not None else sg.gallery.subject_count
+    threshold = ctx.matcher.threshold_for_gallery(max(n, 1))
+    outcomes = []
+    for p in probes:
+        hits = sg.search(p.template, ap.id, k=2)
+        d = match_decide(hits, threshold, ctx.matcher.margin)
+        outcomes.append(ProbeOutcome(d.subject if d.matched else None, d.outcome, d.score))
+    return combine(outcomes)
+
+
+def _verify_1to1(session, ctx, sg, ap, person_id, probes) -> ProbeOutcome:
+    """The credential names the person; every chosen frame must confirm them."""
+    if person_id is None:  # a visitor pass names no one with a face
+        return ProbeOutcome(None, "not_enrolled_here")
+    if not sg.in_scope(person_id, ap.id) or not _may_match(session, person_id, ap):
+        return ProbeOutcome(None, _why_not_here(session, person_id))
+    outcomes = []
+    for p in probes:
+        score = sg.score_of(p.template, person_id)
+        ok = score is not None and score >= ctx.matcher.threshold_1to1
+        outcomes.append(
+            ProbeOutcome(person_id if ok else None, "match" if ok else "no_match", score)
+        )
+    return combine(outcomes)
+
+
+def _may_match(session: Session, person_id: str, ap: AccessPoint) -> bool:
+    """Ground truth: the person is active and their valid consent covers this access point
+    (a guardian's for an under-14, CAC-FR-07; renewed after a notice change, CAC-FR-05b)."""
+    person = session.get(Person, person_id)
+    if person is None or person.status != "active" or person.site_id != ap.site_id:
+        return False
+    consent = valid_consent(session, person)
+    return consent is not None and ap.id in (consent.scope or ())
+
+
+def _why_not_here(session: Session, person_id: str) -> str:
+    consents = session.execute(select(Consent).where(Consent.person_id == person_id)).scalars()
+    consents = list(consents)
+    if consents and all(c.withdrawn_at is not None for c in consents):
+        return "consent_withdrawn"
+    if consents and all(
+        c.withdrawn_at is not None or c.renewal_required_at is not None for c in consents
+    ):
+        return "consent_renewal_required"
+    return "not_enrolled_here"
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def _check_credentials(
+    session: Session, ctx: GateContext, ap: AccessPoint, cred: CredentialInput
+) -> tuple[str | None, str]:
+    """(person pseudonym, "ok") or (known pseudonym or None, deny reason)."""
+    person_id: str | None = None
+    if cred.qr:
+        person_id, reason = _check_qr(session, ap, cred.qr)
+        if reason != "ok":
+            return person_id, reason
+    if cred.card:
+        card_person, reason = _check_card(session, ap, cred.card)
+        if reason != "ok":
+            return card_person, reason
+        if person_id is not None and card_person != person_id:
+            return None, "credential_mismatch"
+        person_id = card_person
+    if cred.pin:
+        owner = person_id if cred.card or cred.qr else cred.pin_owner
+        if not owner:
+            raise InvalidInput(
+                "a PIN needs `person` (the PIN's unit number or pseudonym) or a card"
+            )
+        pin_person, reason = _check_pin(session, ctx, ap, owner, cred.pin)
+        if reason != "ok":
+            return pin_person, reason
+        if person_id is not None and pin_person != person_id:
+            return None, "credential_mismatch"
+        person_id = pin_person
+    if person_id is not None:
+        person = session.get(Person, person_id)
+        if person is None or person.status != "active":
+            return None, "credential_revoked"
+    return person_id, "ok"
+
+
+def _valid_here(c: Credential, ap: AccessPoint) -> bool:
+    return c.site_id == ap.site_id and (not c.access_point_ids or ap.id in c.access_point_ids)
+
+
+def _time_reason(c: Credential, now: datetime, expired: str) -> str | None:
+    if c.valid_from is not None and now < c.valid_from:
+        return "pass_not_yet_valid" if c.kind == "qr" else "credential_not_yet_valid"
+    if c.valid_until is not None and now >= c.valid_until:
+        return expired
+    return None
+
+
+def _check_card(session: Session, ap: AccessPoint, number: str) -> tuple[str | None, str]:
+    rows = list(
+        session.execute(
+            select(Credential).where(
+                Credential.site_id == ap.site_id,
+                Credential.kind == "card",
+                Credential.identifier == number,
+            )
+        ).scalars()
+    )
+    live = [c for c in rows if c.revoked_at is None]
+    if not live:
+        return None, "credential_revoked" if rows else "unknown_credential"
+    c = live[0]
+    late = _time_reason(c, now_utc(), "credential_expired")
+    if late:
+        return c.person_id, late
+    if not _valid_here(c, ap):
+        return c.person_id, "not_valid_here"
+    return c.person_id, "ok"
+
+
+def _check_pin(
+    session: Session, ctx: GateContext, ap: AccessPoint, owner: str, pin: str
+) -> tuple[str | None, str]:
+    stmt = (
+        select(Credential)
+        .where(
+            Credential.site_id == ap.site_id,
+            Credential.kind == "pin",
+            Credential.revoked_at.is_(None),
+            or_(Credential.identifier == owner, Credential.person_id == owner),
+        )
+        .with_for_update()
+    )
+    creds = list(session.execute(stmt).scalars())
+    if not creds:
+        return None, "unknown_credential"
+    now = now_utc()
+    for c in creds:
+        if c.locked_until is not None and now < c.locked_until:
+            # Locked: the PIN is not even checked, so guessing during lockout learns nothing.
+            return c.person_id, "pin_locked"
+    for c in creds:
+        if c.secret_hash and verify_pin_hash(c.secret_hash, pin):
+            c.failed_attempts = 0
+            c.locked_until = None
+            if not _valid_here(c, ap):
+                return c.person_id, "not_valid_here"
+            return c.person_id, "ok"
+    # A wrong PIN counts against every PIN of that owner; at the limit they lock.
+    reason = "wrong_pin"
+    for c in creds:
+        c.failed_attempts = (c.failed_attempts or 0) + 1
+        if c.failed_attempts >= ctx.pin_max_failures:
+            c.locked_until = now + ctx.pin_lockout
+            c.failed_attempts = 0
+            reason = "pin_locked"
+    return creds[0].person_id, reason
+
+
+def _check_qr(session: Session, ap: AccessPoint, token: str) -> tuple[str | None, str]:
+    try:
+        cred_id, secret = parse_qr_token(token)
+    except InvalidInput:
+        return None, "unknown_credential"
+    c = session.execute(
+        select(Credential).where(Credential.id == cred_id).with_for_update()
+    ).scalar_one_or_none()
+    if c is None or c.kind != "qr" or c.site_id != ap.site_id or not qr_secret_matches(c, secret):
+        return None, "unknown_credential"
+    if c.revoked_at is not None:
+        return c.person_id, "credential_revoked"
+    late = _time_reason(c, now_utc(), "pass_expired")
+    if late:
+        return c.person_id, late
+    if c.max_uses is not None and (c.uses or 0) >= c.max_uses:
+        return c.person_id, "pass_used"
+    if not _valid_here(c, ap):
+        return c.person_id, "not_valid_here"
+    c.uses = (c.uses or 0) + 1  # counted in the decision's transaction (no double use)
+    return c.person_id, "ok"
+
+
+# --- recording --------------------------------------------------------------------------------
+
+
+def _record(
+    session: Session,
+    ctx: GateContext,
+    ap: AccessPoint,
+    method: str,
+    subject: str | None,
+    decision: str,
+    reason: str,
+    request_id: str,
+    actor: str,
+    score: float | None = None,
+    operator: str | None = None,
+) -> Decision:
+    """AccessEvent + audit entry, committed together (credential counters included)."""
+    result = Decision(decision, method, subject, reason, request_id)
+    if subject is not None and operator is None:
+        key = (ap.id, subject, method, decision, reason)
+        if not ctx.dedup.should_record(key):
+            session.commit()  # PIN counters and QR uses still count
+            return Decision(decision, method, subject, reason, request_id, recorded=False)
+    record_access_event_in_tx(
+        session,
+        site_id=ap.site_id,
+        access_point_id=ap.id,
+        method=method,
+        outcome=decision,
+        reason=reason,
+        person_pseudonym=subject,
+        # A score only for an allowed face: a non-match keeps nothing about the face.
+        score=round(score, 4) if (score is not None and decision == "allow") else None,
+        request_id=request_id,
+        operator=operator,
+        actor=actor,
+    )
+    session.commit()
+    return result
+
+
+def override(
+    session: Session,
+    ctx: GateContext,
+    *,
+    access_point_id: str,
+    request_id: str,
+    actor: str,
+    operator: str,
+    reason: str,
+    subject: str | None = None,
+) -> Decision:
+    """A staffed manual decision (PIPL-24: every automated denial has a human path)."""
+    ap = access_point(session, access_point_id)
+    if subject is not None:
+        person = session.get(Person, subject)
+        if person is None or person.site_id != ap.site_id:
+            raise NotFound(f"no person {subject!r} at this site")
+    return _record(
+        session,
+        ctx,
+        ap,
+        "staffed",
+        subject,
+        "allow",
+        f"manual_override:{reason}",
+        request_id,
+        actor,
+        operator=operator,
+    )

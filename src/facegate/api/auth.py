@@ -1,0 +1,78 @@
+"""API keys: per device or operator, stored hashed, scoped and bound to a site (CAC-FR-14).
+
+There are no default credentials: the first key is made with ``facegate keys create`` on the
+machine itself. Missing or wrong key: 401. Valid key, wrong scope, site or access point: 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from facegate.domain.credentials import lookup_api_key
+from facegate.errors import Forbidden, Unauthorized
+
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="facegate API key")
+_bearer = HTTPBearer(auto_error=False, description="facegate API key as a bearer token")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    site_id: str
+    scopes: frozenset[str]
+    access_point_ids: frozenset[str] | None
+
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.key_id}"
+
+    def check_site(self, site_id: str) -> None:
+        if site_id != self.site_id:
+            raise Forbidden("this key belongs to another site")
+
+    def check_access_point(self, site_id: str, access_point_id: str) -> None:
+        self.check_site(site_id)
+        if self.access_point_ids is not None and access_point_id not in self.access_point_ids:
+            raise Forbidden("this key is not bound to this access point")
+
+
+def _authenticate(
+    request: Request,
+    header: str | None = Depends(_header),
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> Principal:
+    secret = header or (bearer.credentials if bearer else None)
+    if not secret:
+        raise Unauthorized("send an API key in X-API-Key (make one with `facegate keys create`)")
+    if len(secret) > 200:
+        raise Unauthorized("the API key is not valid")
+    store = request.app.state.runtime.store
+    with store.session() as s:
+        row = lookup_api_key(s, secret)
+        if row is None:
+            raise Unauthorized("the API key is not valid or was revoked")
+        return Principal(
+            key_id=row.id,
+            site_id=row.site_id,
+            scopes=frozenset(row.scopes or ()),
+            access_point_ids=(
+                frozenset(row.access_point_ids) if row.access_point_ids is not None else None
+            ),
+        )
+
+
+def require(*scopes: str) -> Callable[..., Principal]:
+    """A dependency admitting keys holding any one of ``scopes``."""
+
+    def dep(principal: Principal = Depends(_authenticate)) -> Principal:
+        if not principal.scopes.intersection(scopes):
+            raise Forbidden(
+                f"this key lacks the scope for this route (needs {' or '.join(scopes)})"
+            )
+        return principal
+
+    return dep

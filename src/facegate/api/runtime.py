@@ -1,0 +1,232 @@
+"""What one server process holds: the store, the pipeline, the galleries, the pools, metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from facegate.access.decide import FaceMatcher, GateContext
+from facegate.access.dedup import EventDeduplicator
+from facegate.access.galleries import Change, GalleryEntry, GalleryLoader, GalleryService
+from facegate.access.pool import InferencePool
+from facegate.access.sync import ChangeListener, ChangePoller
+from facegate.api.observability import Metrics
+from facegate.config import Settings
+from facegate.domain.consent import valid_consent
+from facegate.store.crypto import Keyring, load_keyring
+from facegate.store.db import Store
+from facegate.store.models import ChangeLog, Person, PersonKey, Site, Template
+
+log = logging.getLogger("facegate.server")
+
+
+def load_person_entries(
+    session: Session, keyring: Keyring, site_id: str, person_id: str
+) -> list[GalleryEntry]:
+    """One person's decrypted templates, if they may be matched (same rules as the store's
+    site loader: active, valid consent incl. a guardian's for under-14s; scope = consent's)."""
+    person = session.get(Person, person_id)
+    if person is None or person.status != "active" or person.site_id != site_id:
+        return []
+    consent = valid_consent(session, person)
+    if consent is None:
+        return []
+    pk = session.get(PersonKey, person_id)
+    if pk is None:
+        return []
+    data_key = keyring.unwrap_data_key(person_id, pk.key_id, pk.wrapped)
+    rows = session.execute(
+        select(Template).where(Template.person_id == person_id).order_by(Template.created_at)
+    ).scalars()
+    scope = frozenset(consent.scope or ())
+    return [
+        GalleryEntry(
+            person_id,
+            t.id,
+            keyring.decrypt_template(
+                data_key,
+                t.nonce,
+                t.ciphertext,
+                template_id=t.id,
+                person_id=person_id,
+                model_id=t.model_id,
+            ),
+            t.model_id,
+            scope,
+        )
+        for t in rows
+    ]
+
+
+class StoreGalleryLoader(GalleryLoader):
+    """Reads decrypted gallery entries and the change log through the store."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.keyring = load_keyring(settings)
+
+    def load_site(self, site_id: str) -> Iterable[GalleryEntry]:
+        return self._load(site_id, None)
+
+    def load_person(self, site_id: str, person_id: str) -> Iterable[GalleryEntry]:
+        return self._load(site_id, person_id)
+
+    def _load(self, site_id: str, person_id: str | None) -> list[GalleryEntry]:
+        from facegate.domain.enrollment import load_gallery_entries
+
+        with self.store.session() as s:
+            if person_id is not None:
+                return load_person_entries(s, self.keyring, site_id, person_id)
+            return [
+                GalleryEntry(
+                    e.person_pseudonym,
+                    e.template_id,
+                    e.vector,
+                    e.model_id,
+                    frozenset(e.access_point_ids),
+                )
+                for e in load_gallery_entries(s, self.keyring, site_id)
+            ]
+
+    def changes_since(self, seq: int) -> list[Change]:
+        with self.store.session() as s:
+            rows = s.execute(
+                select(ChangeLog).where(ChangeLog.seq > seq).order_by(ChangeLog.seq)
+            ).scalars()
+            return [Change(r.seq, r.site_id, r.person_id, r.kind, r.at) for r in rows]
+
+    def last_seq(self) -> int:
+        with self.store.session() as s:
+            rows = s.execute(select(ChangeLog.seq).order_by(ChangeLog.seq.desc()).limit(1)).all()
+            return int(rows[0][0]) if rows else 0
+
+
+class GateRuntime:
+    """Built once per app; the pipeline and galleries load on first need (or at start-up)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        pipeline: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.database_url)
+        self.metrics = Metrics()
+        self.pool = InferencePool(
+            settings.inference_workers, settings.inference_queue, settings.busy_retry_after_s
+        )
+        self.dedup = EventDeduplicator(settings.event_dedup_s)
+        self._pipeline = pipeline
+        if pipeline is not None:
+            from PIL import Image
+
+            Image.init()  # see ``pipeline`` below
+        self._galleries: GalleryService | None = None
+        self._listener: ChangeListener | ChangePoller | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.store.dialect == "postgresql"
+
+    @property
+    def pipeline(self) -> Any:
+        with self._lock:
+            if self._pipeline is None:
+                from PIL import Image
+
+                from facegate.vision import FacePipeline
+
+                # Register every Pillow plugin first: decoding with a `formats` list before
+                # Image.init() raises KeyError for plugins not yet loaded (e.g. MPO).
+                Image.init()
+
+                self._pipeline = FacePipeline(self.settings)
+            return self._pipeline
+
+    @property
+    def pipeline_loaded(self) -> bool:
+        return self._pipeline is not None
+
+    @property
+    def galleries(self) -> GalleryService:
+        pipe = self.pipeline
+        with self._lock:
+            if self._galleries is None:
+                g = GalleryService(
+                    StoreGalleryLoader(self.store, self.settings),
+                    dim=pipe.dim,
+                    model_id=pipe.model_id,
+                    on_applied=self.metrics.revocation_lag.observe,
+                )
+                g.start()
+                self._galleries = g
+            return self._galleries
+
+    def gate_context(self, with_face: bool) -> GateContext:
+        galleries = matcher = None
+        if with_face:
+            pipe = self.pipeline
+            galleries = self.galleries
+            matcher = FaceMatcher(pipe.threshold, pipe.margin, pipe.threshold_for_gallery)
+        return GateContext(
+            galleries=galleries,
+            matcher=matcher,
+            dedup=self.dedup,
+            agree_frames=self.settings.burst_agree_frames,
+            pin_max_failures=self.settings.pin_max_failures,
+            pin_lockout=timedelta(seconds=self.settings.pin_lockout_s),
+        )
+
+    def after_change(self) -> None:
+        """Apply our own change to the galleries now (the only path on SQLite)."""
+        if self._galleries is not None:
+            self._galleries.catch_up()
+            self.update_gallery_metrics()
+
+    def update_gallery_metrics(self) -> None:
+        if self._galleries is not None:
+            templates, people = self._galleries.sizes()
+            self.metrics.gallery_templates.set(templates)
+            self.metrics.gallery_subjects.set(people)
+
+    def warm_up(self) -> None:
+        """Load the models and every site's gallery before the first decision."""
+        galleries = self.galleries
+        with self.store.session() as s:
+            sites = [r for (r,) in s.execute(select(Site.id)).all()]
+        galleries.load_sites(sites)
+        self.update_gallery_metrics()
+
+    def start_sync(self) -> None:
+        """Follow changes made by other processes: LISTEN/NOTIFY + catch-up on PostgreSQL,
+        a short poll of the change sequence on SQLite (the CLI may write the same file)."""
+        if not self.is_postgres and self._listener is None:
+            self._listener = ChangePoller(self.galleries, on_caught_up=self.update_gallery_metrics)
+            self._listener.start()
+        if self.is_postgres and self._listener is None:
+            from facegate.domain.common import NOTIFY_CHANNEL
+
+            self._listener = ChangeListener(
+                self.store.url,
+                self.galleries,
+                channel=NOTIFY_CHANNEL,
+                reconnect_s=self.settings.sync_reconnect_s,
+                on_caught_up=self.update_gallery_metrics,
+            )
+            self._listener.start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        self.pool.shutdown()
+        self.store.dispose()

@@ -1,0 +1,268 @@
+"""Reading a decide request: limits on the byte stream before anything is decoded.
+
+Frames are kept in memory only (never spooled to a temporary file) and dropped after the
+decision (STD-41819-04: images are deleted as soon as verification is done).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from facegate.config import Settings
+from facegate.errors import ImageTooLarge, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+
+CREDENTIAL_FIELDS = ("card", "pin", "qr", "person")
+_MAX_FIELD_BYTES = 1024
+_RAW_TYPES = {b"application/octet-stream"}
+
+
+@dataclass
+class DecideInput:
+    """What a gate sent: zero or more frames and at most one of each credential."""
+
+    frames: list[bytes] = field(default_factory=list)
+    card: str | None = None
+    pin: str | None = None
+    qr: str | None = None
+    person: str | None = None  # pseudonym, only to say whose PIN this is
+
+    @property
+    def has_credential(self) -> bool:
+        return bool(self.card or self.pin or self.qr)
+
+
+def body_limit(settings: Settings) -> int:
+    return settings.max_frame_bytes * settings.max_burst_frames + 64 * 1024
+
+
+async def read_decide_input(request: Request, settings: Settings) -> DecideInput:
+    """Parse multipart, JSON or a raw image body within the configured limits."""
+    limit = body_limit(settings)
+    _check_declared(request, limit)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    ctype = ctype.lower()
+    if ctype == b"multipart/form-data":
+        return await _read_multipart(request, params.get(b"boundary"), settings, limit)
+    if ctype == b"application/json":
+        return _from_json(await _read_capped(request, 16 * 1024))
+    if ctype == b"application/x-www-form-urlencoded":
+        return _from_form(await _read_capped(request, 16 * 1024))
+    if ctype.startswith(b"image/") or ctype in _RAW_TYPES:
+        frame = await _read_capped(request, settings.max_frame_bytes, image=True)
+        if not frame:
+            raise InvalidInput("the request body is empty: send a camera frame or a credential")
+        return DecideInput(frames=[frame])
+    if not ctype:
+        raise UnsupportedMediaType(
+            "send a frame as multipart/form-data (field `frame`) or as a raw image body, "
+            "or a credential as multipart or JSON (`card`, `pin`, `qr`)"
+        )
+    raise UnsupportedMediaType(f"content type {ctype.decode('latin-1')!r} is not accepted here")
+
+
+async def _read_capped(request: Request, cap: int, image: bool = False) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > cap:
+            if image:
+                raise ImageTooLarge(f"a frame may be at most {cap} bytes")
+            raise PayloadTooLarge(f"the request body is larger than {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _from_json(raw: bytes) -> DecideInput:
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the JSON body must be an object with `card`, `pin` or `qr`")
+    out = DecideInput()
+    for key, value in data.items():
+        if key not in CREDENTIAL_FIELDS:
+            raise InvalidInput(f"unknown field {key!r}; expected one of {CREDENTIAL_FIELDS}")
+        if value is None:
+            continue
+        setattr(out, key, _field_value(key, value))
+    return out
+
+
+def _from_form(raw: bytes) -> DecideInput:
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("the form body is not valid UTF-8") from None
+    out = DecideInput()
+    for key, value in pairs:
+        if key not in CREDENTIAL_FIELDS:
+            raise InvalidInput(f"unknown field {key!r}; expected one of {CREDENTIAL_FIELDS}")
+        if getattr(out, key) is not None:
+            raise InvalidInput(f"`{key}` was sent twice")
+        setattr(out, key, _field_value(key, value))
+    return out
+
+
+def _field_value(key: str, value: object) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"`{key}` is not valid UTF-8 text") from None
+    if not isinstance(value, str):
+        raise InvalidInput(f"`{key}` must be a string")
+    value = value.strip()
+    if not value or len(value) > 256 or not value.isprintable():
+        raise InvalidInput(f"`{key}` must be 1-256 printable characters")
+    return value
+
+
+MAX_ENROLL_IMAGES = 5
+
+
+async def read_images(request: Request, settings: Settings) -> list[bytes]:
+    """Enrollment photos: multipart field ``image``, 1-5 files, within the frame limit each."""
+    limit = settings.max_frame_bytes * MAX_ENROLL_IMAGES + 64 * 1024
+    _check_declared(request, limit)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype.lower() != b"multipart/form-data":
+        raise UnsupportedMediaType("send the photos as multipart/form-data, field `image`")
+    files, _ = await _parse_multipart(
+        request,
+        params.get(b"boundary"),
+        "image",
+        MAX_ENROLL_IMAGES,
+        (),
+        settings.max_frame_bytes,
+        limit,
+    )
+    if not files:
+        raise InvalidInput("send at least one photo in the field `image`")
+    return files
+
+
+def _check_declared(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    try:
+        size = int(declared)
+    except ValueError:
+        raise InvalidInput("Content-Length is not a number") from None
+    if size > limit:
+        raise PayloadTooLarge(f"the request body is {size} bytes; the limit is {limit}")
+
+
+async def _read_multipart(
+    request: Request, boundary: bytes | None, settings: Settings, limit: int
+) -> DecideInput:
+    frames, fields = await _parse_multipart(
+        request,
+        boundary,
+        "frame",
+        settings.max_burst_frames,
+        CREDENTIAL_FIELDS,
+        settings.max_frame_bytes,
+        limit,
+    )
+    out = DecideInput(frames=frames)
+    for name, value in fields.items():
+        setattr(out, name, value)
+    return out
+
+
+async def _parse_multipart(
+    request: Request,
+    boundary: bytes | None,
+    file_field: str,
+    max_files: int,
+    text_fields: tuple[str, ...],
+    file_cap: int,
+    limit: int,
+) -> tuple[list[bytes], dict[str, str]]:
+    """Stream-parse a multipart body in memory with a cap per part and in total."""
+    if not boundary:
+        raise InvalidInput("multipart body without a boundary")
+    parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+    header_field = bytearray()
+    header_value = bytearray()
+    state: dict[str, object] = {}
+
+    def on_part_begin() -> None:
+        if len(parts) >= max_files + len(text_fields):
+            raise InvalidInput("too many parts in the multipart body")
+        parts.append(({}, bytearray()))
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        parts[-1][0][bytes(header_field).lower()] = bytes(header_value)
+        header_field.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        _, opts = parse_options_header(parts[-1][0].get(b"content-disposition", b""))
+        is_file = opts.get(b"name", b"").decode("latin-1") == file_field
+        state["cap"] = file_cap if is_file else _MAX_FIELD_BYTES
+        state["is_file"] = is_file
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        buf = parts[-1][1]
+        if len(buf) + (end - start) > state["cap"]:  # type: ignore[operator]
+            if state["is_file"]:
+                raise ImageTooLarge(f"an image may be at most {file_cap} bytes")
+            raise InvalidInput("a form field is longer than 1 KiB")
+        buf.extend(data[start:end])
+
+    parser = MultipartParser(
+        boundary,
+        callbacks={  # type: ignore[arg-type]
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+        },
+    )
+    total = 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError:
+        raise InvalidInput("the multipart body is malformed") from None
+    files: list[bytes] = []
+    fields: dict[str, str] = {}
+    for headers, data in parts:
+        _, opts = parse_options_header(headers.get(b"content-disposition", b""))
+        name = opts.get(b"name", b"").decode("latin-1")
+        if name == file_field:
+            if len(files) >= max_files:
+                raise InvalidInput(f"at most {max_files} `{file_field}` parts per request")
+            if not data:
+                raise InvalidInput(f"an empty `{file_field}` was sent")
+            files.append(bytes(data))
+        elif name in text_fields:
+            if name in fields:
+                raise InvalidInput(f"`{name}` was sent twice")
+            fields[name] = _field_value(name, bytes(data))
+        else:
+            expected = ", ".join((file_field, *text_fields))
+            raise InvalidInput(f"unknown form field {name!r}; expected one of {expected}")
+    return files, fields
