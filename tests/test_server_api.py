@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -18,6 +19,8 @@ from server_support import make_site, people_images, pipeline
 from facegate import audit
 from facegate.api import create_app
 from facegate.config import Settings
+from facegate.domain import withdraw
+from facegate.store.db import Store
 from facegate.store.models import AccessEvent, AuditEntry
 
 A, B, C = "Colin_Powell", "Donald_Rumsfeld", "Ariel_Sharon"
@@ -337,6 +340,26 @@ def test_repeated_decisions_are_one_event(env):
         decide(env, s.ap_side, card="NO-SUCH-CARD")
     with rt.store.session() as db:
         assert db.query(AccessEvent).count() - before >= 2
+
+
+def test_change_made_by_the_cli_reaches_the_gallery(env):
+    """The CLI writes the same SQLite file from another process: the server's poll applies it."""
+    http, h = env["http"], env["h"]
+    pid = http.post("/v1/persons", json={"category": "resident"}, headers=h("enroll")).json()["id"]
+    assert http.post(f"/v1/persons/{pid}/consents", json={}, headers=h("enroll")).status_code == 201
+    files = [("image", ("c.jpg", env["images"][C][0], "image/jpeg"))]
+    assert (
+        http.post(f"/v1/persons/{pid}/enroll", files=files, headers=h("enroll")).status_code == 201
+    )
+    before = http.get("/healthz").json()["gallery_templates"]
+    store = Store(env["settings"].database_url)  # as `facegate consent withdraw` would
+    with store.session() as db:
+        withdraw(db, actor="cli", person_id=pid)
+    store.dispose()
+    deadline = time.monotonic() + 3
+    while http.get("/healthz").json()["gallery_templates"] >= before:
+        assert time.monotonic() < deadline, "the CLI's withdrawal never reached the gallery"
+        time.sleep(0.05)
 
 
 def test_rights_export_and_erase(env):

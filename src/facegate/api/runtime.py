@@ -15,7 +15,7 @@ from facegate.access.decide import FaceMatcher, GateContext
 from facegate.access.dedup import EventDeduplicator
 from facegate.access.galleries import Change, GalleryEntry, GalleryLoader, GalleryService
 from facegate.access.pool import InferencePool
-from facegate.access.sync import ChangeListener
+from facegate.access.sync import ChangeListener, ChangePoller
 from facegate.api.observability import Metrics
 from facegate.config import Settings
 from facegate.domain.consent import valid_consent
@@ -131,7 +131,7 @@ class GateRuntime:
 
             Image.init()  # see ``pipeline`` below
         self._galleries: GalleryService | None = None
-        self._listener: ChangeListener | None = None
+        self._listener: ChangeListener | ChangePoller | None = None
         self._lock = threading.Lock()
 
     @property
@@ -208,7 +208,11 @@ class GateRuntime:
         self.update_gallery_metrics()
 
     def start_sync(self) -> None:
-        """On PostgreSQL, follow other processes' changes (LISTEN/NOTIFY + catch-up)."""
+        """Follow changes made by other processes: LISTEN/NOTIFY + catch-up on PostgreSQL,
+        a short poll of the change sequence on SQLite (the CLI may write the same file)."""
+        if not self.is_postgres and self._listener is None:
+            self._listener = ChangePoller(self.galleries, on_caught_up=self.update_gallery_metrics)
+            self._listener.start()
         if self.is_postgres and self._listener is None:
             from facegate.domain.common import NOTIFY_CHANNEL
 

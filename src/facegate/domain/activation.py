@@ -1,9 +1,7 @@
-"""Switching face recognition on or off at an access point, and the overview of sites.
+"""Read-only overviews for the console and the kiosk: sites, access points, head counts.
 
-Switching on is gated by the compliance engine over the live state: while any blocker fails
-(no PIA, face-only door, missing notice field, prohibited location, ...) it is refused with
-the failing rules (issue 7, ENF-2025). Switching off is always allowed.
-"""
+(Switching face on or off is the compliance engine's ``facegate.compliance.live.set_face``,
+gated by the blocking rules.)"""
 
 from __future__ import annotations
 
@@ -12,51 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from facegate import audit
-from facegate.config import Settings
-from facegate.domain.common import PURPOSE_CONFIG, record_change, run
 from facegate.errors import NotFound
 from facegate.store.models import AccessPoint, Person, Site, Template
-
-
-def set_face_enabled(
-    session: Session, settings: Settings, *, actor: str, access_point_id: str, enabled: bool
-) -> AccessPoint:
-    """Face on (through the compliance activation gate) or off at one access point."""
-
-    def work() -> AccessPoint:
-        ap = session.get(AccessPoint, access_point_id)
-        if ap is None:
-            raise NotFound(f"no access point {access_point_id!r}")
-        site = session.get(Site, ap.site_id)
-        assert site is not None
-        if enabled:
-            from facegate.compliance.gate import assert_can_activate
-            from facegate.compliance.live import live_deployment
-
-            assert_can_activate(live_deployment(settings), site.id, ap.id)
-            site.face_enabled = True
-        ap.face_enabled = enabled
-        session.flush()
-        record_change(session, site.id, None, "access_point")
-        audit.append(
-            session,
-            actor=actor,
-            operation="face_activation",
-            purpose=PURPOSE_CONFIG,
-            outcome="on" if enabled else "off",
-            details={"access_point_id": ap.id},
-        )
-        return ap
-
-    return run(
-        session,
-        work,
-        actor=actor,
-        operation="face_activation",
-        subject=None,
-        purpose=PURPOSE_CONFIG,
-    )
 
 
 def site_overview(session: Session) -> list[dict[str, Any]]:

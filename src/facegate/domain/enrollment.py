@@ -79,9 +79,9 @@ def _quality_reasons(face: Any) -> list[str]:
 
 
 def _quality_score(face: Any) -> float | None:
-    q = getattr(face, "quality", None)
-    for attr in ("score", "value"):
-        v = getattr(q, attr, None)
+    """The enrollment quality kept with the template: the quality score if the pipeline
+    gives one, else the detector's confidence in the face."""
+    for v in (getattr(getattr(face, "quality", None), "score", None), getattr(face, "score", None)):
         if isinstance(v, int | float):
             return float(v)
     return None

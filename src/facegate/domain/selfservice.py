@@ -1,9 +1,9 @@
 """Resident and guest self-service: one-time invitations, saying yes or no to face access.
 
 An invitation is a random token shown once (link and QR), stored only as SHA-256, with an
-expiry; opening it spends it and starts a short self-service session. Saying "no" is recorded
-and remembered so the person is not asked again (STD-41819-02), changes nothing about their
-access, and gives them a QR pass when they had no other way in (SPC-10, CAC-FR-10).
+expiry; opening it spends it and starts a short self-service session. Saying "no" is the
+store's ``decline_face``: remembered so the person is not asked again (STD-41819-02), nothing
+about their access changes, and a QR pass is issued when they had no other way in (SPC-10).
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from facegate import audit
 from facegate.config import Settings
 from facegate.domain.accounts import OpenedSession, open_session
 from facegate.domain.common import PURPOSE_ACCESS, get_person, is_under_14, run, utcnow
-from facegate.domain.consent import CHANNELS, record_consent, valid_consent
-from facegate.domain.credentials import IssuedCredential, active_credentials, issue_qr_in_tx
+from facegate.domain.consent import WithdrawResult, record_consent, valid_consent
+from facegate.domain.consent import decline_face as store_decline_face
 from facegate.errors import GuardianConsentRequired, InvalidInput, InvitationInvalid
 from facegate.store.models import AccessEvent, Consent, GuardianLink, Template, new_id
-from facegate.store.web_models import FaceDecline, Invitation
+from facegate.store.web_models import Invitation
 
 
 def _hash(token: str) -> str:
@@ -146,53 +146,12 @@ def split_subject(subject_id: str) -> tuple[str, str | None]:
     return person, guardian or None
 
 
-@dataclass(frozen=True)
-class DeclineResult:
-    person_id: str
-    issued: IssuedCredential | None
-
-
 def decline_face(
     session: Session, *, actor: str, person_id: str, channel: str = "web"
-) -> DeclineResult:
-    """Record "no thanks" to face access. Access is unchanged; a person with no working
-    credential gets a QR pass (SPC-10); they are not asked again (STD-41819-02)."""
-
-    def work() -> DeclineResult:
-        person = get_person(session, person_id, lock=True)
-        if channel not in CHANNELS:
-            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
-        row = session.get(FaceDecline, person.id)
-        if row is None:
-            session.add(FaceDecline(person_id=person.id, channel=channel, declined_at=utcnow()))
-        issued = None
-        if not active_credentials(session, person.id):
-            issued = issue_qr_in_tx(
-                session, site_id=person.site_id, person_id=person.id, actor=actor
-            )
-        session.flush()
-        audit.append(
-            session,
-            actor=actor,
-            operation="face_decline",
-            subject=person.id,
-            purpose=PURPOSE_ACCESS,
-            outcome="ok",
-            details={
-                "channel": channel,
-                "credential_issued": issued.credential.id if issued else None,
-            },
-        )
-        return DeclineResult(person.id, issued)
-
-    return run(
-        session,
-        work,
-        actor=actor,
-        operation="face_decline",
-        subject=person_id,
-        purpose=PURPOSE_ACCESS,
-    )
+) -> WithdrawResult:
+    """Record "no thanks" to face access: the store's ``decline_face`` (access unchanged, a
+    QR pass when the person had no other way in, not asked again: STD-41819-02, SPC-10)."""
+    return store_decline_face(session, actor=actor, person_id=person_id, channel=channel)
 
 
 def accept_face(
@@ -203,21 +162,18 @@ def accept_face(
     guardian_id: str | None = None,
     channel: str = "web",
 ) -> Consent:
-    """The person (or the guardian of a child) chose face access: record the separate consent
-    (CAC-FR-06a) and forget an earlier "no", since they changed their mind themselves."""
-    consent = record_consent(
+    """The person (or the guardian of a child) chose face access: their separate consent
+    (CAC-FR-06a); recording it also clears an earlier "no", since they changed their mind."""
+    return record_consent(
         session, actor=actor, person_id=person_id, channel=channel, guardian_id=guardian_id
     )
-    session.execute(delete(FaceDecline).where(FaceDecline.person_id == person_id))
-    session.commit()
-    return consent
 
 
 def face_state(session: Session, person_id: str) -> dict[str, Any]:
     """What the self-service page needs to know to show the right choice (never a vector)."""
     person = get_person(session, person_id)
     consent = valid_consent(session, person)
-    declined = session.get(FaceDecline, person.id)
+    declined = person.face_declined_at
     templates = session.execute(select(Template.id).where(Template.person_id == person.id)).all()
     return {
         "person_id": person.id,
@@ -225,8 +181,8 @@ def face_state(session: Session, person_id: str) -> dict[str, Any]:
         "under_14": is_under_14(person),
         "consent_active": consent is not None,
         "enrolled": bool(templates),
-        "declined": declined is not None,
-        "declined_at": declined.declined_at.isoformat() if declined else None,
+        "declined": declined is not None and consent is None,
+        "declined_at": declined.isoformat() if declined else None,
         # Ask only someone who has neither said yes nor no (STD-41819-02).
         "should_ask": consent is None and declined is None and person.category != "visitor",
     }

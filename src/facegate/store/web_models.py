@@ -1,8 +1,8 @@
-"""Tables of the web console and self-service (issue 8): operator accounts, browser sessions,
-one-time invitations, and a person's recorded "no" to face access.
+"""Tables of the web console and self-service (issue 8): operator accounts, browser sessions
+and one-time invitations. (A person's "no" to face is the store's ``persons.face_declined_at``.)
 
 Kept in their own module so the people store's models stay as they are; ``facegate.store``
-imports it, so the tables are always part of ``Base.metadata`` (migration ``0002``).
+imports it, so the tables are always part of ``Base.metadata`` (migration ``0003``).
 """
 
 from __future__ import annotations
@@ -60,15 +60,3 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class FaceDecline(Base):
-    """A person said no to face access: remembered so they are not asked again (STD-41819-02)."""
-
-    __tablename__ = "face_declines"
-
-    person_id: Mapped[str] = mapped_column(
-        ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True
-    )
-    channel: Mapped[str] = mapped_column(String(32))
-    declined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

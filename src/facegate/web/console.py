@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
 from facegate import audit
 from facegate.domain import (
@@ -17,6 +18,7 @@ from facegate.domain import (
     issue_card,
     list_persons,
     person_summary,
+    record_consent,
     withdraw,
 )
 from facegate.domain.accounts import (
@@ -31,7 +33,7 @@ from facegate.domain.accounts import (
     operator_for,
     require_role,
 )
-from facegate.domain.activation import set_face_enabled, site_overview
+from facegate.domain.activation import site_overview
 from facegate.domain.rights import list_rights_requests
 from facegate.domain.selfservice import create_invitation, face_states, recent_access_events
 from facegate.errors import FacegateError, Forbidden, InvalidInput
@@ -51,7 +53,7 @@ from facegate.web.common import (
     set_cookie,
     with_pre_csrf,
 )
-from facegate.web.faces import decode_upload, quality_feedback
+from facegate.web.faces import decode_upload, enroll_from_body, quality_feedback
 
 router = APIRouter(include_in_schema=False)
 
@@ -252,13 +254,18 @@ async def face_switch(request: Request, ap_id: str) -> Response:
     c.check(form)
     try:
         with c.rt.store.session() as s:
-            set_face_enabled(
+            from facegate.compliance.live import set_face
+
+            # The activation gate refuses while a blocking rule fails (ENF-2025, issue 7).
+            set_face(
                 s,
                 c.rt.settings,
                 actor=c.actor,
+                site_id=str(form.get("site_id", "")),
                 access_point_id=ap_id,
                 enabled=form.get("on") == "1",
             )
+        c.rt.after_change()
     except FacegateError as exc:
         raise fail(request, exc, "/console/sites") from None
     return redirect("/console/sites")
@@ -368,6 +375,30 @@ async def person_card(request: Request, person_id: str) -> Response:
     return redirect(f"/console/people/{person_id}")
 
 
+@router.post("/console/people/{person_id}/consent", response_class=HTMLResponse)
+async def person_consent(request: Request, person_id: str) -> Response:
+    """Consent given in person at the desk: its own act, after reading the notice (CAC-FR-06a)."""
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    try:
+        if form.get("read_notice") != "yes":
+            raise InvalidInput("the person must have read the notice and said yes themselves")
+        guardian = str(form.get("guardian_id") or "").strip() or None
+        with c.rt.store.session() as s:
+            record_consent(
+                s,
+                actor=c.actor,
+                person_id=person_id,
+                channel="front_desk",
+                guardian_id=guardian,
+            )
+        c.rt.after_change()
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    return redirect(f"/console/people/{person_id}")
+
+
 @router.post("/console/people/{person_id}/invite", response_class=HTMLResponse)
 async def person_invite(request: Request, person_id: str) -> Response:
     c = Ctx(request, STAFF)
@@ -402,7 +433,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
     form = await request.form()
     c.check(form)
     upload = form.get("photo")
-    if not isinstance(upload, UploadFile | Any) or not hasattr(upload, "read"):
+    if not isinstance(upload, UploadFile):
         raise fail(request, InvalidInput("choose a photo"), f"/console/people/{person_id}")
     data = await upload.read(c.rt.settings.max_image_bytes + 1)
     try:
@@ -417,6 +448,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
                 person_id=person_id,
                 images=[image],
             )
+        c.rt.after_change()  # the gallery follows at once (SQLite: the only path)
     except FacegateError as exc:
         raise fail(request, exc, f"/console/people/{person_id}") from None
     finally:
@@ -432,9 +464,20 @@ async def person_withdraw(request: Request, person_id: str) -> Response:
     try:
         with c.rt.store.session() as s:
             withdraw(s, actor=c.actor, person_id=person_id, channel="front_desk")
+        c.rt.after_change()  # every gate stops matching them now
     except FacegateError as exc:
         raise fail(request, exc, f"/console/people/{person_id}") from None
     return _person_page(c, person_id, flash="withdraw_done")
+
+
+@router.post("/console/people/{person_id}/enroll-camera")
+async def person_enroll_camera(request: Request, person_id: str) -> Response:
+    """Front-desk webcam enrollment: the confirmed photo as the raw body, JSON back."""
+    c = Ctx(request, STAFF)
+    check_csrf(request.headers.get("x-csrf-token"), c.csrf)
+    return await enroll_from_body(
+        request, c.rt, keyring(request), person_id=person_id, actor=c.actor
+    )
 
 
 @router.post("/console/quality")

@@ -15,14 +15,13 @@ router = APIRouter(include_in_schema=False)
 
 def _live(c: Ctx):
     """The live deployment the compliance engine checks; (deployment, problem)."""
-    try:
-        from facegate.compliance.live import live_deployment
+    from facegate.compliance.live import deployment_from_store
 
-        return live_deployment(c.rt.settings), ""
+    try:
+        with c.rt.store.session() as s:
+            return deployment_from_store(s, c.rt.settings), ""
     except FacegateError as exc:
         return None, exc.message
-    except ImportError:
-        return None, "the compliance engine cannot read the live state in this build"
 
 
 @router.get("/console/compliance", response_class=HTMLResponse)

@@ -64,3 +64,35 @@ async def quality_feedback(request: Request, rt: Any) -> JSONResponse:
         {"ok": not reasons, "reason": reason, "message": tr.quality(reason)},
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def enroll_from_body(
+    request: Request, rt: Any, keyring: Any, *, person_id: str, actor: str, next_url: str = ""
+) -> JSONResponse:
+    """Enroll the confirmed camera photo sent as the raw body; JSON for the page's script.
+
+    The domain's ``enroll`` decides (consent, quality, duplicates); the photo is dropped here.
+    """
+    from facegate.domain import enroll
+
+    tr = translator(request)
+    data = await request.body()
+    try:
+        image = decode_upload(rt, data)
+        with rt.store.session() as s:
+            enroll(s, keyring, rt.pipeline, actor=actor, person_id=person_id, images=[image])
+        del image
+        rt.after_change()  # every gate knows the new face at once
+    except FacegateError as exc:
+        reasons = (exc.details or {}).get("reasons") or [exc.code]
+        reason = str(reasons[0]) if isinstance(reasons, list) and reasons else exc.code
+        msg = tr.quality(reason) if reason in tr.all_quality() else exc.message
+        return JSONResponse(
+            {"ok": False, "reason": reason, "message": msg}, status_code=exc.http_status
+        )
+    finally:
+        del data
+    body = {"ok": True, "message": tr("enroll_ok")}
+    if next_url:
+        body["next"] = next_url
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -89,6 +89,7 @@ _T: dict[str, tuple[str, str]] = {
     "nav_operators": ("账号", "Accounts"),
     "site": ("场所", "Site"),
     "access_points": ("出入口", "Access points"),
+    "access_point": ("出入口", "Entrance"),
     "name": ("名称", "Name"),
     "kind": ("类型", "Kind"),
     "location": ("位置类型", "Location type"),
@@ -135,6 +136,13 @@ _T: dict[str, tuple[str, str]] = {
         "Invitation link (shown once, valid 72 hours, single use):",
     ),
     "guardian": ("监护人", "Guardian"),
+    "desk_consent": ("在前台记录同意", "Record consent given at the desk"),
+    "desk_consent_check": (
+        "本人（或监护人）已阅读告知书，并自己选择了刷脸",
+        "The person (or guardian) read the notice and chose face access themselves",
+    ),
+    "desk_consent_btn": ("记录同意", "Record consent"),
+    "enroll_camera": ("用摄像头录入（须已同意）", "Enroll with the webcam (needs consent)"),
     "enroll_photo": ("用照片录入（须已同意）", "Enroll from a photo (needs consent)"),
     "photo": ("照片", "Photo"),
     "upload": ("上传并录入", "Upload and enroll"),
@@ -192,6 +200,25 @@ _T: dict[str, tuple[str, str]] = {
         "请先阅读：我们如何处理人脸信息",
         "Please read first: how face data is handled",
     ),
+    "in_short": ("简单说", "In short"),
+    "plain_1": (
+        "摄像头把您的脸转换成一串加密的特征值，只保存在本小区/酒店的服务器上；不保存照片。",
+        "A camera turns your face into an encrypted code kept only on this site's own server; "
+        "no photo is kept.",
+    ),
+    "plain_2": (
+        "只用于开门，不做任何其他用途。",
+        "It is used only to open doors, for nothing else.",
+    ),
+    "plain_3": (
+        "完全自愿：门卡、密码或二维码同样可以进出，不收费、不排队。",
+        "It is your choice: a card, PIN or QR pass works just as well, at no cost and no wait.",
+    ),
+    "plain_4": (
+        "您可以随时在本页面撤回，人脸数据会立即删除。",
+        "You can withdraw at any time on this page; your face data is erased at once.",
+    ),
+    "full_notice": ("完整告知书", "The full notice"),
     "choice_title": ("您想用刷脸开门吗？", "Would you like to use face access?"),
     "choice_hint": (
         "两种方式都可以正常进出。选择不刷脸不会影响您的任何权益，我们也不会再次询问。",
@@ -246,7 +273,7 @@ _T: dict[str, tuple[str, str]] = {
     "submit": ("提交", "Send"),
     "rights_sent": ("已收到您的请求，答复期限：", "Request received; answer due by "),
     "none": ("无", "none"),
-    "templates_count": ("加密人脸模板", "encrypted face templates"),
+    "templates_count": ("加密人脸模板", "Encrypted face templates"),
     "session_over": (
         "您的会话已结束。请向前台索取新的邀请链接。",
         "Your session has ended. Ask the front desk for a new invitation link.",

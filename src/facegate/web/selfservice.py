@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from facegate.domain import enroll, person_summary, withdraw
+from facegate.domain import person_summary, withdraw
 from facegate.domain.accounts import lookup_session
 from facegate.domain.rights import export_my_data, submit_rights_request
 from facegate.domain.selfservice import (
@@ -40,7 +40,7 @@ from facegate.web.common import (
     set_cookie,
     with_pre_csrf,
 )
-from facegate.web.faces import decode_upload, quality_feedback
+from facegate.web.faces import enroll_from_body, quality_feedback
 
 router = APIRouter(include_in_schema=False)
 
@@ -135,6 +135,7 @@ async def me_choice(request: Request) -> Response:
                     guardian_id=me.guardian_id,
                     channel="web",
                 )
+                me.rt.after_change()
             elif choice == "no":
                 issued = decline_face(s, actor=me.actor, person_id=me.person_id).issued
             else:
@@ -179,36 +180,13 @@ async def me_enroll(request: Request) -> Response:
     """The confirmed photo, as the raw body; answered in JSON for the page's script."""
     me = Me(request)
     check_csrf(request.headers.get("x-csrf-token"), me.csrf)
-    from facegate.web.common import translator
-
-    tr = translator(request)
-    data = await request.body()
-    try:
-        image = decode_upload(me.rt, data)
-        with me.rt.store.session() as s:
-            enroll(
-                s,
-                keyring(request),
-                me.rt.pipeline,
-                actor=me.actor,
-                person_id=me.person_id,
-                images=[image],
-            )
-        del image
-    except FacegateError as exc:
-        reasons = (exc.details or {}).get("reasons") or [exc.code]
-        reason = str(reasons[0]) if isinstance(reasons, list) and reasons else exc.code
-        msg = tr.quality(reason) if reason in tr.all_quality() else exc.message
-        return Response(
-            json.dumps({"ok": False, "reason": reason, "message": msg}),
-            status_code=exc.http_status,
-            media_type="application/json",
-        )
-    finally:
-        del data
-    return Response(
-        json.dumps({"ok": True, "message": tr("enroll_ok"), "next": "/me/data"}),
-        media_type="application/json",
+    return await enroll_from_body(
+        request,
+        me.rt,
+        keyring(request),
+        person_id=me.person_id,
+        actor=me.actor,
+        next_url="/me/data",
     )
 
 
@@ -269,6 +247,7 @@ async def me_withdraw(request: Request) -> Response:
     try:
         with me.rt.store.session() as s:
             result = withdraw(s, actor=me.actor, person_id=me.person_id, channel="web")
+        me.rt.after_change()  # every gate stops matching them now (CAC-FR-06b)
     except FacegateError as exc:
         raise fail(request, exc, "/me/data") from None
     return me.page(
