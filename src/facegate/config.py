@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     detector: str = "yunet"
     embedders: tuple[str, ...] = ("sface", "dlib")
     inference_threads: int = Field(default=1, ge=1, le=64)
+    # dlib's ResNet runs in onnxruntime when the graph converted on this machine passes its
+    # start-up self-check against dlib (same vectors, same model_id); False forces dlib.
+    dlib_onnx: bool = True
 
     @property
     def database_url(self) -> str:
