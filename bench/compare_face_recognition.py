@@ -57,17 +57,27 @@ def _images(set_name: str) -> list[dict[str, str]]:
 # -- embedding -------------------------------------------------------------------------------
 
 
-def embed_fr(set_name: str) -> None:
+def embed_fr(set_name: str, part: tuple[int, int] = (1, 1)) -> None:
+    """face_recognition encodings; ``part`` (k, n) embeds the k-th of n slices (parallel runs,
+    merged by ``merge-fr``)."""
     import face_recognition  # reference library, benchmark environment only
 
-    out = CACHE / f"cmp_fr_{set_name}.npz"
+    k, n_parts = part
+    out = CACHE / (
+        f"cmp_fr_{set_name}.npz" if n_parts == 1 else f"cmp_fr_{set_name}.part{k}of{n_parts}.npz"
+    )
     if out.exists():
         return
     rows = _images(set_name)
     enc = np.full((len(rows), 128), np.nan, np.float32)
     n_faces = np.zeros(len(rows), np.int32)
+    done = np.zeros(len(rows), bool)
+    lo, hi = (k - 1) * len(rows) // n_parts, k * len(rows) // n_parts
     t0 = time.time()
     for i, r in enumerate(rows):
+        if not lo <= i < hi:
+            continue
+        done[i] = True
         path = DATA / set_name / r["path"]
         try:
             img = face_recognition.load_image_file(str(path))
@@ -82,7 +92,18 @@ def embed_fr(set_name: str) -> None:
         enc[i] = face_recognition.face_encodings(img, [largest])[0]
         if i % 200 == 0:
             print(f"fr {set_name} {i}/{len(rows)} {time.time() - t0:.0f}s", file=sys.stderr)
-    np.savez(out, path=np.array([r["path"] for r in rows]), enc=enc, n_faces=n_faces)
+    np.savez(out, path=np.array([r["path"] for r in rows]), enc=enc, n_faces=n_faces, done=done)
+
+
+def merge_fr(set_name: str, n_parts: int) -> None:
+    parts = [
+        np.load(CACHE / f"cmp_fr_{set_name}.part{k}of{n_parts}.npz") for k in range(1, n_parts + 1)
+    ]
+    enc, n_faces = parts[0]["enc"].copy(), parts[0]["n_faces"].copy()
+    for p in parts[1:]:
+        enc[p["done"]], n_faces[p["done"]] = p["enc"][p["done"]], p["n_faces"][p["done"]]
+    assert np.sum([p["done"] for p in parts], axis=0).min() == 1
+    np.savez(CACHE / f"cmp_fr_{set_name}.npz", path=parts[0]["path"], enc=enc, n_faces=n_faces)
 
 
 def embed_facegate(set_name: str) -> None:
@@ -380,13 +401,19 @@ def report(json_out: str | None) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("step", choices=["embed-fr", "embed-facegate", "report"])
+    ap.add_argument("step", choices=["embed-fr", "embed-facegate", "merge-fr", "report"])
+    ap.add_argument("--part", default="1/1", help="k/n: embed the k-th of n slices (embed-fr)")
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--json")
     a = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
+    k, n = (int(x) for x in a.part.split("/"))
     if a.step == "report":
         report(a.json)
-    else:
-        for s in a.sets.split(","):
-            (embed_fr if a.step == "embed-fr" else embed_facegate)(s)
+    for s in a.sets.split(",") if a.step != "report" else ():
+        if a.step == "embed-fr":
+            embed_fr(s, (k, n))
+        elif a.step == "merge-fr":
+            merge_fr(s, n)
+        else:
+            embed_facegate(s)

@@ -164,6 +164,13 @@ def inside_fraction(box: tuple[float, float, float, float], width: int, height: 
     return float(ix * iy / (w * h))
 
 
+def _face_inside(det: Detection, width: int, height: int) -> float:
+    return min(
+        inside_fraction(det.box, width, height),
+        inside_fraction(landmark_face_box(det.landmarks), width, height),
+    )
+
+
 def assess(
     det: Detection,
     chip_rgb: np.ndarray,
@@ -176,10 +183,7 @@ def assess(
     width, height = image_size
     yaw, pitch = pose(det.landmarks)
     brightness, sharpness = chip_light_and_sharpness(chip_rgb)
-    inside = min(
-        inside_fraction(det.box, width, height),
-        inside_fraction(landmark_face_box(det.landmarks), width, height),
-    )
+    inside = _face_inside(det, width, height)
     lm = det.landmarks
     landmarks_inside = bool(
         np.all(lm[:, 0] >= 0)
@@ -188,7 +192,15 @@ def assess(
         and np.all(lm[:, 1] < height)
     )
     largest = detections[0].size if detections else det.size
-    others = [d for d in detections if d is not det and d.size >= p.other_face_ratio * largest]
+    # Another face competes when it is about as large and mostly in view: a face cut by the
+    # frame's edge belongs to someone beside the lane, not a second person in front of it.
+    others = [
+        d
+        for d in detections
+        if d is not det
+        and d.size >= p.other_face_ratio * largest
+        and _face_inside(d, width, height) >= p.min_inside
+    ]
     metrics = {
         "face_px": float(det.size),
         "sharpness": sharpness,
