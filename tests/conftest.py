@@ -25,3 +25,11 @@ def shared_data() -> Path:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def face_pipeline():
+    """The default FacePipeline, loaded once per test session (models take a moment)."""
+    from facegate.vision import FacePipeline
+
+    return FacePipeline()

@@ -7,6 +7,7 @@ Import the fixtures into a test module with ``from store_support import *``.
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ import pytest
 from conftest import TEST_PG
 from sqlalchemy import create_engine, text
 
+from facegate.audit import GENESIS
 from facegate.config import Settings
 from facegate.store.crypto import Keyring, load_keyring
 from facegate.store.db import Store, normalize_url
+from facegate.store.models import Base
 
 __all__ = [
     "FakePipeline",
@@ -30,6 +33,8 @@ __all__ = [
     "pipe",
     "settings",
     "store",
+    "store_pg_schema",
+    "store_sqlite_template",
 ]
 
 IMG = 24  # synthetic "images" are 24x24x3 uint8 arrays
@@ -89,23 +94,53 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh database: a SQLite file, or a random PostgreSQL schema (dropped afterwards)."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'facegate.sqlite'}"
-        return
+@pytest.fixture(scope="session")
+def store_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per test run; each test gets a copy (migrating is the slow
+    part, and the migration itself is tested separately)."""
+    path = tmp_path_factory.mktemp("template") / "facegate.sqlite"
+    Store(f"sqlite:///{path}").dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def store_pg_schema() -> Iterator[str]:
+    """A random PostgreSQL schema for this test run, migrated once, dropped at the end, so
+    parallel runs and other suites never collide."""
     schema = f"fg_test_{secrets.token_hex(6)}"
     admin = create_engine(normalize_url(TEST_PG))
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in TEST_PG else "?"
+    url = f"{TEST_PG}{sep}options={quote(f'-csearch_path={schema}')}"
+    Store(url).dispose()
     try:
-        yield f"{TEST_PG}{sep}options={quote(f'-csearch_path={schema}')}"
+        yield url
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated, empty database: a copy of the SQLite template, or the run's
+    PostgreSQL schema with every table emptied."""
+    if backend == "sqlite":
+        path = tmp_path / "facegate.sqlite"
+        shutil.copyfile(request.getfixturevalue("store_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("store_pg_schema")
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:  # DELETE: much faster than TRUNCATE on tiny tables
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+        conn.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": GENESIS}
+        )
+    engine.dispose()
+    yield url
 
 
 @pytest.fixture

@@ -223,3 +223,77 @@ def test_notice_fields_are_never_invented(settings):
 def test_face_only_access_point_is_refused(store, site):
     with store.session() as s, pytest.raises(InvalidInput, match="CAC-FR-10"):
         domain.add_access_point(s, actor="op", name="Door", kind="door", methods=["face"])
+
+
+def test_declining_face_keeps_access_and_is_remembered(store, keyring, pipe, site):
+    with store.session() as s:
+        p = domain.add_person(s, actor="op", category="guest")
+        res = domain.decline_face(s, actor="guest", person_id=p.id, channel="kiosk")
+        assert res.issued is not None and res.issued.credential.kind == "qr"
+        assert domain.person_summary(s, p.id)["face_declined_at"] is not None
+        with pytest.raises(ConsentRequired):
+            domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(14)])
+        # Changing their mind later is their own, separate act.
+        domain.record_consent(s, actor="op", person_id=p.id)
+        assert domain.person_summary(s, p.id)["face_declined_at"] is None
+        domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(14)])
+
+
+def test_change_feed_for_gates(store, keyring, pipe, site):
+    with store.session() as s:
+        start = max([c.seq for c in domain.changes_since(s, 0)], default=0)
+        p = domain.add_person(s, actor="op", category="resident")
+        domain.record_consent(s, actor="op", person_id=p.id)
+        domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(15)])
+        domain.withdraw(s, actor="op", person_id=p.id)
+        feed = domain.changes_since(s, start, site_id=site)
+        assert [(c.person_id, c.kind) for c in feed] == [
+            (p.id, "consent"),
+            (p.id, "enrolled"),
+            (p.id, "withdrawn"),
+        ]
+        assert [c.seq for c in feed] == sorted(c.seq for c in feed)
+        assert domain.changes_since(s, feed[-1].seq) == []
+
+
+def test_notice_with_flat_string_fields(store, keyring, pipe, site):
+    """The compliance engine's builder gives one string per field; publishing accepts it."""
+    with store.session() as s:
+        p = domain.add_person(s, actor="op", category="resident")
+        domain.record_consent(s, actor="op", person_id=p.id)
+        domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(16)])
+        flat = {f"N{i}": f"field {i}" for i in range(1, 14)}
+        v2 = domain.publish_notice(s, site, flat, actor="op", text="the whole notice")
+        assert v2.text == "the whole notice" and v2.fields["N12"] == "field 12"
+        assert v2.requires_reconsent  # the purpose text differs from v1
+        domain.record_consent(s, actor="op", person_id=p.id)
+        flat2 = {**flat, "N1": "new phone number"}
+        assert not domain.publish_notice(s, site, flat2, actor="op").requires_reconsent
+        assert len(_entries(s, keyring, site, pipe)) == 1
+        with pytest.raises(InvalidInput):
+            domain.publish_notice(s, site, {**flat, "N99": "x"}, actor="op")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite: one process, polls the feed
+def test_postgresql_notifies_gates_at_commit(store, keyring, pipe, site, db_url):
+    """Gate processes LISTEN on NOTIFY_CHANNEL; a withdrawal reaches them when it commits."""
+    import json as _json
+
+    import psycopg
+
+    from facegate.store.db import normalize_url
+
+    with store.session() as s:
+        p = domain.add_person(s, actor="op", category="resident")
+        domain.record_consent(s, actor="op", person_id=p.id)
+        domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(17)])
+    dsn = normalize_url(db_url).replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute(f"LISTEN {domain.NOTIFY_CHANNEL}")
+        with store.session() as s:
+            domain.withdraw(s, actor="op", person_id=p.id)
+        got = []
+        for note in listener.notifies(timeout=5, stop_after=1):
+            got.append(_json.loads(note.payload))
+    assert got and got[0]["person_id"] == p.id and got[0]["kind"] == "withdrawn"
+    assert got[0]["site_id"] == site and isinstance(got[0]["seq"], int)

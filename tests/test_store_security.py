@@ -193,3 +193,28 @@ def test_migration_is_idempotent_and_zero_config(tmp_path):
     with Store(url).engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_upgrade_from_first_migration_keeps_data(tmp_path):
+    """A database made by an older release is upgraded in place on first use."""
+    from alembic import command
+
+    from facegate.store.db import alembic_config, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        conn.execute(
+            text(
+                "INSERT INTO organizations (id, name, address, contact, pipo_contact,"
+                " created_at) VALUES ('org-1', 'Old', '', '', '', '2025-01-01')"
+            )
+        )
+    engine.dispose()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM organizations")).scalar() == "Old"
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    store.dispose()

@@ -89,6 +89,18 @@ class Settings(BaseSettings):
     # Days within which a rights request must be answered (PIPL-50; notice field N8).
     rights_response_days: int = Field(default=15, ge=1, le=30)
 
+    # --- web console and self-service (issue 8) ---------------------------------------------
+    # Failed logins before an operator account is locked, and for how long (CAC-FR-14).
+    web_login_max_failures: int = Field(default=5, ge=1, le=100)
+    web_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    web_session_hours: int = Field(default=8, ge=1, le=24 * 7)
+    # A resident's one-time invitation link, and the self-service session it opens.
+    web_invitation_hours: int = Field(default=72, ge=1, le=24 * 30)
+    web_self_session_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    # Base URL printed in invitation links and QR codes (e.g. https://gate.example:8443);
+    # empty means the URL the operator's browser used.
+    public_url: str = ""
+
     @model_validator(mode="after")
     def _retention_within_cap(self) -> Settings:
         cap_hours = self.retention_hard_cap_days * 24
@@ -113,6 +125,9 @@ class Settings(BaseSettings):
     @property
     def key_file_path(self) -> Path:
         return self.key_file or self.data_dir / "site.key"
+
+    # CAC-FR-15a: warn well before the 100,000-person filing threshold.
+    filing_warn_at: int = Field(default=80_000, ge=1, le=100_000)
 
     @property
     def database_url(self) -> str:

@@ -129,6 +129,13 @@ class ComplianceBlocked(FacegateError):
     http_status = 409
 
 
+class HolidayDataMissing(FacegateError):
+    """The PRC holiday calendar has no data for this year, so working days cannot be counted."""
+
+    code = "holiday_data_missing"
+    http_status = 503
+
+
 # --- authentication and capacity ---------------------------------------------------------------
 
 
@@ -206,3 +213,27 @@ class AuditChainBroken(FacegateError):
 
     code = "audit_chain_broken"
     http_status = 500
+
+
+# --- web console ----------------------------------------------------------------------------------
+
+
+class AccountLocked(FacegateError):
+    """Too many failed logins: the account is locked for a while (CAC-FR-14)."""
+
+    code = "account_locked"
+    http_status = 429
+
+
+class CsrfRejected(FacegateError):
+    """The form's anti-forgery token is missing or wrong; reload the page and try again."""
+
+    code = "csrf_rejected"
+    http_status = 403
+
+
+class InvitationInvalid(FacegateError):
+    """This invitation link has expired or was already used; ask the front desk for a new one."""
+
+    code = "invitation_invalid"
+    http_status = 403

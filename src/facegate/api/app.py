@@ -20,6 +20,7 @@ from facegate.api.errors import ErrorBody, install_error_handlers
 from facegate.api.observability import RequestIdMiddleware
 from facegate.api.runtime import GateRuntime
 from facegate.config import Settings
+from facegate.web import install as install_web
 
 log = logging.getLogger("facegate.server")
 
@@ -65,6 +66,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(gate.router)
     app.include_router(admin.router)
+    install_web(app)  # console, kiosk and self-service pages (facegate.web, issue 8)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     def healthz() -> Health:

@@ -63,8 +63,18 @@ def serve(
     workers: int | None = typer.Option(
         None, "--workers", help="Face inference threads (default from FACEGATE_INFERENCE_WORKERS)"
     ),
-    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate for HTTPS"),
-    tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key for HTTPS"),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", "--cert", help="PEM certificate for HTTPS"
+    ),
+    tls_key: Path | None = typer.Option(
+        None, "--tls-key", "--key", help="PEM private key for HTTPS"
+    ),
+    self_signed: bool = typer.Option(
+        False,
+        "--self-signed",
+        help="Make (once) a self-signed certificate in the data directory and serve HTTPS: "
+        "phones and tablets give the camera only to secure pages",
+    ),
 ) -> None:
     """Run the gate server (REST decision API, admin routes, /healthz, /metrics)."""
     import uvicorn
@@ -87,6 +97,10 @@ def serve(
         raise _fail(exc) from None
     if created:
         log.info("initialised a new data directory", extra={"fields": {"site": created}})
+    if self_signed and not (tls_cert and tls_key):
+        from facegate.web.tls import self_signed_pair
+
+        tls_cert, tls_key = self_signed_pair(settings.data_dir, host)
     if host not in _LOOPBACK and not (tls_cert and tls_key):
         # CAC-FR-14: TLS on the LAN. Allowed (a gate may sit behind a TLS proxy) but said loudly.
         log.warning("listening beyond loopback without TLS; pass --tls-cert and --tls-key")
@@ -98,6 +112,15 @@ def serve(
         f"{settings.data_dir}). Make a gate key with: facegate keys create --scope gate:decide",
         err=True,
     )
+    from facegate.web.tls import open_urls
+
+    urls = open_urls(host, port, bool(tls_cert and tls_key))
+    typer.echo(f"Open the console at: {'  or  '.join(urls)}", err=True)
+    if self_signed:
+        typer.echo(
+            "The certificate is self-signed: each phone or tablet asks once to accept it.",
+            err=True,
+        )
     try:
         uvicorn.run(
             app,

@@ -118,10 +118,9 @@ def _keyring(settings: Settings) -> Keyring:
 
 def load_pipeline(settings: Settings) -> Any:
     """The face pipeline, loaded only by the commands that need it."""
-    from facegate.vision import FacePipeline  # noqa: PLC0415 - heavy models, load on demand
+    from facegate.vision import FacePipeline  # heavy models: loaded on demand only
 
-    factory = getattr(FacePipeline, "from_settings", None)
-    return factory(settings) if factory else FacePipeline()
+    return FacePipeline(settings)
 
 
 # --- init --------------------------------------------------------------------------------------
@@ -450,6 +449,32 @@ def consent_withdraw(
                 "issued_qr_pass": r.issued.secret if r.issued else None,
             }
             human = f"withdrawn; {r.templates_erased} template(s) erased"
+            if r.issued:
+                human += f"\nnew QR pass (shown once): {r.issued.secret}"
+            _out(as_json, data, human)
+
+    _guard(as_json, go)
+
+
+@consent_app.command("decline")
+def consent_decline(
+    person_id: str,
+    channel: str = typer.Option("front_desk"),
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Record a 'no thanks' to face: access continues by card, PIN or QR."""
+
+    def go() -> None:
+        with _session(_settings(data_dir, db)) as s:
+            r = domain.decline_face(s, actor=_actor(), person_id=person_id, channel=channel)
+            data = {
+                "person_id": r.person_id,
+                "templates_erased": r.templates_erased,
+                "issued_qr_pass": r.issued.secret if r.issued else None,
+            }
+            human = "declined; access continues by card, PIN or QR"
             if r.issued:
                 human += f"\nnew QR pass (shown once): {r.issued.secret}"
             _out(as_json, data, human)

@@ -6,9 +6,16 @@ work: it commits the change together with its audit entry, or rolls back and rec
 refusal. The CLI, the API and the web pages all call these; adapters hold no rule.
 """
 
-from facegate.domain.common import NOTIFY_CHANNEL, get_person, get_site, is_under_14
+from facegate.domain.common import (
+    NOTIFY_CHANNEL,
+    changes_since,
+    get_person,
+    get_site,
+    is_under_14,
+)
 from facegate.domain.consent import (
     WithdrawResult,
+    decline_face,
     record_consent,
     valid_consent,
     withdraw,
@@ -98,6 +105,8 @@ __all__ = [
     "IssuedCredential",
     "WithdrawResult",
     "add_access_point",
+    "changes_since",
+    "decline_face",
     "add_person",
     "build_notice_fields",
     "build_site_gallery",

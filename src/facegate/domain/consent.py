@@ -146,6 +146,7 @@ def record_consent(
             given_at=utcnow(),
         )
         session.add(consent)
+        person.face_declined_at = None
         session.flush()
         record_change(session, person.site_id, person.id, "consent")
         audit.append(
@@ -214,6 +215,7 @@ def withdraw_in_tx(
     for c in consents:
         c.withdrawn_at = now
     erased, key = erase_face_data_in_tx(session, person)
+    person.face_declined_at = now
     record_change(session, person.site_id, person.id, "withdrawn")
     issued = None
     if keep_access and not active_credentials(session, person.id):
@@ -254,6 +256,30 @@ def withdraw(
         work,
         actor=actor,
         operation="withdraw",
+        subject=person_id,
+        purpose=PURPOSE_ACCESS,
+        shred=True,
+    )
+
+
+def decline_face(
+    session: Session, *, actor: str, person_id: str, channel: str = "front_desk"
+) -> WithdrawResult:
+    """The person says no to face recognition. Nothing about their access changes: they keep
+    (or are given) a card, PIN or QR credential (PIPL-16, SPC-10), any earlier consent and
+    face data are removed, and they are not asked again unprompted (STD-35273-6.3)."""
+
+    def work() -> WithdrawResult:
+        person = get_person(session, person_id, lock=True)
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
+        return withdraw_in_tx(session, person, actor=actor, channel=channel, operation="decline")
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="decline",
         subject=person_id,
         purpose=PURPOSE_ACCESS,
         shred=True,

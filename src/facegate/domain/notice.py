@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from facegate import audit
 from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, get_site, record_change, run, utcnow
+from facegate.errors import InvalidInput
 from facegate.store.models import NON_BIOMETRIC_METHODS, AccessPoint, Consent, NoticeVersion
 
 NOTICE_FIELDS = tuple(f"N{i}" for i in range(1, 14))
@@ -164,13 +165,22 @@ def build_notice_fields(
     return fields
 
 
-def render_notice_text(fields: Mapping[str, Mapping[str, str]], site_name: str = "") -> str:
+# A field is either a dict of named parts (this module's builder) or one string (the
+# compliance engine's bilingual builder); publishing accepts both.
+NoticeFields = Mapping[str, "str | Mapping[str, str]"]
+
+
+def render_notice_text(fields: NoticeFields, site_name: str = "") -> str:
     """Plain text of the notice; a missing part shows as ``[missing]``, never invented."""
     lines = [f"Facial recognition processing rules{' - ' + site_name if site_name else ''}", ""]
     for key in NOTICE_FIELDS:
         lines.append(f"{key}. {_TITLES[key]}")
-        for part, value in fields.get(key, {}).items():
-            lines.append(f"  {part.replace('_', ' ')}: {value or '[missing]'}")
+        value = fields.get(key, "")
+        if isinstance(value, str):
+            lines.append(f"  {value or '[missing]'}")
+        else:
+            for part, v in value.items():
+                lines.append(f"  {part.replace('_', ' ')}: {v or '[missing]'}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -196,11 +206,12 @@ def _comparable(fields: Mapping[str, Any]) -> dict[str, Any]:
 def publish_notice_in_tx(
     session: Session,
     site_id: str,
-    fields: Mapping[str, Mapping[str, str]],
+    fields: NoticeFields,
     *,
     actor: str,
     language: str = "en",
     effective_at: datetime | None = None,
+    text: str | None = None,
 ) -> NoticeVersion:
     """Publish inside the caller's transaction (used by ``init``); see ``publish_notice``."""
     site = get_site(session, site_id)
@@ -209,14 +220,18 @@ def publish_notice_in_tx(
         return prev  # nothing changed: no new version, nobody asked again
     effective_at = effective_at or utcnow()
     version = 1 if prev is None else prev.version + 1
-    stored = {k: dict(v) for k, v in fields.items()}
-    stored.setdefault("N12", {})
-    stored["N12"] = {
-        **stored["N12"],
-        "version": str(version),
-        "effective_date": effective_at.date().isoformat(),
-    }
-    text = render_notice_text(stored, site.name)
+    unknown = sorted(set(fields) - set(NOTICE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown notice fields: {', '.join(unknown)}")
+    stored: dict[str, Any] = {k: v if isinstance(v, str) else dict(v) for k, v in fields.items()}
+    n12 = stored.get("N12", {})
+    if isinstance(n12, dict):  # fill in the version being published (N12)
+        stored["N12"] = {
+            **n12,
+            "version": str(version),
+            "effective_date": effective_at.date().isoformat(),
+        }
+    text = text if text is not None else render_notice_text(stored, site.name)
     requires = prev is None or any(prev.fields.get(k) != stored.get(k) for k in RECONSENT_TRIGGERS)
     notice = NoticeVersion(
         site_id=site.id,
@@ -264,11 +279,12 @@ def publish_notice_in_tx(
 def publish_notice(
     session: Session,
     site_id: str,
-    fields: Mapping[str, Mapping[str, str]],
+    fields: NoticeFields,
     *,
     actor: str,
     language: str = "en",
     effective_at: datetime | None = None,
+    text: str | None = None,
 ) -> NoticeVersion:
     """Publish a new notice version when the fields changed; if a re-consent trigger
     (purpose, method, data categories, retention, optional features) changed, every active
@@ -276,7 +292,13 @@ def publish_notice(
     return run(
         session,
         lambda: publish_notice_in_tx(
-            session, site_id, fields, actor=actor, language=language, effective_at=effective_at
+            session,
+            site_id,
+            fields,
+            actor=actor,
+            language=language,
+            effective_at=effective_at,
+            text=text,
         ),
         actor=actor,
         operation="notice_publish",

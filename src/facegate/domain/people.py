@@ -308,6 +308,7 @@ def person_summary(
             "status",
             "relationship_ends_at",
             "last_seen_at",
+            "face_declined_at",
             "created_at",
             "erased_at",
         ),

@@ -156,6 +156,9 @@ class Person(Base):
     # End of the relationship: move-out, lease end, checkout, employment end, pass end.
     relationship_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Said no to face (or withdrew): never asked again unprompted (STD-35273-6.3), and
+    # always holds a non-biometric credential (SPC-10 "objector").
+    face_declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

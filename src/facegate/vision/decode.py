@@ -20,7 +20,8 @@ from facegate.errors import ImageDecodeError, ImageTooLarge, ImageTooSmall
 
 # Formats a camera, a phone or a test set produces. Restricting the plugins keeps rarely used,
 # rarely audited decoders away from untrusted bytes.
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM", "MPO")
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "PPM")
+Image.init()  # register every plugin once, so the allow-list above resolves
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000

@@ -39,9 +39,10 @@ class Detection:
 class YuNetDetector:
     """YuNet on a downscaled copy of large frames, boxes and landmarks mapped back.
 
-    The copy is at most ``max_side`` pixels on its long side, but never scaled so far that a
-    face of ``keep_face_px`` in the original (gate size) shrinks below ``min_detect_px``, the
-    size YuNet still finds reliably: gate-size faces are never lost to the downscale.
+    The copy is at most ``max_side`` pixels on its long side. Where that would shrink a face of
+    ``keep_face_px`` in the original (gate size) below ``min_detect_px``, the size YuNet still
+    finds reliably, a second pass runs at the scale that keeps it: gate-size faces are never
+    lost to the downscale. A half-size pass catches faces too large for YuNet's anchors.
     """
 
     name = "yunet-2023mar-int8"
@@ -71,24 +72,30 @@ class YuNetDetector:
             self._local.net = net
         return net
 
-    def scale_for(self, width: int, height: int) -> float:
+    def scales_for(self, width: int, height: int) -> list[float]:
+        """Detection scales: the main copy, a finer one if the main copy would lose gate-size
+        faces, and a coarser one because YuNet misses faces larger than about 400 px in its
+        input (a person very close to a kiosk camera)."""
         long_side = max(width, height)
-        return min(1.0, max(self.max_side / long_side, self.min_scale))
+        main = min(1.0, self.max_side / long_side)
+        scales = [main]
+        if main < self.min_scale:
+            scales.append(self.min_scale)
+        if long_side * main >= 320:
+            scales.append(main / 2)
+        return scales
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Every face, largest first."""
-        h, w = rgb.shape[:2]
-        scale = self.scale_for(w, h)
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
+    def _detect_at(self, bgr: np.ndarray, scale: float) -> list[Detection]:
+        h, w = bgr.shape[:2]
         if scale < 1.0:
             sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-            bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
             fx, fy = w / sw, h / sh
         else:
-            fx = fy = 1.0
+            img, fx, fy = bgr, 1.0, 1.0
         net = self._net()
-        net.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = net.detect(bgr)
+        net.setInputSize((img.shape[1], img.shape[0]))
+        _, rows = net.detect(img)
         if rows is None:
             return []
         out = []
@@ -96,5 +103,30 @@ class YuNetDetector:
             box = (float(r[0] * fx), float(r[1] * fy), float(r[2] * fx), float(r[3] * fy))
             lm = np.asarray(r[4:14], np.float32).reshape(5, 2) * np.array([fx, fy], np.float32)
             out.append(Detection(box, lm, float(r[14])))
-        out.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
         return out
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face, largest first."""
+        h, w = rgb.shape[:2]
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        found: list[Detection] = []
+        for scale in self.scales_for(w, h):
+            found.extend(self._detect_at(bgr, scale))
+        # The passes overlap: keep the most confident of boxes that cover the same face.
+        found.sort(key=lambda d: d.score, reverse=True)
+        kept: list[Detection] = []
+        for d in found:
+            if all(_iou(d.box, k.box) < self.nms_threshold for k in kept):
+                kept.append(d)
+        kept.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
+        return kept
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0

@@ -17,7 +17,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+
 from facegate.errors import ModelIntegrityError
+
+# OpenCV 5's graph engine warns about DNN targets it ignores on every net; only errors matter.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ PROFILES: dict[str, QualityProfile] = {
         min_brightness=35.0,
         max_brightness=225.0,
         max_yaw=0.45,
-        pitch_range=(0.15, 0.85),
+        pitch_range=(0.25, 0.90),
         min_inside=0.8,
         other_face_ratio=0.8,
     ),
@@ -65,7 +65,7 @@ PROFILES: dict[str, QualityProfile] = {
         min_brightness=60.0,
         max_brightness=205.0,
         max_yaw=0.25,
-        pitch_range=(0.25, 0.75),
+        pitch_range=(0.40, 0.75),
         min_inside=0.97,
         other_face_ratio=0.5,
     ),
@@ -138,6 +138,23 @@ def chip_light_and_sharpness(chip_rgb: np.ndarray) -> tuple[float, float]:
     return brightness, sharpness
 
 
+def landmark_face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """The whole face (cheek to cheek, brow to chin) estimated from 5 landmarks.
+
+    The detector clips its box at the image border, so a face cut by the border still gets a
+    box fully inside; proportions of an average frontal face, in interocular distances (iod),
+    tell where the face really ends: about 0.95 iod beside the eyes' midpoint each way,
+    0.9 iod above the eyes and 0.7 iod below the mouth.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    eye_mid = (lm[0] + lm[1]) / 2
+    mouth_mid = (lm[3] + lm[4]) / 2
+    iod = float(np.hypot(*(lm[1] - lm[0])))
+    top = eye_mid[1] - 0.9 * iod
+    bottom = mouth_mid[1] + 0.7 * iod
+    return (float(eye_mid[0] - 0.95 * iod), float(top), float(1.9 * iod), float(bottom - top))
+
+
 def inside_fraction(box: tuple[float, float, float, float], width: int, height: int) -> float:
     x, y, w, h = box
     if w <= 0 or h <= 0:
@@ -159,7 +176,10 @@ def assess(
     width, height = image_size
     yaw, pitch = pose(det.landmarks)
     brightness, sharpness = chip_light_and_sharpness(chip_rgb)
-    inside = inside_fraction(det.box, width, height)
+    inside = min(
+        inside_fraction(det.box, width, height),
+        inside_fraction(landmark_face_box(det.landmarks), width, height),
+    )
     lm = det.landmarks
     landmarks_inside = bool(
         np.all(lm[:, 0] >= 0)

@@ -1,0 +1,247 @@
+"""``facegate comply``, ``docs``, ``face on|off`` and ``register pia``: thin adapters over
+``facegate.compliance``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from facegate.compliance import report
+from facegate.compliance.checks import CheckContext, run_checks
+from facegate.compliance.documents import DOC_KINDS, signage_points, write_documents
+from facegate.compliance.inventory import inventory_schema, load_inventory
+from facegate.compliance.model import Deployment, PiaRecord
+from facegate.config import Settings
+from facegate.errors import FacegateError, InvalidInput
+
+face_app = typer.Typer(help="Switch face recognition on (through the compliance gate) or off.")
+register_app = typer.Typer(
+    help="Register compliance records: signed PIA, filing threshold date, CAC filing."
+)
+
+
+def _fail(err: FacegateError) -> typer.Exit:
+    typer.echo(f"error: {err.message}", err=True)
+    return typer.Exit(2)
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in ("zh-CN", "en"):
+        raise InvalidInput(f"Unsupported language {lang!r}; use zh-CN or en.")
+
+
+def _load(inventory: Path | None, settings: Settings) -> tuple[Deployment, str]:
+    if inventory is not None:
+        return load_inventory(inventory), str(inventory)
+    from facegate.compliance.live import live_deployment
+
+    return live_deployment(settings), "live"
+
+
+def comply(
+    inventory: Path | None = typer.Option(
+        None, "--inventory", "-i", help="YAML inventory of a deployment (default: this system)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    html: Path | None = typer.Option(None, "--html", help="Also write the report as HTML."),
+    schema: bool = typer.Option(False, "--schema", help="Print the inventory JSON Schema."),
+    lang: str = typer.Option("zh-CN", "--lang", help="zh-CN or en."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Check as of this date (YYYY-MM-DD)."),
+) -> None:
+    """Check a deployment against the rule catalog; exit 1 when a blocker fails."""
+    if schema:
+        typer.echo(json.dumps(inventory_schema(), ensure_ascii=False, indent=2))
+        return
+    settings = Settings()
+    try:
+        _check_lang(lang)
+        try:
+            day = date.fromisoformat(as_of) if as_of else None
+        except ValueError as exc:
+            raise InvalidInput(f"--as-of must be YYYY-MM-DD, not {as_of!r}.") from exc
+        d, source = _load(inventory, settings)
+    except FacegateError as err:
+        raise _fail(err) from err
+    ctx = CheckContext(warn_at=settings.filing_warn_at)
+    if day is not None:
+        ctx = CheckContext(as_of=day, warn_at=settings.filing_warn_at)
+    found = run_checks(d, ctx)
+    if as_json:
+        body = report.to_json(d, found, ctx.as_of, source)
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    else:
+        report.print_table(Console(), d, found, lang, source)
+    if html is not None:
+        html.write_text(report.render_html(d, found, lang, ctx.as_of, source), encoding="utf-8")
+        if not as_json:
+            typer.echo(f"wrote {html}", err=True)
+    if any(f.severity == "blocker" for f in found):
+        raise typer.Exit(1)
+
+
+def docs(
+    kind: str = typer.Argument(..., help="notice | signage | pia | filing | minors"),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the HTML into."),
+    inventory: Path | None = typer.Option(None, "--inventory", "-i", help="YAML inventory."),
+    lang: str = typer.Option("zh-CN", "--lang", help="zh-CN or en."),
+    publish: bool = typer.Option(
+        False, "--publish", help="notice, this system only: publish a new version first."
+    ),
+    actor: str = typer.Option("operator", "--actor", help="Who publishes (audit log)."),
+) -> None:
+    """Generate a compliance document from the deployment description.
+
+    For this system (no --inventory) the notice is the published version people consent to,
+    and generating signs records them for the current notice version (CAC-FR-13a)."""
+    settings = Settings()
+    try:
+        if kind not in DOC_KINDS:
+            raise InvalidInput(f"Unknown document {kind!r}; use one of {', '.join(DOC_KINDS)}.")
+        _check_lang(lang)
+        live = inventory is None
+        if publish:
+            if not live or kind != "notice":
+                raise InvalidInput("--publish applies to `docs notice` for this system only.")
+            _publish(settings, actor)
+        d, _ = _load(inventory, settings)
+        written = write_documents(d, kind, out, lang, published=live)
+        if live and kind == "signage" and d.notice is not None:
+            from facegate.compliance.live import record_signage
+
+            ids = [ap.id for _, ap in signage_points(d)]
+            record_signage(settings, ids, d.notice.version, datetime.now(UTC))
+    except FacegateError as err:
+        raise _fail(err) from err
+    for path in written:
+        typer.echo(str(path))
+    if not written:
+        typer.echo("no access point accepts face; no sign written", err=True)
+
+
+def _publish(settings: Settings, actor: str) -> None:
+    from facegate.compliance.live import publish_notice_from_config
+    from facegate.store.db import Store
+
+    store = Store(settings.database_url)
+    try:
+        with store.session() as session:
+            n = publish_notice_from_config(session, settings, actor=actor)
+            typer.echo(f"notice v{n.version} published (sha256 {n.sha256[:16]}...)", err=True)
+    finally:
+        store.dispose()
+
+
+def _set_face(site: str, ap: str | None, enabled: bool, actor: str) -> None:
+    from facegate.compliance.live import set_face
+    from facegate.store.db import Store
+
+    settings = Settings()
+    store = Store(settings.database_url)
+    try:
+        with store.session() as session:
+            changed = set_face(
+                session, settings, actor=actor, site_id=site, access_point_id=ap, enabled=enabled
+            )
+    except FacegateError as err:
+        raise _fail(err) from err
+    finally:
+        store.dispose()
+    state = "on" if enabled else "off"
+    typer.echo(f"face {state} at {site}" + (f": {', '.join(changed)}" if changed else ""))
+
+
+@face_app.command("on")
+def face_on(
+    site: str = typer.Option(..., "--site", help="Site id."),
+    ap: str | None = typer.Option(None, "--ap", help="One access point id (default: all)."),
+    actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
+) -> None:
+    """Switch face on; refused while any blocking compliance rule fails."""
+    _set_face(site, ap, True, actor)
+
+
+@face_app.command("off")
+def face_off(
+    site: str = typer.Option(..., "--site", help="Site id."),
+    ap: str | None = typer.Option(None, "--ap", help="One access point id (default: the site)."),
+    actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
+) -> None:
+    """Switch face off; always allowed."""
+    _set_face(site, ap, False, actor)
+
+
+@register_app.command("pia")
+def register_pia_cmd(
+    version: str = typer.Option(..., "--version", help="PIA version."),
+    signed_on: str = typer.Option(..., "--date", help="Date signed (YYYY-MM-DD)."),
+    signer: str = typer.Option(..., "--signer", help="Who signed it."),
+    necessity: str = typer.Option(..., "--necessity", help="The necessity statement."),
+    document: str = typer.Option("", "--document", help="Where the signed report is kept."),
+    actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
+) -> None:
+    """Register a signed PIA (CAC-FR-09a); the activation gate needs one."""
+    from facegate.compliance.live import register_pia
+    from facegate.store.db import Store
+
+    settings = Settings()
+    try:
+        try:
+            day = date.fromisoformat(signed_on)
+        except ValueError as exc:
+            raise InvalidInput(f"--date must be YYYY-MM-DD, not {signed_on!r}.") from exc
+        record = PiaRecord(
+            version=version,
+            date=day,
+            signer=signer,
+            necessity_statement=necessity,
+            document=document,
+        )
+        store = Store(settings.database_url)
+        try:
+            with store.session() as session:
+                register_pia(session, settings, record, actor=actor)
+        finally:
+            store.dispose()
+    except FacegateError as err:
+        raise _fail(err) from err
+    typer.echo(f"registered PIA v{version} ({day}, {signer})")
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} must be YYYY-MM-DD, not {value!r}.") from exc
+
+
+@register_app.command("threshold")
+def register_threshold_cmd(
+    reached_on: str = typer.Option(..., "--date", help="Date 100,000 people was reached."),
+) -> None:
+    """Record when stored face data reached 100,000 people (starts the 30-working-day clock)."""
+    from facegate.compliance.live import record_threshold
+
+    try:
+        record_threshold(Settings(), _day(reached_on, "--date"))
+    except FacegateError as err:
+        raise _fail(err) from err
+    typer.echo(f"recorded: 100,000 reached on {reached_on}")
+
+
+@register_app.command("filing")
+def register_filing_cmd(
+    filed_on: str = typer.Option(..., "--date", help="Date the CAC filing was made."),
+    reference: str = typer.Option("", "--reference", help="Filing reference number."),
+) -> None:
+    """Record the CAC filing (CAC-FR-15a) or its update after a material change (CAC-FR-15c)."""
+    from facegate.compliance.live import record_filing
+
+    try:
+        record_filing(Settings(), _day(filed_on, "--date"), reference)
+    except FacegateError as err:
+        raise _fail(err) from err
+    typer.echo(f"recorded: filed on {filed_on}")

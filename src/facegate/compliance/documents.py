@@ -1,0 +1,200 @@
+"""Documents generated from the deployment description (never hand-typed).
+
+Privacy notice (N1-N13), signage per access point (N11), PIA draft (section 3), filing pack
+(CAC-FR-15b) and the minors' processing rules (CAC-FR-07), in zh-CN or en, as self-contained
+HTML with print CSS (print to PDF from any browser). Values the configuration does not provide
+are shown as visibly empty placeholders, never invented; parts a person must judge are marked.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import segno
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from facegate.compliance.checks import (
+    FILING_THRESHOLD,
+    NOTICE_FIELD_LABELS,
+    CheckContext,
+    ap_label,
+    run_checks,
+)
+from facegate.compliance.model import NOTICE_FIELDS, AccessPoint, Deployment, Notice, Site
+from facegate.compliance.notice import KIND_NAMES, METHOD_NAMES, SIGN_HEADLINE, build_notice
+from facegate.compliance.workdays import filing_deadline
+from facegate.errors import HolidayDataMissing, InvalidInput
+
+DOC_KINDS: tuple[str, ...] = ("notice", "signage", "pia", "filing", "minors")
+LANGS: tuple[str, ...] = ("zh-CN", "en")
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("facegate.compliance", "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+TEMPLATES = _env()
+
+
+def qr_svg(url: str, scale: int = 4) -> Markup:
+    """A QR code as inline SVG (segno); empty when there is no URL to encode."""
+    if not url:
+        return Markup("")
+    return Markup(segno.make(url, error="m").svg_inline(scale=scale, title=url))
+
+
+def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
+    if lang not in LANGS:
+        raise InvalidInput(f"Unsupported language {lang!r}; use one of {', '.join(LANGS)}.")
+
+    def L(zh: str, en: str) -> str:  # noqa: N802 - short on purpose, used everywhere in templates
+        return zh if lang == "zh-CN" else en
+
+    return TEMPLATES.get_template(template).render(
+        d=d,
+        lang=lang,
+        L=L,
+        storage_name=lambda v: {
+            "device": L("识别设备内", "in the recognition device"),
+            "on_site": L("现场服务器", "on an on-site server"),
+            "cloud": L("云端", "in the cloud"),
+        }.get(v or "", ""),
+        retention_by_cat={r.category: r for r in d.retention},
+        kind_name=lambda k: KIND_NAMES[lang].get(k, k),
+        methods_text=lambda ms: ("、" if lang == "zh-CN" else ", ").join(
+            METHOD_NAMES[lang].get(m, m) for m in ms
+        ),
+        generated_at=extra.pop("now", None) or datetime.now(UTC).replace(microsecond=0),
+        **extra,
+    )
+
+
+def notice_for(
+    d: Deployment, lang: str, version: str | None = None, effective_date: date | None = None
+) -> Notice:
+    """The notice version to publish: generated from ``d`` with the given or current version."""
+    current = d.notice
+    version = version or (current.version if current else "draft")
+    effective = effective_date or (current.effective_date if current else None)
+    return build_notice(d, version=version, effective_date=effective, lang=lang)
+
+
+def render_notice(
+    d: Deployment,
+    lang: str = "zh-CN",
+    *,
+    version: str | None = None,
+    effective_date: date | None = None,
+    published: bool = False,
+) -> str:
+    """The full privacy notice (layer 2): every field N1-N13, version and SHA-256.
+
+    ``published``: show the notice version ``d`` records (what people consented to) instead
+    of generating a new one from the configuration."""
+    if published and d.notice is not None:
+        n = d.notice
+    else:
+        n = notice_for(d, lang, version, effective_date)
+    labels = {k: NOTICE_FIELD_LABELS[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
+    missing = [k for k in NOTICE_FIELDS if not n.fields.get(k, "").strip()]
+    return _render(
+        "notice.html", d, lang, notice=n, labels=labels, fields=NOTICE_FIELDS, missing=missing
+    )
+
+
+def render_signage(d: Deployment, site: Site, ap: AccessPoint, lang: str = "zh-CN") -> str:
+    """The sign for one access point (N11), with QR codes to the notice and self-service page."""
+    return _render(
+        "signage.html",
+        d,
+        lang,
+        site=site,
+        ap=ap,
+        headline=SIGN_HEADLINE,
+        notice_version=d.notice.version if d.notice else "",
+        qr_notice=qr_svg(d.notice_url),
+        qr_self=qr_svg(d.self_service_url),
+    )
+
+
+def render_pia(d: Deployment, lang: str = "zh-CN", ctx: CheckContext | None = None) -> str:
+    """The PIA draft: facts pre-filled from configuration, judgments marked for a person."""
+    found = run_checks(d, ctx)
+    return _render("pia.html", d, lang, findings=found, ap_label=ap_label)
+
+
+def filing_status(d: Deployment) -> dict[str, object]:
+    """Count, threshold and (when computable) the CAC-FR-15a deadline."""
+    count = d.counts.people_with_face_data
+    reached = d.counts.threshold_reached_on
+    deadline: date | None = None
+    problem = ""
+    if reached is not None:
+        try:
+            deadline = filing_deadline(reached)
+        except HolidayDataMissing as exc:
+            problem = exc.message
+    return {
+        "count": count,
+        "threshold": FILING_THRESHOLD,
+        "reached_on": reached,
+        "deadline": deadline,
+        "problem": problem,
+    }
+
+
+def render_filing(d: Deployment, lang: str = "zh-CN") -> str:
+    """The CAC-FR-15b filing pack, ready before the threshold is reached."""
+    n = notice_for(d, lang)
+    return _render("filing.html", d, lang, status=filing_status(d), notice=n)
+
+
+def render_minors(d: Deployment, lang: str = "zh-CN") -> str:
+    """The dedicated processing rules for children under 14 (CAC-FR-07, PIPL-31)."""
+    return _render("minors.html", d, lang)
+
+
+def signage_points(d: Deployment) -> list[tuple[Site, AccessPoint]]:
+    """Access points that need a sign: face on, or configured to accept face."""
+    return [
+        (site, ap)
+        for site, ap in d.access_points()
+        if ap.face_enabled or "face" in ap.accepted_methods
+    ]
+
+
+def write_documents(
+    d: Deployment, kind: str, out: Path, lang: str = "zh-CN", *, published: bool = False
+) -> list[Path]:
+    """Render one kind of document into ``out``; signage gives one file per face access point."""
+    if kind not in DOC_KINDS:
+        raise InvalidInput(f"Unknown document {kind!r}; use one of {', '.join(DOC_KINDS)}.")
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def put(name: str, html: str) -> None:
+        path = out / name
+        path.write_text(html, encoding="utf-8")
+        written.append(path)
+
+    if kind == "notice":
+        put(f"notice.{lang}.html", render_notice(d, lang, published=published))
+    elif kind == "signage":
+        for site, ap in signage_points(d):
+            put(f"signage-{site.id}-{ap.id}.{lang}.html", render_signage(d, site, ap, lang))
+    elif kind == "pia":
+        put(f"pia-draft.{lang}.html", render_pia(d, lang))
+    elif kind == "filing":
+        put(f"filing-pack.{lang}.html", render_filing(d, lang))
+    else:
+        put(f"minors-rules.{lang}.html", render_minors(d, lang))
+    return written

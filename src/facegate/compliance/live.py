@@ -1,0 +1,565 @@
+"""facegate's own deployment description, built from its live database and settings.
+
+The database holds the organisation, sites, access points, published notices, people,
+consents, templates and the audit chain. What it does not hold (site kind, registered PIAs,
+signage records, listeners, outbound destinations, accessibility, URLs) lives in a small
+YAML file beside it, ``<data_dir>/compliance.yaml`` (``LiveFacts``), written by
+``facegate register ...`` and ``facegate docs signage`` or by hand. Nothing unknown is
+guessed: an absent fact stays empty and the checks say so.
+
+Counting rules (documented because they decide findings):
+* ``templates_without_active_consent``: templates of people with no consent that is not
+  withdrawn. A consent that only awaits renewal after a notice change still counts as
+  present: the store already stops matching those templates until the person renews.
+* ``minor_templates_without_guardian_consent``: templates of under-14s with no unwithdrawn
+  consent given by a guardian.
+* ``templates_past_retention``: templates of people whose relationship ended longer ago than
+  their category's retention, or whose last interaction is older than the hard cap.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from collections import defaultdict
+from datetime import date, datetime
+from pathlib import Path
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from facegate import audit
+from facegate.compliance.gate import assert_can_activate
+from facegate.compliance.model import (
+    NOTICE_FIELDS,
+    Accessibility,
+    AccessPoint,
+    ConfigState,
+    Deployment,
+    Filing,
+    Listener,
+    LocationType,
+    Notice,
+    Operator,
+    Outbound,
+    PersonCounts,
+    PiaRecord,
+    RetentionRule,
+    Rights,
+    SecurityState,
+    Signage,
+    Site,
+    SiteKind,
+    StrictModel,
+)
+from facegate.compliance.purpose import require_allowed_use
+from facegate.config import PERSON_CATEGORIES, Settings
+from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
+from facegate.domain.notice import build_notice_fields, notice_sha256, publish_notice
+from facegate.errors import InvalidInput, NotFound
+from facegate.store import models as m
+
+FACTS_FILE = "compliance.yaml"
+# Parts of a stored notice field that may be empty without the field being incomplete.
+OPTIONAL_NOTICE_PARTS = {("N1", "pipo_contact"), ("N3", "processors")}
+# The store's free-text location types, mapped onto the catalog's closed list.
+LOCATION_ALIASES = {
+    "entrance": "building_entrance",
+    "gate": "compound_entrance",
+    "guest_room": "hotel_room",
+    "room": "hotel_room",
+    "bath": "bathroom",
+    "bathhouse": "bathroom",
+    "locker_room": "changing_room",
+    "restroom": "toilet",
+    "wc": "toilet",
+}
+_LOCATIONS = set(LocationType.__args__)  # type: ignore[attr-defined]
+_TRIGGERS = {
+    "resident": "move-out",
+    "tenant": "lease end",
+    "guest": "checkout",
+    "staff": "end of employment",
+    "visitor": "end of the visit (no template kept)",
+}
+
+
+class LiveFacts(StrictModel):
+    """Deployment facts the database does not hold (``<data_dir>/compliance.yaml``)."""
+
+    site_kinds: dict[str, SiteKind] = Field(default_factory=dict)
+    vendors: list[str] = Field(default_factory=list)
+    uses: list[str] = Field(default_factory=lambda: ["access_control"])
+    pia: list[PiaRecord] = Field(default_factory=list)
+    signage: dict[str, Signage] = Field(default_factory=dict, description="by access point id")
+    listeners: list[Listener] = Field(default_factory=list)
+    default_admin_credentials: bool | None = None
+    weak_admin_credentials: bool | None = None
+    last_major_incident_at: datetime | None = None
+    outbound: list[Outbound] = Field(default_factory=list)
+    accessibility: Accessibility = Field(default_factory=Accessibility)
+    rights_channels: list[str] = Field(default_factory=list)
+    complaint_route: str = ""
+    notice_url: str = ""
+    self_service_url: str = ""
+    minors_rules_url: str = ""
+    necessity_statement: str = ""
+    face_for_minors: bool = False
+    threshold_reached_on: date | None = None
+    filing: Filing = Field(default_factory=Filing)
+
+    @field_validator("uses")
+    @classmethod
+    def _purpose_lock(cls, uses: list[str]) -> list[str]:
+        # Purpose lock: this system refuses to be configured for anything but access control
+        # (raises ProhibitedUse naming the rule); an inventory of another system only reports.
+        for use in uses:
+            require_allowed_use(use)
+        return uses
+
+
+def facts_path(settings: Settings) -> Path:
+    return settings.data_dir / FACTS_FILE
+
+
+def load_facts(settings: Settings) -> LiveFacts:
+    path = facts_path(settings)
+    if not path.exists():
+        return LiveFacts()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return LiveFacts.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise InvalidInput(f"{path} is not valid: {exc}") from exc
+
+
+def save_facts(settings: Settings, facts: LiveFacts) -> Path:
+    """Write the facts file atomically (a crash leaves the old or the new file, never half)."""
+    path = facts_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
+    body = yaml.safe_dump(
+        facts.model_dump(mode="json", exclude_defaults=True), allow_unicode=True, sort_keys=False
+    )
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(body)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def normalize_location_type(value: str, what: str = "This access point") -> str:
+    """The catalog's location type for a stored one (aliases mapped); unknown ones refused.
+
+    The store and the console can call this when an access point is added, so a location the
+    compliance checks cannot judge (CAC-FR-13b, NJ-2020, PIPL-26) never gets in."""
+    loc = LOCATION_ALIASES.get(value, value)
+    if loc not in _LOCATIONS:
+        raise InvalidInput(
+            f"{what} has location type {value!r}, which the compliance catalog does not know; "
+            f"use one of {', '.join(sorted(_LOCATIONS))}."
+        )
+    return loc
+
+
+def _location(ap: m.AccessPoint) -> str:
+    return normalize_location_type(ap.location_type, f"Access point {ap.id}")
+
+
+def _flatten(fields: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The store keeps each field as named parts; a field missing a required part is empty."""
+    out: dict[str, str] = {}
+    for key in NOTICE_FIELDS:
+        parts = fields.get(key) or {}
+        missing = [p for p, v in parts.items() if not str(v).strip()]
+        if not parts or any((key, p) not in OPTIONAL_NOTICE_PARTS for p in missing):
+            out[key] = ""
+        else:
+            out[key] = "; ".join(f"{p.replace('_', ' ')}: {v}" for p, v in parts.items() if v)
+    return out
+
+
+def _notice(
+    session: Session, settings: Settings, site: m.Site, org: m.Organization | None
+) -> tuple[Notice | None, datetime | None, datetime | None]:
+    """The site's current notice, when it went stale (if it did) and the last re-consent change."""
+    versions = (
+        session.execute(
+            select(m.NoticeVersion)
+            .where(m.NoticeVersion.site_id == site.id)
+            .order_by(m.NoticeVersion.version)
+        )
+        .scalars()
+        .all()
+    )
+    if not versions:
+        return None, None, None
+    cur = versions[-1]
+    notice = Notice(
+        version=str(cur.version),
+        effective_date=cur.effective_at.date(),
+        fields=_flatten(cur.fields),
+        text=cur.text,
+        sha256=cur.sha256,
+        sha256_verified=notice_sha256(cur.fields, cur.text) == cur.sha256,
+        generated_at=cur.effective_at,
+    )
+    reconsent = max((v.effective_at for v in versions if v.requires_reconsent), default=None)
+    # The parts of the notice that describe the access points (purpose, alternatives) must
+    # still match them; otherwise the configuration changed after the notice (CAC-FR-05b).
+    aps = session.execute(select(m.AccessPoint).where(m.AccessPoint.site_id == site.id)).scalars()
+    now_fields = build_notice_fields(
+        settings,
+        site_name=site.name,
+        access_points=list(aps),
+        operator_name=org.name if org else "",
+    )
+    stale_parts = [
+        ("N2", "purpose"),
+        ("N7", "alternatives"),
+    ]
+    changed_at = None
+    if any((cur.fields.get(k) or {}).get(p) != now_fields[k][p] for k, p in stale_parts):
+        changed_at = (
+            session.execute(
+                select(func.max(m.ChangeLog.at)).where(
+                    m.ChangeLog.site_id == site.id, m.ChangeLog.kind == "access_point"
+                )
+            ).scalar()
+            or utcnow()
+        )
+    return notice, changed_at, reconsent
+
+
+def _counts(session: Session, settings: Settings, now: datetime) -> PersonCounts:
+    tpl = dict(
+        session.execute(
+            select(m.Template.person_id, func.count()).group_by(m.Template.person_id)
+        ).all()
+    )
+    consents: dict[str, list[m.Consent]] = defaultdict(list)
+    for c in session.execute(select(m.Consent).where(m.Consent.withdrawn_at.is_(None))).scalars():
+        consents[c.person_id].append(c)
+    newest_tpl = dict(
+        session.execute(
+            select(m.Template.person_id, func.max(m.Template.created_at)).group_by(
+                m.Template.person_id
+            )
+        ).all()
+    )
+    no_consent = minors = past = 0
+    for person in session.execute(select(m.Person).where(m.Person.id.in_(list(tpl)))).scalars():
+        n = tpl[person.id]
+        mine = [c for c in consents.get(person.id, []) if c.site_id == person.site_id]
+        if not mine:
+            no_consent += n
+        if is_under_14(person, now.date()) and not any(c.guardian_id for c in mine):
+            minors += n
+        ends = person.relationship_ends_at
+        if ends is not None and ends + settings.retention_for(person.category) <= now:
+            past += n
+            continue
+        seen = [t for t in (person.last_seen_at, newest_tpl.get(person.id)) if t is not None]
+        seen += [c.given_at for c in mine]
+        if max(seen, default=person.created_at) + settings.retention_hard_cap <= now:
+            past += n
+    return PersonCounts(
+        people_with_face_data=len(tpl),
+        templates_without_active_consent=no_consent,
+        minor_templates_without_guardian_consent=minors,
+        templates_past_retention=past,
+    )
+
+
+def _security(session: Session, settings: Settings, facts: LiveFacts) -> SecurityState:
+    mode: int | None = None
+    if not settings.site_key and not settings.site_key_hook and settings.key_file_path.exists():
+        mode = settings.key_file_path.stat().st_mode & 0o777
+    return SecurityState(
+        key_file_mode=mode,
+        # The site key is a file, an environment variable or a KMS hook: never in the database.
+        key_outside_database=True,
+        # The store has no plaintext template column: every template is AES-256-GCM ciphertext.
+        templates_encrypted=True,
+        listeners=facts.listeners,
+        default_admin_credentials=facts.default_admin_credentials,
+        weak_admin_credentials=facts.weak_admin_credentials,
+        audit_chain_intact=audit.verify(session).ok,
+        last_major_incident_at=facts.last_major_incident_at,
+    )
+
+
+def deployment_from_store(
+    session: Session,
+    settings: Settings,
+    *,
+    facts: LiveFacts | None = None,
+    now: datetime | None = None,
+) -> Deployment:
+    """This installation as a ``Deployment``: database state plus ``compliance.yaml`` facts."""
+    facts = facts if facts is not None else load_facts(settings)
+    now = now or utcnow()
+    org = session.execute(select(m.Organization).order_by(m.Organization.created_at)).scalar()
+    db_sites = session.execute(select(m.Site).order_by(m.Site.created_at)).scalars().all()
+    sites: list[Site] = []
+    notice = changed_at = reconsent = None
+    for s in db_sites:
+        aps = (
+            session.execute(
+                select(m.AccessPoint)
+                .where(m.AccessPoint.site_id == s.id)
+                .order_by(m.AccessPoint.created_at)
+            )
+            .scalars()
+            .all()
+        )
+        sites.append(
+            Site(
+                id=s.id,
+                name=s.name,
+                kind=facts.site_kinds.get(s.id, "other"),
+                access_points=[
+                    AccessPoint(
+                        id=ap.id,
+                        name=ap.name,
+                        kind=ap.kind,  # type: ignore[arg-type]
+                        location_type=_location(ap),  # type: ignore[arg-type]
+                        accepted_methods=list(ap.methods or []),
+                        face_enabled=bool(s.face_enabled and ap.face_enabled),
+                        mode="1:N",  # the gate searches the people enrolled for that point
+                        signage=facts.signage.get(ap.id),
+                    )
+                    for ap in aps
+                ],
+            )
+        )
+        if notice is None:  # the model holds one notice: the first site's
+            notice, changed_at, reconsent = _notice(session, settings, s, org)
+    contact = org.contact if org else ""
+    retention = [
+        RetentionRule(
+            category=c,
+            max_days=math.ceil(settings.retention_for(c).total_seconds() / 86400),
+            trigger=_TRIGGERS[c],
+        )
+        for c in PERSON_CATEGORIES
+    ]
+    counts = _counts(session, settings, now)
+    counts.threshold_reached_on = facts.threshold_reached_on
+    return Deployment(
+        name=(org.name if org and org.name else "this facegate installation"),
+        operator=Operator(
+            legal_name=org.name if org else "",
+            address=org.address if org else "",
+            phone="" if "@" in contact else contact,
+            email=contact if "@" in contact else "",
+            pipo_contact=org.pipo_contact if org else "",
+            vendors=facts.vendors,
+        ),
+        uses=facts.uses,
+        sites=sites,
+        notice=notice,
+        pia=facts.pia,
+        config=ConfigState(
+            version=f"notice-{notice.version}" if notice else "",
+            changed_at=changed_at,
+            reconsent_trigger_changed_at=reconsent,
+        ),
+        person_categories=list(PERSON_CATEGORIES),
+        retention=retention,
+        store_images=False,  # frames are decoded, used and dropped; no image column exists
+        face_storage="on_site",
+        outbound=facts.outbound,
+        counts=counts,
+        security=_security(session, settings, facts),
+        consent_method="separate",  # the store refuses enrollment without its own consent record
+        face_for_minors=facts.face_for_minors,
+        filing=facts.filing,
+        accessibility=facts.accessibility,
+        rights=Rights(
+            channels=facts.rights_channels,
+            response_days=settings.rights_response_days,
+            complaint_route=facts.complaint_route,
+        ),
+        notice_url=facts.notice_url,
+        self_service_url=facts.self_service_url,
+        minors_rules_url=facts.minors_rules_url,
+        necessity_statement=facts.necessity_statement,
+    )
+
+
+def live_deployment(settings: Settings) -> Deployment:
+    """Open the configured database and describe this installation."""
+    from facegate.store.db import Store
+
+    store = Store(settings.database_url)
+    try:
+        with store.session() as session:
+            if session.execute(select(m.Site)).first() is None:
+                raise NotFound(
+                    f"No site in {settings.database_url}; run `facegate init` first, or audit "
+                    "a description with --inventory FILE."
+                )
+            return deployment_from_store(session, settings)
+    finally:
+        store.dispose()
+
+
+def set_face(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: str,
+    site_id: str,
+    access_point_id: str | None = None,
+    enabled: bool,
+) -> list[str]:
+    """Switch face on (through the activation gate) or off at a site or one access point.
+
+    Returns the access point ids changed. Switching on raises ``ComplianceBlocked`` listing
+    every failing blocker rule; switching off is always allowed.
+    """
+
+    def work() -> list[str]:
+        site = session.get(m.Site, site_id)
+        if site is None:
+            raise NotFound(f"no site {site_id!r}")
+        q = select(m.AccessPoint).where(m.AccessPoint.site_id == site_id)
+        if access_point_id is not None:
+            q = q.where(m.AccessPoint.id == access_point_id)
+        aps = session.execute(q).scalars().all()
+        if access_point_id is not None and not aps:
+            raise NotFound(f"no access point {access_point_id!r} at site {site_id!r}")
+        if enabled:
+            assert_can_activate(deployment_from_store(session, settings), site_id, access_point_id)
+            aps = [ap for ap in aps if "face" in (ap.methods or [])]
+            for ap in aps:
+                ap.face_enabled = True
+            site.face_enabled = True
+        elif access_point_id is None:
+            site.face_enabled = False
+        else:
+            for ap in aps:
+                ap.face_enabled = False
+        record_change(session, site_id, None, "access_point")
+        audit.append(
+            session,
+            actor=actor,
+            operation="face_on" if enabled else "face_off",
+            purpose=PURPOSE_CONFIG,
+            outcome="ok",
+            details={"site_id": site_id, "access_point_ids": [ap.id for ap in aps]},
+        )
+        return [ap.id for ap in aps]
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="face_on" if enabled else "face_off",
+        subject=None,
+        purpose=PURPOSE_CONFIG,
+    )
+
+
+def register_pia(
+    session: Session, settings: Settings, record: PiaRecord, *, actor: str
+) -> PiaRecord:
+    """Register a signed PIA (CAC-FR-09a) in the facts file and the audit chain."""
+    if not record.signer.strip():
+        raise InvalidInput("A PIA is registered with the name of the person who signed it.")
+    facts = load_facts(settings)
+    if any(p.version == record.version for p in facts.pia):
+        raise InvalidInput(f"PIA version {record.version} is already registered.")
+
+    def work() -> PiaRecord:
+        audit.append(
+            session,
+            actor=actor,
+            operation="pia_register",
+            purpose=PURPOSE_CONFIG,
+            outcome="ok",
+            details={"version": record.version, "date": record.date.isoformat()},
+        )
+        facts.pia.append(record)
+        save_facts(settings, facts)
+        return record
+
+    return run(
+        session, work, actor=actor, operation="pia_register", subject=None, purpose=PURPOSE_CONFIG
+    )
+
+
+def record_signage(
+    settings: Settings, access_point_ids: list[str], notice_version: str, at: datetime
+) -> None:
+    """Record that signs for the current notice were generated for these access points."""
+    facts = load_facts(settings)
+    for ap_id in access_point_ids:
+        facts.signage[ap_id] = Signage(notice_version=notice_version, generated_at=at)
+    save_facts(settings, facts)
+
+
+def accessibility_text(a: Accessibility) -> str:
+    """N13 from the accessibility facts; empty when none is offered."""
+    parts = [
+        text
+        for ok, text in (
+            (a.large_print, "large-print notice"),
+            (a.audio, "audio read-out"),
+            (a.staff_assistance, "staff help to enroll or withdraw at the front desk"),
+        )
+        if ok
+    ]
+    return "; ".join(parts)
+
+
+def publish_notice_from_config(
+    session: Session, settings: Settings, *, actor: str, site_id: str | None = None
+) -> m.NoticeVersion:
+    """Publish the site's notice from the database and ``compliance.yaml`` (a new version only
+    when a field changed; a re-consent-trigger change asks everyone to consent again)."""
+    facts = load_facts(settings)
+    site = (
+        session.get(m.Site, site_id)
+        if site_id
+        else session.execute(select(m.Site).order_by(m.Site.created_at)).scalar()
+    )
+    if site is None:
+        raise NotFound("no site yet; run `facegate init` first")
+    org = session.get(m.Organization, site.organization_id)
+    aps = session.execute(select(m.AccessPoint).where(m.AccessPoint.site_id == site.id)).scalars()
+    fields = build_notice_fields(
+        settings,
+        operator_name=org.name if org else "",
+        operator_address=org.address if org else "",
+        operator_contact=org.contact if org else "",
+        pipo_contact=org.pipo_contact if org else "",
+        site_name=site.name,
+        access_points=list(aps),
+        necessity=facts.necessity_statement
+        or (facts.pia[-1].necessity_statement if facts.pia else ""),
+        processors=", ".join(facts.vendors),
+        minors_rules_link=facts.minors_rules_url,
+        notice_link=facts.notice_url,
+        accessibility=accessibility_text(facts.accessibility),
+    )
+    return publish_notice(session, site.id, fields, actor=actor)
+
+
+def record_threshold(settings: Settings, reached_on: date) -> None:
+    """Record the date the stored count reached 100,000 people (CAC-FR-15a)."""
+    facts = load_facts(settings)
+    facts.threshold_reached_on = reached_on
+    save_facts(settings, facts)
+
+
+def record_filing(settings: Settings, filed_on: date, reference: str = "") -> None:
+    """Record the CAC filing (CAC-FR-15a) or its update after a material change (15c)."""
+    facts = load_facts(settings)
+    facts.filing = Filing(filed_on=filed_on, reference=reference)
+    save_facts(settings, facts)

@@ -1,0 +1,542 @@
+"""Operator console pages. Each handler parses a form, calls one domain function, renders."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
+
+from facegate import audit
+from facegate.domain import (
+    add_access_point,
+    add_person,
+    create_api_key,
+    enroll,
+    issue_card,
+    list_persons,
+    person_summary,
+    record_consent,
+    withdraw,
+)
+from facegate.domain.accounts import (
+    authenticate,
+    close_session,
+    create_first_admin,
+    create_operator,
+    has_operators,
+    list_operators,
+    lookup_session,
+    open_session,
+    operator_for,
+    require_role,
+)
+from facegate.domain.activation import site_overview
+from facegate.domain.rights import list_rights_requests
+from facegate.domain.selfservice import create_invitation, face_states, recent_access_events
+from facegate.errors import FacegateError, Forbidden, InvalidInput
+from facegate.store.models import ACCESS_POINT_KINDS, CATEGORIES, METHODS
+from facegate.web.common import (
+    OPERATOR_COOKIE,
+    PRE_CSRF_COOKIE,
+    Redirect,
+    WebFailure,
+    check_csrf,
+    fail,
+    keyring,
+    pre_csrf,
+    redirect,
+    render,
+    runtime,
+    set_cookie,
+    with_pre_csrf,
+)
+from facegate.web.faces import decode_upload, enroll_from_body, quality_feedback
+
+router = APIRouter(include_in_schema=False)
+
+STAFF = ("admin", "operator")
+ANY_ROLE = ("admin", "operator", "auditor")
+LOCATION_TYPES = (
+    "entrance",
+    "lobby",
+    "corridor",
+    "elevator",
+    "parking",
+    "guest_room",
+    "bathroom",
+    "sales_office",
+    "public_area",
+)
+
+
+class Ctx:
+    """The signed-in operator for one request."""
+
+    def __init__(self, request: Request, roles: tuple[str, ...]) -> None:
+        self.request = request
+        self.rt = runtime(request)
+        with self.rt.store.session() as s:
+            if not has_operators(s):
+                raise Redirect("/console/setup")
+            ws = lookup_session(s, request.cookies.get(OPERATOR_COOKIE), "operator")
+            if ws is None:
+                raise Redirect("/console/login")
+            account = operator_for(s, ws)
+            self.username, self.role, self.csrf = account.username, account.role, ws.csrf_token
+            try:
+                require_role(account, *roles)
+            except Forbidden as exc:
+                raise WebFailure(403, "error_title", exc.message, "/console") from None
+
+    @property
+    def actor(self) -> str:
+        return f"web:{self.username}"
+
+    def page(self, name: str, context: dict[str, Any] | None = None, status: int = 200):
+        ctx = {"me": self.username, "role": self.role}
+        ctx.update(context or {})
+        return render(self.request, name, ctx, status=status, csrf=self.csrf)
+
+    def check(self, form: Any) -> None:
+        check_csrf(form.get("csrf"), self.csrf)
+
+
+# --- first run, sign in, sign out ------------------------------------------------------------
+
+
+@router.get("/console/setup", response_class=HTMLResponse)
+def setup_page(request: Request) -> Response:
+    with runtime(request).store.session() as s:
+        if has_operators(s):
+            return redirect("/console/login")
+    token = pre_csrf(request)
+    return with_pre_csrf(request, render(request, "setup.html", csrf=token), token)
+
+
+@router.post("/console/setup")
+async def setup_submit(request: Request) -> Response:
+    form = await request.form()
+    check_csrf(form.get("csrf"), request.cookies.get(PRE_CSRF_COOKIE))
+    rt = runtime(request)
+    try:
+        with rt.store.session() as s:
+            create_first_admin(
+                s, username=str(form.get("username", "")), password=str(form.get("password", ""))
+            )
+    except FacegateError as exc:
+        raise fail(request, exc, "/console/setup") from None
+    return redirect("/console/login")
+
+
+@router.get("/console/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    with runtime(request).store.session() as s:
+        if not has_operators(s):
+            return redirect("/console/setup")
+    token = pre_csrf(request)
+    return with_pre_csrf(request, render(request, "login.html", csrf=token), token)
+
+
+@router.post("/console/login")
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    check_csrf(form.get("csrf"), request.cookies.get(PRE_CSRF_COOKIE))
+    rt = runtime(request)
+    try:
+        with rt.store.session() as s:
+            account = authenticate(
+                s,
+                rt.settings,
+                username=str(form.get("username", "")),
+                password=str(form.get("password", "")),
+            )
+            opened = open_session(
+                s,
+                kind="operator",
+                subject_id=account.id,
+                lifetime=timedelta(hours=rt.settings.web_session_hours),
+            )
+    except FacegateError as exc:
+        token = pre_csrf(request)
+        resp = render(
+            request, "login.html", {"error": exc.message}, status=exc.http_status, csrf=token
+        )
+        return with_pre_csrf(request, resp, token)
+    resp = redirect("/console")
+    set_cookie(request, resp, OPERATOR_COOKIE, opened.token, rt.settings.web_session_hours * 3600)
+    return resp
+
+
+@router.post("/console/logout")
+async def logout(request: Request) -> Response:
+    c = Ctx(request, ANY_ROLE)
+    c.check(await request.form())
+    with c.rt.store.session() as s:
+        close_session(s, request.cookies.get(OPERATOR_COOKIE))
+    resp = redirect("/console/login")
+    resp.delete_cookie(OPERATOR_COOKIE, path="/")
+    return resp
+
+
+# --- overview, sites and access points ----------------------------------------------------------
+
+
+@router.get("/", include_in_schema=False)
+def root() -> Response:
+    return redirect("/console")
+
+
+@router.get("/console", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    c = Ctx(request, ANY_ROLE)
+    with c.rt.store.session() as s:
+        overview = site_overview(s)
+    return c.page("home.html", {"ov": overview})
+
+
+@router.get("/console/sites", response_class=HTMLResponse)
+def sites(request: Request) -> Response:
+    c = Ctx(request, ANY_ROLE)
+    with c.rt.store.session() as s:
+        overview = site_overview(s)
+    return c.page(
+        "sites.html",
+        {
+            "ov": overview,
+            "kinds": ACCESS_POINT_KINDS,
+            "methods": METHODS,
+            "locations": LOCATION_TYPES,
+            "error": request.query_params.get("error"),
+        },
+    )
+
+
+@router.post("/console/access-points", response_class=HTMLResponse)
+async def add_ap(request: Request) -> Response:
+    c = Ctx(request, ("admin",))
+    form = await request.form()
+    c.check(form)
+    try:
+        with c.rt.store.session() as s:
+            # The face-only refusal (CAC-FR-10) comes from the domain function itself.
+            add_access_point(
+                s,
+                actor=c.actor,
+                name=str(form.get("name", "")).strip() or "entrance",
+                kind=str(form.get("kind", "gate")),
+                methods=[str(m) for m in form.getlist("methods")],
+                location_type=str(form.get("location_type", "entrance")),
+            )
+    except FacegateError as exc:
+        with c.rt.store.session() as s:
+            overview = site_overview(s)
+        return c.page(
+            "sites.html",
+            {
+                "ov": overview,
+                "kinds": ACCESS_POINT_KINDS,
+                "methods": METHODS,
+                "locations": LOCATION_TYPES,
+                "error": exc.message,
+            },
+            status=exc.http_status,
+        )
+    return redirect("/console/sites")
+
+
+@router.post("/console/access-points/{ap_id}/face", response_class=HTMLResponse)
+async def face_switch(request: Request, ap_id: str) -> Response:
+    c = Ctx(request, ("admin",))
+    form = await request.form()
+    c.check(form)
+    try:
+        with c.rt.store.session() as s:
+            from facegate.compliance.live import set_face
+
+            # The activation gate refuses while a blocking rule fails (ENF-2025, issue 7).
+            set_face(
+                s,
+                c.rt.settings,
+                actor=c.actor,
+                site_id=str(form.get("site_id", "")),
+                access_point_id=ap_id,
+                enabled=form.get("on") == "1",
+            )
+        c.rt.after_change()
+    except FacegateError as exc:
+        raise fail(request, exc, "/console/sites") from None
+    return redirect("/console/sites")
+
+
+@router.post("/console/access-points/{ap_id}/kiosk", response_class=HTMLResponse)
+async def kiosk_key(request: Request, ap_id: str) -> Response:
+    c = Ctx(request, ("admin",))
+    form = await request.form()
+    c.check(form)
+    try:
+        with c.rt.store.session() as s:
+            _, secret = create_api_key(
+                s,
+                actor=c.actor,
+                scopes=["gate:decide"],
+                access_point_ids=[ap_id],
+                name=f"kiosk {ap_id}",
+            )
+    except FacegateError as exc:
+        raise fail(request, exc, "/console/sites") from None
+    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    # The key travels in the fragment: browsers never send it to a server or a log.
+    return c.page(
+        "shown_once.html",
+        {
+            "label": "kiosk_link_once",
+            "link": f"{base}/kiosk/{ap_id}#key={secret}",
+            "back": "/console/sites",
+        },
+    )
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+@router.get("/console/people", response_class=HTMLResponse)
+def people(request: Request) -> Response:
+    c = Ctx(request, ANY_ROLE)
+    with c.rt.store.session() as s:
+        persons = list_persons(s)
+        states = face_states(s, [p.id for p in persons])
+        rows = [person_summary(s, p.id) for p in persons]
+    return c.page("people.html", {"rows": rows, "states": states, "categories": CATEGORIES})
+
+
+@router.post("/console/people", response_class=HTMLResponse)
+async def people_add(request: Request) -> Response:
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    try:
+        birth = str(form.get("birth_date") or "").strip()
+        try:
+            birth_date = date.fromisoformat(birth) if birth else None
+        except ValueError:
+            raise InvalidInput("the birth date must look like 2015-06-30") from None
+        with c.rt.store.session() as s:
+            person = add_person(
+                s,
+                actor=c.actor,
+                category=str(form.get("category", "resident")),
+                birth_date=birth_date,
+                name=str(form.get("name", "")).strip(),
+                unit=str(form.get("unit", "")).strip(),
+            )
+    except FacegateError as exc:
+        raise fail(request, exc, "/console/people") from None
+    return redirect(f"/console/people/{person.id}")
+
+
+def _person_page(c: Ctx, person_id: str, **extra: Any) -> Response:
+    try:
+        with c.rt.store.session() as s:
+            summary = person_summary(s, person_id, model_id=None)
+            state = face_states(s, [person_id])[person_id]
+            events = recent_access_events(s, person_id=person_id, limit=20)
+            others = [p for p in list_persons(s) if p.id != person_id]
+    except FacegateError as exc:
+        raise fail(c.request, exc, "/console/people") from None
+    return c.page(
+        "person.html",
+        {"p": summary, "state": state, "events": events, "others": others, **extra},
+    )
+
+
+@router.get("/console/people/{person_id}", response_class=HTMLResponse)
+def person_page(request: Request, person_id: str) -> Response:
+    return _person_page(Ctx(request, ANY_ROLE), person_id)
+
+
+@router.post("/console/people/{person_id}/card", response_class=HTMLResponse)
+async def person_card(request: Request, person_id: str) -> Response:
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    try:
+        with c.rt.store.session() as s:
+            issue_card(
+                s,
+                actor=c.actor,
+                person_id=person_id,
+                card_number=str(form.get("card_number", "")).strip(),
+            )
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    return redirect(f"/console/people/{person_id}")
+
+
+@router.post("/console/people/{person_id}/consent", response_class=HTMLResponse)
+async def person_consent(request: Request, person_id: str) -> Response:
+    """Consent given in person at the desk: its own act, after reading the notice (CAC-FR-06a)."""
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    try:
+        if form.get("read_notice") != "yes":
+            raise InvalidInput("the person must have read the notice and said yes themselves")
+        guardian = str(form.get("guardian_id") or "").strip() or None
+        with c.rt.store.session() as s:
+            record_consent(
+                s,
+                actor=c.actor,
+                person_id=person_id,
+                channel="front_desk",
+                guardian_id=guardian,
+            )
+        c.rt.after_change()
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    return redirect(f"/console/people/{person_id}")
+
+
+@router.post("/console/people/{person_id}/invite", response_class=HTMLResponse)
+async def person_invite(request: Request, person_id: str) -> Response:
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    guardian = str(form.get("guardian_id") or "").strip() or None
+    try:
+        with c.rt.store.session() as s:
+            issued = create_invitation(
+                s, c.rt.settings, actor=c.actor, person_id=person_id, guardian_id=guardian
+            )
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    from facegate.compliance.documents import qr_svg
+
+    link = f"{base}/i/{issued.token}"
+    return c.page(
+        "shown_once.html",
+        {
+            "label": "invite_once",
+            "link": link,
+            "qr": qr_svg(link, scale=5),
+            "back": f"/console/people/{person_id}",
+        },
+    )
+
+
+@router.post("/console/people/{person_id}/enroll", response_class=HTMLResponse)
+async def person_enroll(request: Request, person_id: str) -> Response:
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    upload = form.get("photo")
+    if not isinstance(upload, UploadFile):
+        raise fail(request, InvalidInput("choose a photo"), f"/console/people/{person_id}")
+    data = await upload.read(c.rt.settings.max_image_bytes + 1)
+    try:
+        image = decode_upload(c.rt, data)
+        data = b""  # STD-41819-04: nothing of the photo outlives this request
+        with c.rt.store.session() as s:
+            enroll(
+                s,
+                keyring(request),
+                c.rt.pipeline,
+                actor=c.actor,
+                person_id=person_id,
+                images=[image],
+            )
+        c.rt.after_change()  # the gallery follows at once (SQLite: the only path)
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    finally:
+        del data
+    return _person_page(c, person_id, flash="enroll_done")
+
+
+@router.post("/console/people/{person_id}/withdraw", response_class=HTMLResponse)
+async def person_withdraw(request: Request, person_id: str) -> Response:
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    try:
+        with c.rt.store.session() as s:
+            withdraw(s, actor=c.actor, person_id=person_id, channel="front_desk")
+        c.rt.after_change()  # every gate stops matching them now
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    return _person_page(c, person_id, flash="withdraw_done")
+
+
+@router.post("/console/people/{person_id}/enroll-camera")
+async def person_enroll_camera(request: Request, person_id: str) -> Response:
+    """Front-desk webcam enrollment: the confirmed photo as the raw body, JSON back."""
+    c = Ctx(request, STAFF)
+    check_csrf(request.headers.get("x-csrf-token"), c.csrf)
+    return await enroll_from_body(
+        request, c.rt, keyring(request), person_id=person_id, actor=c.actor
+    )
+
+
+@router.post("/console/quality")
+async def console_quality(request: Request) -> Response:
+    """Live enrollment feedback for the front-desk webcam; the frame is dropped at once."""
+    c = Ctx(request, STAFF)
+    check_csrf(request.headers.get("x-csrf-token"), c.csrf)
+    return await quality_feedback(request, c.rt)
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@router.get("/console/rights", response_class=HTMLResponse)
+def rights(request: Request) -> Response:
+    c = Ctx(request, ANY_ROLE)
+    with c.rt.store.session() as s:
+        reqs = list_rights_requests(s)
+    return c.page("rights.html", {"reqs": reqs})
+
+
+@router.get("/console/events", response_class=HTMLResponse)
+def events(request: Request) -> Response:
+    c = Ctx(request, ANY_ROLE)
+    with c.rt.store.session() as s:
+        rows = recent_access_events(s, limit=200)
+    return c.page("events.html", {"events": rows})
+
+
+@router.get("/console/audit", response_class=HTMLResponse)
+def audit_page(request: Request) -> Response:
+    c = Ctx(request, ANY_ROLE)
+    with c.rt.store.session() as s:
+        result = audit.verify(s)
+    return c.page("audit.html", {"result": result})
+
+
+@router.get("/console/operators", response_class=HTMLResponse)
+def operators(request: Request) -> Response:
+    c = Ctx(request, ("admin",))
+    with c.rt.store.session() as s:
+        accounts = list_operators(s)
+    return c.page("operators.html", {"accounts": accounts})
+
+
+@router.post("/console/operators", response_class=HTMLResponse)
+async def operators_add(request: Request) -> Response:
+    c = Ctx(request, ("admin",))
+    form = await request.form()
+    c.check(form)
+    try:
+        with c.rt.store.session() as s:
+            create_operator(
+                s,
+                actor=c.actor,
+                username=str(form.get("username", "")),
+                password=str(form.get("password", "")),
+                role=str(form.get("role", "operator")),
+            )
+    except FacegateError as exc:
+        raise fail(request, exc, "/console/operators") from None
+    return redirect("/console/operators")

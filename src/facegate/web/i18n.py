@@ -1,0 +1,351 @@
+"""The web pages' words in Simplified Chinese and English, and the language negotiation.
+
+The language comes from the ``fg_lang`` cookie (the switch on every page), else from the
+browser's Accept-Language; Chinese is the default for a Chinese deployment.
+"""
+
+from __future__ import annotations
+
+LANGS = ("zh-CN", "en")
+DEFAULT_LANG = "zh-CN"
+
+# Vision quality reasons and gate decision reasons, in plain words a person can act on.
+QUALITY_WORDS: dict[str, tuple[str, str]] = {
+    "ok": ("很好，保持不动", "Good, hold still"),
+    "no_face": ("没有看到人脸，请正对摄像头", "No face seen: look at the camera"),
+    "multiple_faces": ("画面中只能有一个人", "Only one person in the picture, please"),
+    "face_too_small": ("请靠近一点", "Move closer"),
+    "too_blurry": ("画面模糊，请保持不动", "Too blurry: hold still"),
+    "too_dark": ("太暗了，请到更亮的地方", "Too dark: find more light"),
+    "too_bright": ("太亮了，请避开强光", "Too bright: move away from strong light"),
+    "off_angle": ("请正对摄像头", "Face the camera straight on"),
+    "partial_face": ("请让整张脸都在画面里", "Keep your whole face in the picture"),
+    "low_quality": ("画面质量不够，请调整位置", "Picture not good enough: adjust your position"),
+}
+
+DECISION_WORDS: dict[str, tuple[str, str]] = {
+    "ok": ("请通行", "Welcome, please go ahead"),
+    "no_face": ("请靠近并正对摄像头", "Please come closer and face the camera"),
+    "no_match": (
+        "未识别，请使用门卡、密码或二维码",
+        "Not recognised: please use your card, PIN or QR",
+    ),
+    "ambiguous": ("无法确认，请使用门卡", "Could not be sure: please use your card"),
+    "burst_disagree": ("请保持不动再试一次", "Hold still and try again"),
+    "not_enrolled_here": (
+        "此处未开通刷脸，请使用门卡",
+        "Face not set up here: please use your card",
+    ),
+    "consent_withdrawn": ("已撤回刷脸，请使用门卡", "Face access withdrawn: please use your card"),
+    "consent_renewal_required": (
+        "须重新确认同意，请使用门卡",
+        "Consent needs renewing: use your card",
+    ),
+    "face_not_enabled": ("此处未启用刷脸，请使用门卡", "Face is not on here: please use your card"),
+    "unknown_credential": ("无法识别此凭证", "This card or code is not known"),
+    "credential_revoked": ("此凭证已停用", "This card or code was revoked"),
+    "credential_expired": ("此凭证已过期", "This card or code has expired"),
+    "not_valid_here": ("此凭证在此处无效", "Not valid at this entrance"),
+    "wrong_pin": ("密码错误", "Wrong PIN"),
+    "pin_locked": ("密码已锁定，请联系前台", "PIN locked: please see the front desk"),
+    "pass_expired": ("通行码已过期", "This pass has expired"),
+    "pass_used": ("通行码已使用", "This pass was already used"),
+}
+
+_T: dict[str, tuple[str, str]] = {
+    "app": ("facegate 门禁", "facegate access"),
+    "lang_switch": ("English", "中文"),
+    "skip": ("跳到主要内容", "Skip to main content"),
+    # console
+    "setup_title": ("首次设置：创建管理员", "First run: create the administrator"),
+    "setup_intro": (
+        "系统没有默认密码。请为第一位管理员设置用户名和至少 10 位的密码。",
+        "There is no default password. Choose a user name and a password of at least 10 "
+        "characters for the first administrator.",
+    ),
+    "username": ("用户名", "User name"),
+    "password": ("密码", "Password"),
+    "role": ("角色", "Role"),
+    "create": ("创建", "Create"),
+    "login_title": ("登录", "Sign in"),
+    "login": ("登录", "Sign in"),
+    "logout": ("退出", "Sign out"),
+    "csrf_title": ("表单已过期", "This form has expired"),
+    "csrf_body": (
+        "为了安全，这个请求被拒绝了（缺少或错误的防伪令牌）。请返回、刷新页面后重试。",
+        "For your safety this request was refused (missing or wrong anti-forgery token). "
+        "Go back, reload the page and try again.",
+    ),
+    "error_title": ("无法完成", "That did not work"),
+    "back": ("返回", "Back"),
+    "nav_home": ("概览", "Overview"),
+    "nav_sites": ("场所与出入口", "Sites & entrances"),
+    "nav_people": ("人员", "People"),
+    "nav_rights": ("权利请求", "Rights requests"),
+    "nav_events": ("通行记录", "Event log"),
+    "nav_compliance": ("合规", "Compliance"),
+    "nav_docs": ("告知与标识", "Notice & signage"),
+    "nav_audit": ("审计链", "Audit chain"),
+    "nav_operators": ("账号", "Accounts"),
+    "site": ("场所", "Site"),
+    "access_points": ("出入口", "Access points"),
+    "access_point": ("出入口", "Entrance"),
+    "name": ("名称", "Name"),
+    "kind": ("类型", "Kind"),
+    "location": ("位置类型", "Location type"),
+    "methods": ("允许的方式", "Accepted methods"),
+    "face_on": ("刷脸已启用", "Face on"),
+    "face_off": ("刷脸未启用", "Face off"),
+    "add_ap": ("添加出入口", "Add an access point"),
+    "add": ("添加", "Add"),
+    "kiosk_key": ("生成平板终端链接", "Make a kiosk link"),
+    "kiosk_link_once": (
+        "平板终端链接（只显示一次，请在出入口的平板上打开）：",
+        "Kiosk link (shown once; open it on the tablet at this entrance):",
+    ),
+    "activate_face": ("启用刷脸", "Switch face on"),
+    "deactivate_face": ("关闭刷脸", "Switch face off"),
+    "m_face": ("刷脸", "Face"),
+    "m_card": ("门卡", "Card"),
+    "m_pin": ("密码", "PIN"),
+    "m_qr": ("二维码", "QR pass"),
+    "m_staffed": ("人工核验", "Staffed check"),
+    "people": ("人员", "People"),
+    "pseudonym": ("匿名编号", "Pseudonym"),
+    "category": ("类别", "Category"),
+    "credentials": ("凭证", "Credentials"),
+    "consent": ("同意状态", "Consent"),
+    "consent_active": ("已同意刷脸", "Face consent active"),
+    "consent_none": ("未同意（使用门卡/密码/二维码）", "No face consent (card/PIN/QR)"),
+    "declined": ("已选择不刷脸", "Declined face"),
+    "enrolled": ("已录入", "Enrolled"),
+    "add_person": ("登记人员", "Register a person"),
+    "birth_date": ("出生日期（可选）", "Birth date (optional)"),
+    "unit": ("房号（可选）", "Unit (optional)"),
+    "name_optional": ("姓名（可选，单独保存）", "Name (optional, kept apart)"),
+    "cat_resident": ("业主/住户", "Resident"),
+    "cat_tenant": ("租户", "Tenant"),
+    "cat_guest": ("酒店住客", "Hotel guest"),
+    "cat_staff": ("员工", "Staff"),
+    "cat_visitor": ("访客", "Visitor"),
+    "issue_card": ("发放门卡", "Issue a card"),
+    "card_number": ("卡号", "Card number"),
+    "invite": ("生成邀请链接", "Make an invitation link"),
+    "invite_once": (
+        "邀请链接（只显示一次，72 小时内有效，只能使用一次）：",
+        "Invitation link (shown once, valid 72 hours, single use):",
+    ),
+    "guardian": ("监护人", "Guardian"),
+    "desk_consent": ("在前台记录同意", "Record consent given at the desk"),
+    "desk_consent_check": (
+        "本人（或监护人）已阅读告知书，并自己选择了刷脸",
+        "The person (or guardian) read the notice and chose face access themselves",
+    ),
+    "desk_consent_btn": ("记录同意", "Record consent"),
+    "enroll_camera": ("用摄像头录入（须已同意）", "Enroll with the webcam (needs consent)"),
+    "enroll_photo": ("用照片录入（须已同意）", "Enroll from a photo (needs consent)"),
+    "photo": ("照片", "Photo"),
+    "upload": ("上传并录入", "Upload and enroll"),
+    "withdraw_desk": (
+        "撤回刷脸同意（立即删除人脸数据）",
+        "Withdraw face consent (erase face data now)",
+    ),
+    "enroll_done": ("录入完成。", "Enrolled."),
+    "withdraw_done": ("已撤回，人脸数据已删除。", "Withdrawn; face data erased."),
+    "rights": ("权利请求", "Rights requests"),
+    "received": ("收到", "Received"),
+    "deadline": ("答复期限", "Deadline"),
+    "status": ("状态", "Status"),
+    "events": ("通行记录（不保存任何人脸图像）", "Event log (no face images are ever kept)"),
+    "time": ("时间", "Time"),
+    "method": ("方式", "Method"),
+    "outcome": ("结果", "Outcome"),
+    "reason": ("原因", "Reason"),
+    "compliance": ("合规检查", "Compliance checks"),
+    "rule": ("规则", "Rule"),
+    "object": ("对象", "Object"),
+    "severity": ("级别", "Severity"),
+    "fix": ("整改", "Fix"),
+    "no_findings": ("没有发现问题。", "No findings."),
+    "compliance_unavailable": ("暂时无法读取实时状态：", "The live state cannot be checked yet: "),
+    "docs": ("告知书、标识与影响评估", "Notice, signage and PIA"),
+    "notice": ("个人信息处理告知书", "Privacy notice"),
+    "signage": ("标识", "Signage"),
+    "pia": ("个人信息保护影响评估（草稿）", "PIA (draft)"),
+    "audit": ("审计链", "Audit chain"),
+    "audit_ok": ("审计链完整", "The audit chain is intact"),
+    "audit_broken": ("审计链被破坏，首个错误条目：", "The audit chain is broken at entry "),
+    "entries": ("条目", "entries"),
+    "accounts": ("控制台账号", "Console accounts"),
+    "role_admin": ("管理员", "Admin"),
+    "role_operator": ("前台", "Front desk"),
+    "role_auditor": ("审计（只读）", "Auditor (read-only)"),
+    "overview": ("概览", "Overview"),
+    "count_people": ("人员", "people"),
+    "count_enrolled": ("已录入人脸", "with face data"),
+    "count_aps": ("出入口", "access points"),
+    "camera": ("摄像头", "Camera"),
+    "start_camera": ("打开摄像头", "Start the camera"),
+    "take_photo": ("拍照", "Take the photo"),
+    "use_photo": ("使用这张照片", "Use this photo"),
+    "retake": ("重拍", "Retake"),
+    # self-service
+    "welcome_title": ("您的门禁设置", "Your access settings"),
+    "open_page": ("打开我的页面", "Open my page"),
+    "invite_intro": (
+        "这是物业/酒店发给您的一次性链接。点击下方按钮继续。",
+        "This is a one-time link from your property or hotel. Press the button to continue.",
+    ),
+    "notice_first": (
+        "请先阅读：我们如何处理人脸信息",
+        "Please read first: how face data is handled",
+    ),
+    "in_short": ("简单说", "In short"),
+    "plain_1": (
+        "摄像头把您的脸转换成一串加密的特征值，只保存在本小区/酒店的服务器上；不保存照片。",
+        "A camera turns your face into an encrypted code kept only on this site's own server; "
+        "no photo is kept.",
+    ),
+    "plain_2": (
+        "只用于开门，不做任何其他用途。",
+        "It is used only to open doors, for nothing else.",
+    ),
+    "plain_3": (
+        "完全自愿：门卡、密码或二维码同样可以进出，不收费、不排队。",
+        "It is your choice: a card, PIN or QR pass works just as well, at no cost and no wait.",
+    ),
+    "plain_4": (
+        "您可以随时在本页面撤回，人脸数据会立即删除。",
+        "You can withdraw at any time on this page; your face data is erased at once.",
+    ),
+    "full_notice": ("完整告知书", "The full notice"),
+    "choice_title": ("您想用刷脸开门吗？", "Would you like to use face access?"),
+    "choice_hint": (
+        "两种方式都可以正常进出。选择不刷脸不会影响您的任何权益，我们也不会再次询问。",
+        "Both ways get you in. Saying no changes nothing about your access, and we will not "
+        "ask again.",
+    ),
+    "choose_yes": ("使用刷脸通行", "Use face access"),
+    "choose_no": ("不用了，使用门卡/密码/二维码", "No thanks, use my card/PIN/QR"),
+    "for_child": (
+        "您正在代表您的孩子作出选择（监护人同意）。",
+        "You are deciding for your child (guardian consent).",
+    ),
+    "declined_msg": (
+        "您选择了不使用刷脸。您的门卡、密码或二维码照常有效，我们不会再询问。",
+        "You chose not to use face access. Your card, PIN or QR pass work as before, and we "
+        "will not ask again.",
+    ),
+    "new_qr": ("您的二维码通行证（请保存）：", "Your QR pass (keep it):"),
+    "change_mind": (
+        "如果以后改变主意，可以在这里开启刷脸。",
+        "If you change your mind later, you can turn face access on here.",
+    ),
+    "consented_msg": ("您已同意使用刷脸。", "You agreed to face access."),
+    "enroll_title": ("录入人脸", "Enroll your face"),
+    "enroll_hint": (
+        "看着摄像头。提示变绿后拍照，确认后才会保存。照片不会被保存，只保存加密的特征值。",
+        "Look at the camera. When the hint turns green, take the photo; nothing is saved until "
+        "you confirm. The photo itself is never kept, only an encrypted template.",
+    ),
+    "enroll_ok": ("录入成功，您现在可以刷脸通行。", "Done: you can now use face access."),
+    "my_data": ("我的数据", "My data"),
+    "what_stored": ("我们保存的内容", "What is stored"),
+    "consents": ("同意记录", "Consents"),
+    "recent_events": ("最近的通行记录（按方式）", "Recent access events (by method)"),
+    "export": ("导出我的数据（JSON）", "Export my data (JSON)"),
+    "withdraw": ("撤回刷脸同意", "Withdraw face consent"),
+    "withdraw_confirm": (
+        "确定撤回吗？您的人脸数据会立即删除，门卡/密码/二维码照常有效。",
+        "Withdraw? Your face data is erased at once; your card, PIN or QR keep working.",
+    ),
+    "withdraw_yes": ("确定撤回", "Yes, withdraw"),
+    "withdrawn_msg": (
+        "已撤回。您的人脸数据已删除，各出入口不再识别您的人脸。",
+        "Withdrawn. Your face data is erased and no entrance recognises your face any more.",
+    ),
+    "rights_form": ("提出请求", "Make a request"),
+    "rights_kind": ("请求类型", "Kind of request"),
+    "rk_access": ("查阅", "See my data"),
+    "rk_correction": ("更正", "Correct my data"),
+    "rk_erasure": ("删除", "Delete my data"),
+    "rk_explanation": ("解释处理规则", "Explain the rules"),
+    "submit": ("提交", "Send"),
+    "rights_sent": ("已收到您的请求，答复期限：", "Request received; answer due by "),
+    "none": ("无", "none"),
+    "templates_count": ("加密人脸模板", "Encrypted face templates"),
+    "session_over": (
+        "您的会话已结束。请向前台索取新的邀请链接。",
+        "Your session has ended. Ask the front desk for a new invitation link.",
+    ),
+    # kiosk
+    "kiosk_face_here": ("此处使用人脸识别", "Face recognition in use here"),
+    "kiosk_alternatives": ("也可以使用：", "You can also use:"),
+    "kiosk_card": ("刷卡/输入卡号", "Card number"),
+    "kiosk_pin": ("密码", "PIN"),
+    "kiosk_qr": ("二维码通行码", "QR pass code"),
+    "kiosk_go": ("确认", "Go"),
+    "kiosk_waiting": (
+        "请看摄像头，或使用下方其他方式",
+        "Look at the camera, or use another way below",
+    ),
+    "kiosk_nokey": (
+        "此页面缺少终端密钥。请从控制台“生成平板终端链接”打开。",
+        'This page has no kiosk key. Open it from the console\'s "Make a kiosk link".',
+    ),
+    "allow": ("允许", "Allowed"),
+    "deny": ("拒绝", "Denied"),
+    "operator_label": ("处理者", "Operator"),
+    "purpose_label": ("目的", "Purpose"),
+    "purpose_text": ("仅用于门禁通行", "Access control only"),
+}
+
+
+def pick_lang(cookie: str | None, accept_language: str | None) -> str:
+    """The cookie wins; else the first supported language in Accept-Language."""
+    if cookie in LANGS:
+        return cookie
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return DEFAULT_LANG
+
+
+class Translator:
+    """``t("key")`` in templates; quality and decision reasons in plain words."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGS else DEFAULT_LANG
+        self._i = 0 if self.lang == "zh-CN" else 1
+
+    def __call__(self, key: str) -> str:
+        pair = _T.get(key)
+        return pair[self._i] if pair else key
+
+    def quality(self, reason: str) -> str:
+        pair = QUALITY_WORDS.get(reason) or QUALITY_WORDS["low_quality"]
+        return pair[self._i]
+
+    def decision(self, reason: str) -> str:
+        base = reason.split(":")[0]
+        if base == "low_quality":
+            return self.quality(reason.partition(":")[2] or "low_quality")
+        if base == "method_not_accepted":
+            return "此处不接受这种方式" if self._i == 0 else "This entrance does not accept that"
+        pair = DECISION_WORDS.get(base)
+        if pair is None:
+            return reason
+        return pair[self._i]
+
+    def table(self, keys: list[str]) -> dict[str, str]:
+        """Several words at once, for the page's JavaScript."""
+        return {k: self(k) for k in keys}
+
+    def all_quality(self) -> dict[str, str]:
+        return {k: v[self._i] for k, v in QUALITY_WORDS.items()}
+
+    def all_decisions(self) -> dict[str, str]:
+        return {k: v[self._i] for k, v in DECISION_WORDS.items()}

@@ -1,0 +1,82 @@
+// Gate kiosk: camera frames and credentials go to the decide API with the gate key from the
+// URL fragment. No frame is kept: each one is drawn, sent, and the canvas cleared at once.
+(function () {
+  "use strict";
+  var root = document.getElementById("kiosk");
+  var apId = root.dataset.ap;
+  var words = JSON.parse(document.getElementById("kiosk-words").textContent);
+  var verdict = document.getElementById("verdict");
+  var verdictText = document.getElementById("verdict-text");
+  var m = /(?:^|[#&])key=([^&]+)/.exec(window.location.hash);
+  var key = m ? decodeURIComponent(m[1]) : sessionStorage.getItem("fg-kiosk-key");
+  if (m) {
+    sessionStorage.setItem("fg-kiosk-key", key);
+    history.replaceState(null, "", window.location.pathname);  // keep the key off the screen
+  }
+  var busy = false, holdUntil = 0;
+
+  function say(kind, text) {
+    verdict.className = "verdict " + kind;
+    verdictText.textContent = text;
+  }
+  function explain(res) {
+    if (res.decision === "allow") return words.decisions.allow + " · " + (words.decisions.ok || "");
+    var base = (res.reason || "").split(":")[0];
+    if (base === "low_quality") {
+      var why = res.reason.split(":")[1] || "low_quality";
+      return words.quality[why] || words.quality.low_quality;
+    }
+    return words.decisions.deny + " · " + (words.decisions[base] || res.reason);
+  }
+  if (!key) { say("deny", words.decisions.kiosk_nokey); return; }
+
+  function decide(body, isFace) {
+    busy = true;
+    return fetch("/v1/access-points/" + encodeURIComponent(apId) + "/decide", {
+      method: "POST", headers: { "X-API-Key": key }, body: body, cache: "no-store"
+    }).then(function (r) {
+      return r.json().then(function (j) { return { status: r.status, body: j }; });
+    }).then(function (r) {
+      var res = r.body;
+      if (r.status >= 400) { say("deny", res.message || String(r.status)); holdUntil = Date.now() + 3000; return; }
+      var quiet = isFace && res.decision === "deny" && (res.reason === "no_face");
+      if (quiet) { say("idle", words.decisions.kiosk_waiting); return; }
+      say(res.decision, explain(res));
+      verdict.dataset.decision = res.decision;
+      verdict.dataset.method = res.method;
+      holdUntil = Date.now() + 3000;
+    }).catch(function () { say("deny", "…"); })
+      .finally(function () { busy = false; });
+  }
+
+  document.querySelectorAll(".kform").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var fd = new FormData(f);
+      decide(fd, false);
+      f.reset();
+    });
+  });
+
+  if (root.dataset.face !== "1") return;
+  var video = document.getElementById("kvideo");
+  var canvas = document.getElementById("kcanvas");
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return;
+  navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false })
+    .then(function (stream) { video.srcObject = stream; setInterval(tick, 1200); })
+    .catch(function () { /* no camera: the other methods still work */ });
+
+  function tick() {
+    if (busy || Date.now() < holdUntil || !video.videoWidth) return;
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    var ctx = canvas.getContext("2d");
+    ctx.drawImage(video, 0, 0);
+    busy = true;
+    canvas.toBlob(function (blob) {
+      ctx.clearRect(0, 0, canvas.width, canvas.height);  // the frame leaves the page now
+      var fd = new FormData();
+      fd.append("frame", blob, "frame.jpg");
+      decide(fd, true);
+    }, "image/jpeg", 0.9);
+  }
+})();

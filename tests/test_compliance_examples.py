@@ -1,0 +1,112 @@
+"""Each example inventory gets exactly the findings a regulator would raise."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+import yaml
+from compliance_helpers import EXAMPLES, findings
+
+from facegate.compliance.inventory import (
+    generate_schema,
+    inventory_schema,
+    load_inventory,
+    validate_inventory,
+)
+from facegate.errors import InvalidInput
+
+ALWAYS_WITHOUT_NOTICE = {"CAC-FR-05a", "CAC-FR-05c", "CAC-FR-13a", "CAC-FR-09a"}
+
+EXPECTED: dict[str, set[str]] = {
+    # Face-only gate and elevator (Tianjin, Ningbo judgments), consent inside the contract.
+    "face-only-compound-gate": ALWAYS_WITHOUT_NOTICE
+    | {"CAC-FR-10", "SPC-10", "HZ-PM", "CAC-FR-06a", "CAC-FR-08b"},
+    # Recording cameras in elevator cars, images to the vendor cloud, face-only floor access.
+    "elevator-cameras": ALWAYS_WITHOUT_NOTICE
+    | {"CAC-FR-10", "SPC-10", "HZ-PM", "CAC-DRAFT23-2", "STD-41819-04", "CAC-FR-08a"}
+    | {"CAC-FR-06a"},
+    # Age/gender estimation, tracking and marketing export of shoppers.
+    "mall-shoppers": ALWAYS_WITHOUT_NOTICE
+    | {"CAC-FR-04", "CAC-DRAFT23-1", "CAC-DRAFT23-2", "STD-41819-01", "PIPL-26"}
+    | {"STD-41819-04", "CAC-FR-08a", "CAC-FR-06a", "CAC-FR-14"},
+    # Attention and emotion scoring of pupils without guardian consent.
+    "classroom-camera": ALWAYS_WITHOUT_NOTICE
+    | {"CAC-DRAFT23-1", "STD-41819-01", "CAC-DRAFT23-2", "CAC-FR-07", "STD-41819-03"}
+    | {"CAC-FR-06a"},
+    # Sales office identifying visitors (Nanjing 2020, Ningbo 2021 fines).
+    "sales-office": ALWAYS_WITHOUT_NOTICE
+    | {"NJ-2020", "PIPL-26", "CAC-DRAFT23-2", "STD-41819-04", "CAC-FR-06a"},
+    # Face-only check-in, face lock on room doors, stale notice and PIA, weak security.
+    "hotel-front-desk": {
+        "HOTEL-CHECKIN",
+        "CAC-FR-10",
+        "CAC-FR-13b",
+        "CAC-FR-05a",
+        "CAC-FR-05b",
+        "CAC-FR-05c",
+        "CAC-FR-09a",
+        "CAC-FR-09b",
+        "CAC-FR-04",
+        "CAC-FR-08b",
+        "CAC-FR-06a",
+        "CAC-FR-14",
+    },
+    "lawful-compound": set(),
+}
+
+
+def test_every_example_has_an_expectation() -> None:
+    assert {p.stem for p in EXAMPLES.glob("*.yaml")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_findings(name: str) -> None:
+    found = findings(load_inventory(EXAMPLES / f"{name}.yaml"))
+    assert {f.rule_id for f in found} == EXPECTED[name]
+    if EXPECTED[name]:
+        assert any(f.severity == "blocker" for f in found)
+
+
+def test_hotel_notice_lists_the_missing_fields() -> None:
+    found = findings(load_inventory(EXAMPLES / "hotel-front-desk.yaml"))
+    missing = sorted(
+        m.group(1) for f in found if (m := re.search(r"required field (N\d+)", f.message_en))
+    )
+    assert missing == ["N13", "N5", "N7", "N9"]
+
+
+def test_shipped_schema_matches_the_model() -> None:
+    # Regenerate with: PYTHONPATH=src python -m facegate.compliance.inventory
+    assert inventory_schema() == json.loads(json.dumps(generate_schema()))
+    jsonschema.Draft202012Validator.check_schema(inventory_schema())
+
+
+def test_bad_inventory_errors_name_the_path(tmp_path) -> None:
+    data = yaml.safe_load((EXAMPLES / "lawful-compound.yaml").read_text(encoding="utf-8"))
+    data["sites"][0]["access_points"][1]["location_type"] = "bedroom"
+    data["sites"][0]["access_points"][2]["accepted_methods"] = ["face", "fingerprint"]
+    del data["sites"][0]["access_points"][3]["kind"]
+    data["surprise"] = 1
+    with pytest.raises(InvalidInput) as err:
+        validate_inventory(json.loads(json.dumps(data, default=str)), source="site.yaml")
+    msg = err.value.message
+    assert "site.yaml: sites[0].access_points[1].location_type: 'bedroom' is not one of" in msg
+    assert "sites[0].access_points[2].accepted_methods[1]: 'fingerprint' is not one of" in msg
+    assert "sites[0].access_points[3]: 'kind' is a required property" in msg
+    assert "(top level): Additional properties are not allowed ('surprise' was unexpected)" in msg
+
+
+def test_unquoted_mode_in_yaml_is_caught(tmp_path) -> None:
+    # YAML 1.1 reads 1:1 as the sexagesimal number 61; the schema names the field.
+    text = (EXAMPLES / "lawful-compound.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "site.yaml"
+    bad.write_text(text.replace('mode: "1:1"', "mode: 1:1"), encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"access_points\[2\]\.mode: 61 is not one of"):
+        load_inventory(bad)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="empty"):
+        load_inventory(empty)
