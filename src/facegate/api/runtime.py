@@ -18,6 +18,7 @@ from facegate.access.pool import InferencePool
 from facegate.access.sync import ChangeListener, ChangePoller
 from facegate.api.observability import Metrics
 from facegate.config import Settings
+from facegate.domain.common import changes_since
 from facegate.domain.consent import valid_consent
 from facegate.store.crypto import Keyring, load_keyring
 from facegate.store.db import Store
@@ -103,11 +104,14 @@ class StoreGalleryLoader(GalleryLoader):
             ]
 
     def changes_since(self, seq: int) -> list[Change]:
+        out: list[Change] = []
         with self._session() as s:
-            rows = s.execute(
-                select(ChangeLog).where(ChangeLog.seq > seq).order_by(ChangeLog.seq)
-            ).scalars()
-            return [Change(r.seq, r.site_id, r.person_id, r.kind, r.at) for r in rows]
+            while True:  # the store's helper pages; a long outage may leave many changes
+                rows = changes_since(s, seq, limit=5000)
+                out += [Change(r.seq, r.site_id, r.person_id, r.kind, r.at) for r in rows]
+                if len(rows) < 5000:
+                    return out
+                seq = rows[-1].seq
 
     def last_seq(self) -> int:
         with self._session() as s:
