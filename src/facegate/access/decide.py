@@ -392,7 +392,9 @@ def _record(
 ) -> Decision:
     """AccessEvent + audit entry, committed together (credential counters included)."""
     result = Decision(decision, method, subject, reason, request_id)
-    if subject is not None and operator is None:
+    # Only a person's repeated passages fold into one event; every denial is kept (a run of
+    # wrong PINs or refused faces is exactly what an operator must be able to see).
+    if subject is not None and operator is None and decision == "allow":
         key = (ap.id, subject, method, decision, reason)
         if not ctx.dedup.should_record(key):
             session.commit()  # PIN counters and QR uses still count
