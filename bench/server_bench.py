@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,11 @@ def populate(settings: Settings, pipe: FacePipeline, n_synthetic: int) -> dict:
             s, actor="bench", scopes=["gate:decide", "enroll", "admin"], site_id=site_id
         )
     store.dispose()
+    if not settings.db_url:
+        # Fold the bulk load's write-ahead log into the database now, so the first decisions
+        # do not pay for checkpointing it.
+        with sqlite3.connect(settings.data_dir / "facegate.sqlite") as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"ap": ap, "key": key, "probes": probes, "cards": cards}
 
 

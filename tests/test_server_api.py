@@ -174,10 +174,12 @@ def test_pin_lockout(env):
     assert r.status_code == 201, r.text
     r = decide(env, s.ap_main, pin="4821", person="unit-1203")
     assert r.json()["decision"] == "allow" and r.json()["subject"] == ppl[B]
-    reasons = [
-        decide(env, s.ap_main, pin="0000", person="unit-1203").json()["reason"] for _ in range(3)
-    ]
-    assert reasons == ["wrong_pin", "wrong_pin", "pin_locked"]
+    answers = [decide(env, s.ap_main, pin="0000", person="unit-1203").json() for _ in range(3)]
+    assert [a["reason"] for a in answers] == ["wrong_pin", "wrong_pin", "pin_locked"]
+    # Every failed attempt is its own event (never folded into one like repeated passages).
+    with env["app"].state.runtime.store.session() as db:
+        for a in answers:
+            assert db.query(AccessEvent).filter_by(request_id=a["request_id"]).count() == 1
     # Locked: even the right PIN is refused until the lockout ends.
     assert decide(env, s.ap_main, pin="4821", person="unit-1203").json()["reason"] == "pin_locked"
     assert decide(env, s.ap_main, pin="4821").status_code == 422  # whose PIN?
