@@ -487,6 +487,11 @@ def test_language_switch(browser):
     page.wait_for_url(re.compile(r"/console/login$"))
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("h1").inner_text() == "登录"
+    # Larger text, remembered on the device (CAC-FR-05c).
+    page.click("#text-size")
+    assert page.evaluate("document.documentElement.classList.contains('large')")
+    page.reload()
+    assert page.evaluate("document.documentElement.classList.contains('large')")
     # Keyboard: the skip link is the first stop and every field has a label.
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"

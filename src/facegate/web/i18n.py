@@ -55,6 +55,7 @@ DECISION_WORDS: dict[str, tuple[str, str]] = {
 _T: dict[str, tuple[str, str]] = {
     "app": ("facegate 门禁", "facegate access"),
     "lang_switch": ("English", "中文"),
+    "larger_text": ("大字", "Larger text"),
     "skip": ("跳到主要内容", "Skip to main content"),
     # console
     "setup_title": ("首次设置：创建管理员", "First run: create the administrator"),
