@@ -57,10 +57,14 @@ def test_private_space(location: str) -> None:
 def test_sales_office_and_public_area_capture() -> None:
     d = lawful()
     ap(d, "b1-lobby").location_type = "sales_office"
-    assert rule_ids(d) == {"NJ-2020", "PIPL-26"}
+    assert rule_ids(d) == {"NJ-2020"}  # any face device in a sales office
+    ap(d, "b1-lobby").kind = "camera"
+    assert rule_ids(d) == {"NJ-2020", "PIPL-26"}  # ... and a camera captures every visitor
     d = lawful()
     ap(d, "b1-lobby").location_type = "public_area"
-    assert rule_ids(d) == {"PIPL-26"}
+    assert rule_ids(d) == set()  # a terminal people choose to use is cooperative
+    ap(d, "b1-lobby").capture = "passive"
+    assert rule_ids(d) == {"PIPL-26", "CAC-DRAFT23-2"}
 
 
 def test_passive_capture() -> None:

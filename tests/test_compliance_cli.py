@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from click.testing import Result
 from compliance_helpers import EXAMPLES
+from typer.testing import CliRunner
 
+from facegate.cli.main import app
 from facegate.compliance.inventory import inventory_schema
 
+RUNNER = CliRunner()
 
-def fg(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "220"}  # a wide terminal keeps table cells on one line
-    return subprocess.run(
-        [sys.executable, "-m", "facegate", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+
+def fg(*args: str, data: Path | None = None) -> Result:
+    """Run the CLI in-process (interpreter start-up and imports would dominate the runtime)."""
+    env = {"COLUMNS": "220"}  # a wide terminal keeps table cells on one line
+    if data is not None:
+        env["FACEGATE_DATA_DIR"] = str(data)
+    return RUNNER.invoke(app, list(args), env=env)
 
 
 def test_comply_lawful_passes_and_violating_fails(tmp_path: Path) -> None:
     ok = fg("comply", "--inventory", str(EXAMPLES / "lawful-compound.yaml"), "--lang", "en")
-    assert ok.returncode == 0, ok.stderr
+    assert ok.exit_code == 0, ok.stderr
     assert "no findings" in ok.stdout
     html = tmp_path / "report.html"
     bad = fg(
@@ -39,7 +38,7 @@ def test_comply_lawful_passes_and_violating_fails(tmp_path: Path) -> None:
         "--as-of",
         "2026-11-25",
     )
-    assert bad.returncode == 1, bad.stderr
+    assert bad.exit_code == 1, bad.stderr
     report = json.loads(bad.stdout)
     assert report["passed"] is False and report["as_of"] == "2026-11-25"
     assert {"NJ-2020", "PIPL-26"} <= {f["rule_id"] for f in report["findings"]}
@@ -51,14 +50,14 @@ def test_comply_lawful_passes_and_violating_fails(tmp_path: Path) -> None:
 
 def test_comply_table_names_rule_object_and_fix() -> None:
     r = fg("comply", "--inventory", str(EXAMPLES / "face-only-compound-gate.yaml"), "--lang", "en")
-    assert r.returncode == 1
+    assert r.exit_code == 1
     assert "CAC-FR-10" in r.stdout and "compound/main-gate" in r.stdout
     assert "FAIL" in r.stdout and "non-biometric" in r.stdout
 
 
 def test_schema_is_printed() -> None:
     r = fg("comply", "--schema")
-    assert r.returncode == 0
+    assert r.exit_code == 0
     assert json.loads(r.stdout) == inventory_schema()
 
 
@@ -66,7 +65,7 @@ def test_bad_inventory_exits_2_naming_the_path(tmp_path: Path) -> None:
     bad = tmp_path / "site.yaml"
     bad.write_text("sites:\n  - id: a\n    access_points:\n      - {id: x, kind: portal}\n")
     r = fg("comply", "--inventory", str(bad))
-    assert r.returncode == 2
+    assert r.exit_code == 2
     assert "sites[0].access_points[0].kind: 'portal' is not one of" in r.stderr
     assert "sites[0].access_points[0]: 'location_type' is a required property" in r.stderr
 
@@ -80,7 +79,7 @@ def test_docs_writes_html(tmp_path: Path) -> None:
         "--inventory",
         str(EXAMPLES / "lawful-compound.yaml"),
     )
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == [
         "signage-ghy-b1-elevator.zh-CN.html",
@@ -88,7 +87,7 @@ def test_docs_writes_html(tmp_path: Path) -> None:
         "signage-ghy-north-gate.zh-CN.html",
     ]
     r = fg("docs", "leaflet", "--out", str(tmp_path))
-    assert r.returncode == 2 and "Unknown document" in r.stderr
+    assert r.exit_code == 2 and "Unknown document" in r.stderr
 
 
 def test_live_system_from_the_command_line(tmp_path: Path) -> None:
@@ -106,16 +105,8 @@ def test_live_system_from_the_command_line(tmp_path: Path) -> None:
         domain.add_access_point(s, actor="t", name="Gate", kind="gate", methods=["face", "qr"])
     store.dispose()
 
-    from typer.testing import CliRunner
-
-    from facegate.cli.main import app
-
-    runner = CliRunner()
-
-    def live(*args: str, data: Path = env_dir):  # in-process: no interpreter start-up per call
-        return runner.invoke(
-            app, list(args), env={"FACEGATE_DATA_DIR": str(data), "COLUMNS": "220"}
-        )
+    def live(*args: str, data: Path = env_dir) -> Result:
+        return fg(*args, data=data)
 
     r = live("comply", "--json")
     assert r.exit_code == 1, r.output

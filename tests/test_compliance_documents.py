@@ -179,16 +179,14 @@ def test_render_documents_to_png(artifacts_dir: Path, tmp_path: Path) -> None:
     out = artifacts_dir / "compliance"
     shutil.rmtree(out, ignore_errors=True)
     d = lawful()
-    pages = [
+    d.counts.people_with_face_data = 100_000
+    d.counts.threshold_reached_on = date(2025, 9, 26)
+    pages = [  # one of each kind of document, in both languages between them
         (write_documents(d, "notice", out, "zh-CN")[0], "900,2000"),
         (write_documents(d, "signage", out, "zh-CN")[0], "700,760"),
         (write_documents(d, "pia", out, "en")[0], "900,2600"),
-        (
-            write_documents(
-                load_inventory(EXAMPLES / "hotel-front-desk.yaml"), "notice", out / "hotel", "en"
-            )[0],
-            "900,1800",
-        ),
+        (write_documents(d, "filing", out, "zh-CN")[0], "900,1900"),
+        (write_documents(d, "minors", out, "en")[0], "900,1100"),
     ]
     for html, size in pages:
         png = html.with_suffix(".png")

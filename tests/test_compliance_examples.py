@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import jsonschema
 import pytest
 import yaml
 from compliance_helpers import EXAMPLES, findings
@@ -80,6 +81,7 @@ def test_hotel_notice_lists_the_missing_fields() -> None:
 def test_shipped_schema_matches_the_model() -> None:
     # Regenerate with: PYTHONPATH=src python -m facegate.compliance.inventory
     assert inventory_schema() == json.loads(json.dumps(generate_schema()))
+    jsonschema.Draft202012Validator.check_schema(inventory_schema())
 
 
 def test_bad_inventory_errors_name_the_path(tmp_path) -> None:

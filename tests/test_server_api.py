@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -18,6 +19,8 @@ from server_support import make_site, people_images, pipeline
 from facegate import audit
 from facegate.api import create_app
 from facegate.config import Settings
+from facegate.domain import withdraw
+from facegate.store.db import Store
 from facegate.store.models import AccessEvent, AuditEntry
 
 A, B, C = "Colin_Powell", "Donald_Rumsfeld", "Ariel_Sharon"
@@ -171,10 +174,12 @@ def test_pin_lockout(env):
     assert r.status_code == 201, r.text
     r = decide(env, s.ap_main, pin="4821", person="unit-1203")
     assert r.json()["decision"] == "allow" and r.json()["subject"] == ppl[B]
-    reasons = [
-        decide(env, s.ap_main, pin="0000", person="unit-1203").json()["reason"] for _ in range(3)
-    ]
-    assert reasons == ["wrong_pin", "wrong_pin", "pin_locked"]
+    answers = [decide(env, s.ap_main, pin="0000", person="unit-1203").json() for _ in range(3)]
+    assert [a["reason"] for a in answers] == ["wrong_pin", "wrong_pin", "pin_locked"]
+    # Every failed attempt is its own event (never folded into one like repeated passages).
+    with env["app"].state.runtime.store.session() as db:
+        for a in answers:
+            assert db.query(AccessEvent).filter_by(request_id=a["request_id"]).count() == 1
     # Locked: even the right PIN is refused until the lockout ends.
     assert decide(env, s.ap_main, pin="4821", person="unit-1203").json()["reason"] == "pin_locked"
     assert decide(env, s.ap_main, pin="4821").status_code == 422  # whose PIN?
@@ -337,6 +342,26 @@ def test_repeated_decisions_are_one_event(env):
         decide(env, s.ap_side, card="NO-SUCH-CARD")
     with rt.store.session() as db:
         assert db.query(AccessEvent).count() - before >= 2
+
+
+def test_change_made_by_the_cli_reaches_the_gallery(env):
+    """The CLI writes the same SQLite file from another process: the server's poll applies it."""
+    http, h = env["http"], env["h"]
+    pid = http.post("/v1/persons", json={"category": "resident"}, headers=h("enroll")).json()["id"]
+    assert http.post(f"/v1/persons/{pid}/consents", json={}, headers=h("enroll")).status_code == 201
+    files = [("image", ("c.jpg", env["images"][C][0], "image/jpeg"))]
+    assert (
+        http.post(f"/v1/persons/{pid}/enroll", files=files, headers=h("enroll")).status_code == 201
+    )
+    before = http.get("/healthz").json()["gallery_templates"]
+    store = Store(env["settings"].database_url)  # as `facegate consent withdraw` would
+    with store.session() as db:
+        withdraw(db, actor="cli", person_id=pid)
+    store.dispose()
+    deadline = time.monotonic() + 3
+    while http.get("/healthz").json()["gallery_templates"] >= before:
+        assert time.monotonic() < deadline, "the CLI's withdrawal never reached the gallery"
+        time.sleep(0.05)
 
 
 def test_rights_export_and_erase(env):

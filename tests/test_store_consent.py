@@ -272,3 +272,28 @@ def test_notice_with_flat_string_fields(store, keyring, pipe, site):
         assert len(_entries(s, keyring, site, pipe)) == 1
         with pytest.raises(InvalidInput):
             domain.publish_notice(s, site, {**flat, "N99": "x"}, actor="op")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite: one process, polls the feed
+def test_postgresql_notifies_gates_at_commit(store, keyring, pipe, site, db_url):
+    """Gate processes LISTEN on NOTIFY_CHANNEL; a withdrawal reaches them when it commits."""
+    import json as _json
+
+    import psycopg
+
+    from facegate.store.db import normalize_url
+
+    with store.session() as s:
+        p = domain.add_person(s, actor="op", category="resident")
+        domain.record_consent(s, actor="op", person_id=p.id)
+        domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(17)])
+    dsn = normalize_url(db_url).replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute(f"LISTEN {domain.NOTIFY_CHANNEL}")
+        with store.session() as s:
+            domain.withdraw(s, actor="op", person_id=p.id)
+        got = []
+        for note in listener.notifies(timeout=5, stop_after=1):
+            got.append(_json.loads(note.payload))
+    assert got and got[0]["person_id"] == p.id and got[0]["kind"] == "withdrawn"
+    assert got[0]["site_id"] == site and isinstance(got[0]["seq"], int)

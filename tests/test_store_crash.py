@@ -33,11 +33,23 @@ settings = Settings(data_dir=data_dir, db_url=url)
 store = Store(url)
 session = store.session()
 
-def stop_here():
-    open(marker, "w").write(str(os.getpid()))
-    time.sleep(120)  # the parent kills us with SIGKILL here
+from facegate.store.models import AuditEntry
 
-event.listen(session, point, lambda *a: stop_here())
+flushed_enrollment = []
+
+def watch_flush(sess, _ctx):
+    # Only the commit that writes the enrollment counts (it flushed the enroll audit entry).
+    if any(isinstance(o, AuditEntry) and o.operation == "enroll" and o.outcome == "ok"
+           for o in sess.new):
+        flushed_enrollment.append(True)
+
+def stop_here(sess):
+    if flushed_enrollment:
+        open(marker, "w").write(str(os.getpid()))
+        time.sleep(120)  # the parent kills us with SIGKILL here
+
+event.listen(session, "after_flush", watch_flush)
+event.listen(session, point, stop_here)
 domain.enroll(session, load_keyring(settings), FakePipeline(), actor="crash-test",
               person_id=person_id, images=[face_image(50), face_image(50, 1)])
 """

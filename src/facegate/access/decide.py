@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from facegate.access.burst import FrameProbe, ProbeOutcome, combine, select_probes
 from facegate.access.dedup import EventDeduplicator
-from facegate.access.galleries import GalleryService
+from facegate.access.galleries import GalleryService, SiteGallery
 from facegate.domain.consent import valid_consent
 from facegate.domain.credentials import parse_qr_token, qr_secret_matches, verify_pin_hash
 from facegate.domain.events import record_access_event_in_tx
@@ -109,8 +109,15 @@ def decide(
     actor: str,
     credential: CredentialInput,
     frames: Sequence[FrameProbe] | None = None,
+    site_gallery: SiteGallery | None = None,
 ) -> Decision:
-    """Decide one passage. ``frames`` are probes already computed off the event loop."""
+    """Decide one passage. ``frames`` are probes already computed off the event loop.
+
+    ``site_gallery`` is the access point's site gallery, fetched by the caller BEFORE the
+    session opened: a thread holding a database transaction must never wait for the gallery
+    service, which itself reads the database while loading (on SQLite every transaction holds
+    the write lock, so that would deadlock until the busy timeout).
+    """
     ap = access_point(session, access_point_id)
     has_face = frames is not None and len(frames) > 0
     if not has_face and not credential.present:
@@ -145,19 +152,19 @@ def decide(
         return _record(
             session, ctx, ap, method, person_id, "deny", "face_not_enabled", request_id, actor
         )
-    assert frames is not None and ctx.galleries is not None and ctx.matcher is not None
+    assert frames is not None and site_gallery is not None and ctx.matcher is not None
     chosen, why = select_probes(frames, ctx.agree_frames)
     if not chosen:
         return _record(session, ctx, ap, method, person_id, "deny", why, request_id, actor)
-    sg = ctx.galleries.site(ap.site_id)
+    sg = site_gallery
     if credential.present:
         outcome = _verify_1to1(session, ctx, sg, ap, person_id, chosen)
     else:
         outcome = _identify_1toN(ctx, sg, ap, chosen)
         if outcome.subject is not None and not _may_match(session, outcome.subject, ap):
             # The gallery lags the database (a withdrawal in flight): the database wins, and
-            # the face of someone who withdrew is treated as unknown (CAC-FR-06b).
-            ctx.galleries.catch_up()
+            # the face of someone who withdrew is treated as unknown (CAC-FR-06b). The
+            # listener or poller brings the gallery up to date.
             outcome = ProbeOutcome(None, "no_match")
     if outcome.subject is None:
         # 1:1 mode keeps the credential holder's pseudonym (the credential named them);
@@ -385,7 +392,9 @@ def _record(
 ) -> Decision:
     """AccessEvent + audit entry, committed together (credential counters included)."""
     result = Decision(decision, method, subject, reason, request_id)
-    if subject is not None and operator is None:
+    # Only a person's repeated passages fold into one event; every denial is kept (a run of
+    # wrong PINs or refused faces is exactly what an operator must be able to see).
+    if subject is not None and operator is None and decision == "allow":
         key = (ap.id, subject, method, decision, reason)
         if not ctx.dedup.should_record(key):
             session.commit()  # PIN counters and QR uses still count

@@ -52,6 +52,7 @@ class ChangeListener:
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
         self.reconnects = 0
+        self.backend_pid: int | None = None  # the listening connection's server process
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gallery-sync", daemon=True)
@@ -67,6 +68,7 @@ class ChangeListener:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
+                    self.backend_pid = conn.info.backend_pid
                     self.connected.set()
                     # Catch up on whatever was committed before LISTEN took effect.
                     self._catch_up()
@@ -96,3 +98,40 @@ class ChangeListener:
                 self.on_caught_up()
         except Exception as exc:  # noqa: BLE001 - keep listening; the next wake-up retries
             log.error("gallery catch-up failed", extra={"fields": {"error": type(exc).__name__}})
+
+
+class ChangePoller:
+    """SQLite has no NOTIFY: the serving process applies its own changes at once, and this
+    thread polls the change sequence so changes made by the CLI on the same file (e.g.
+    ``facegate consent withdraw``) reach the gallery within ``interval_s`` too."""
+
+    def __init__(
+        self,
+        galleries: GalleryService,
+        interval_s: float = 0.5,
+        on_caught_up: Callable[[], None] | None = None,
+    ) -> None:
+        self.galleries = galleries
+        self.interval_s = interval_s
+        self.on_caught_up = on_caught_up
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="gallery-poll", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                if self.galleries.catch_up() and self.on_caught_up is not None:
+                    self.on_caught_up()
+            except Exception as exc:  # noqa: BLE001 - keep polling; the next round retries
+                log.error(
+                    "gallery catch-up failed", extra={"fields": {"error": type(exc).__name__}}
+                )

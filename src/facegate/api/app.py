@@ -81,7 +81,8 @@ def create_app(
         sync = "in_process"
         if runtime.is_postgres:
             listener = runtime._listener
-            sync = "listening" if listener and listener.connected.is_set() else "disconnected"
+            connected = listener is not None and listener.connected.is_set()
+            sync = "listening" if connected else "disconnected"
         return Health(
             status="ok" if db_ok else "degraded",
             database=db_ok,

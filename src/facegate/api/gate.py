@@ -123,7 +123,7 @@ async def decide_route(
     principal: Principal = Depends(require("gate:decide")),
 ) -> DecisionOut:
     rt = request.app.state.runtime
-    await run_in_threadpool(_check_access_point, rt, principal, access_point_id)
+    site_id = await run_in_threadpool(_check_access_point, rt, principal, access_point_id)
     inp = await read_decide_input(request, rt.settings)
     started = time.perf_counter()
     probes = None
@@ -137,21 +137,25 @@ async def decide_route(
             inp.frames.clear()  # STD-41819-04: the image goes as soon as it is used
     cred = gate.CredentialInput(card=inp.card, pin=inp.pin, qr=inp.qr, pin_owner=inp.person)
     result = await run_in_threadpool(
-        _decide, rt, principal, access_point_id, cred, probes, request.state.request_id
+        _decide, rt, principal, site_id, access_point_id, cred, probes, request.state.request_id
     )
     rt.metrics.decisions.labels(result.method, result.decision).inc()
     rt.metrics.decision_seconds.labels(result.method).observe(time.perf_counter() - started)
     return DecisionOut(**result.to_dict())
 
 
-def _check_access_point(rt, principal: Principal, access_point_id: str) -> None:
+def _check_access_point(rt, principal: Principal, access_point_id: str) -> str:
+    """404 unknown, 403 another site's or not bound to this key; returns the site id."""
     with rt.store.session() as s:
         ap = gate.access_point(s, access_point_id)
         principal.check_access_point(ap.site_id, ap.id)
+        return ap.site_id
 
 
-def _decide(rt, principal, access_point_id, cred, probes, request_id) -> gate.Decision:
+def _decide(rt, principal, site_id, access_point_id, cred, probes, request_id) -> gate.Decision:
     ctx = rt.gate_context(with_face=probes is not None)
+    # Before the session opens: see ``gate.decide`` on lock order.
+    site_gallery = ctx.galleries.site(site_id) if probes is not None else None
     with rt.store.session() as s:
         return gate.decide(
             s,
@@ -161,6 +165,7 @@ def _decide(rt, principal, access_point_id, cred, probes, request_id) -> gate.De
             actor=principal.actor,
             credential=cred,
             frames=probes,
+            site_gallery=site_gallery,
         )
 
 

@@ -8,16 +8,17 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from facegate.access.decide import FaceMatcher, GateContext
 from facegate.access.dedup import EventDeduplicator
 from facegate.access.galleries import Change, GalleryEntry, GalleryLoader, GalleryService
 from facegate.access.pool import InferencePool
-from facegate.access.sync import ChangeListener
+from facegate.access.sync import ChangeListener, ChangePoller
 from facegate.api.observability import Metrics
 from facegate.config import Settings
+from facegate.domain.common import changes_since
 from facegate.domain.consent import valid_consent
 from facegate.store.crypto import Keyring, load_keyring
 from facegate.store.db import Store
@@ -71,6 +72,13 @@ class StoreGalleryLoader(GalleryLoader):
         self.store = store
         self.settings = settings
         self.keyring = load_keyring(settings)
+        self._session = store.session
+        if store.dialect == "sqlite":
+            # Reads only: a plain engine whose transactions do not start with BEGIN IMMEDIATE,
+            # so loading a large gallery (WAL snapshot) never holds the write lock that every
+            # decision needs to record its event.
+            engine = create_engine(store.url, connect_args={"timeout": 30})
+            self._session = sessionmaker(engine, expire_on_commit=False)
 
     def load_site(self, site_id: str) -> Iterable[GalleryEntry]:
         return self._load(site_id, None)
@@ -81,7 +89,7 @@ class StoreGalleryLoader(GalleryLoader):
     def _load(self, site_id: str, person_id: str | None) -> list[GalleryEntry]:
         from facegate.domain.enrollment import load_gallery_entries
 
-        with self.store.session() as s:
+        with self._session() as s:
             if person_id is not None:
                 return load_person_entries(s, self.keyring, site_id, person_id)
             return [
@@ -96,14 +104,17 @@ class StoreGalleryLoader(GalleryLoader):
             ]
 
     def changes_since(self, seq: int) -> list[Change]:
-        with self.store.session() as s:
-            rows = s.execute(
-                select(ChangeLog).where(ChangeLog.seq > seq).order_by(ChangeLog.seq)
-            ).scalars()
-            return [Change(r.seq, r.site_id, r.person_id, r.kind, r.at) for r in rows]
+        out: list[Change] = []
+        with self._session() as s:
+            while True:  # the store's helper pages; a long outage may leave many changes
+                rows = changes_since(s, seq, limit=5000)
+                out += [Change(r.seq, r.site_id, r.person_id, r.kind, r.at) for r in rows]
+                if len(rows) < 5000:
+                    return out
+                seq = rows[-1].seq
 
     def last_seq(self) -> int:
-        with self.store.session() as s:
+        with self._session() as s:
             rows = s.execute(select(ChangeLog.seq).order_by(ChangeLog.seq.desc()).limit(1)).all()
             return int(rows[0][0]) if rows else 0
 
@@ -131,7 +142,7 @@ class GateRuntime:
 
             Image.init()  # see ``pipeline`` below
         self._galleries: GalleryService | None = None
-        self._listener: ChangeListener | None = None
+        self._listener: ChangeListener | ChangePoller | None = None
         self._lock = threading.Lock()
 
     @property
@@ -208,7 +219,11 @@ class GateRuntime:
         self.update_gallery_metrics()
 
     def start_sync(self) -> None:
-        """On PostgreSQL, follow other processes' changes (LISTEN/NOTIFY + catch-up)."""
+        """Follow changes made by other processes: LISTEN/NOTIFY + catch-up on PostgreSQL,
+        a short poll of the change sequence on SQLite (the CLI may write the same file)."""
+        if not self.is_postgres and self._listener is None:
+            self._listener = ChangePoller(self.galleries, on_caught_up=self.update_gallery_metrics)
+            self._listener.start()
         if self.is_postgres and self._listener is None:
             from facegate.domain.common import NOTIFY_CHANNEL
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -78,8 +79,6 @@ def ap_label(site: Site, ap: AccessPoint) -> str:
 
 def notice_digest(fields: dict[str, str], text: str) -> str:
     """SHA-256 of a notice version: canonical JSON of its N1..N13 fields and its text."""
-    import json
-
     body = json.dumps(
         {"fields": {k: fields.get(k, "") for k in NOTICE_FIELDS}, "text": text},
         ensure_ascii=False,
@@ -124,7 +123,11 @@ def check_location(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
             yield make_finding("CAC-FR-13b", "private_space", obj, location=ap.location_type)
         if ap.location_type == "sales_office" or site.kind == "sales_office":
             yield make_finding("NJ-2020", "sales_office", obj)
-        if ap.location_type in PUBLIC_CAPTURE_LOCATIONS or site.kind == "sales_office":
+        # PIPL-26: a camera (or passive scanner) in a public place captures passers-by who
+        # never opted in; a terminal people walk up to and use is cooperative.
+        captures_passers_by = ap.capture == "passive" or ap.kind == "camera"
+        public = ap.location_type in PUBLIC_CAPTURE_LOCATIONS or site.kind == "sales_office"
+        if public and captures_passers_by:
             yield make_finding(
                 "PIPL-26", "public_capture", obj, location=ap.location_type.replace("_", " ")
             )

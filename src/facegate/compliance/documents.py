@@ -23,7 +23,7 @@ from facegate.compliance.checks import (
     run_checks,
 )
 from facegate.compliance.model import NOTICE_FIELDS, AccessPoint, Deployment, Notice, Site
-from facegate.compliance.notice import _KIND, _METHOD, SIGN_HEADLINE, build_notice
+from facegate.compliance.notice import KIND_NAMES, METHOD_NAMES, SIGN_HEADLINE, build_notice
 from facegate.compliance.workdays import filing_deadline
 from facegate.errors import HolidayDataMissing, InvalidInput
 
@@ -42,7 +42,7 @@ def _env() -> Environment:
     return env
 
 
-_ENV = _env()
+TEMPLATES = _env()
 
 
 def qr_svg(url: str, scale: int = 4) -> Markup:
@@ -59,14 +59,19 @@ def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
     def L(zh: str, en: str) -> str:  # noqa: N802 - short on purpose, used everywhere in templates
         return zh if lang == "zh-CN" else en
 
-    return _ENV.get_template(template).render(
+    return TEMPLATES.get_template(template).render(
         d=d,
         lang=lang,
         L=L,
+        storage_name=lambda v: {
+            "device": L("识别设备内", "in the recognition device"),
+            "on_site": L("现场服务器", "on an on-site server"),
+            "cloud": L("云端", "in the cloud"),
+        }.get(v or "", ""),
         retention_by_cat={r.category: r for r in d.retention},
-        kind_name=lambda k: _KIND[lang].get(k, k),
+        kind_name=lambda k: KIND_NAMES[lang].get(k, k),
         methods_text=lambda ms: ("、" if lang == "zh-CN" else ", ").join(
-            _METHOD[lang].get(m, m) for m in ms
+            METHOD_NAMES[lang].get(m, m) for m in ms
         ),
         generated_at=extra.pop("now", None) or datetime.now(UTC).replace(microsecond=0),
         **extra,

@@ -53,7 +53,7 @@ from facegate.compliance.model import (
     Signage,
     Site,
     SiteKind,
-    _Model,
+    StrictModel,
 )
 from facegate.compliance.purpose import require_allowed_use
 from facegate.config import PERSON_CATEGORIES, Settings
@@ -87,7 +87,7 @@ _TRIGGERS = {
 }
 
 
-class LiveFacts(_Model):
+class LiveFacts(StrictModel):
     """Deployment facts the database does not hold (``<data_dir>/compliance.yaml``)."""
 
     site_kinds: dict[str, SiteKind] = Field(default_factory=dict)
@@ -152,14 +152,22 @@ def save_facts(settings: Settings, facts: LiveFacts) -> Path:
     return path
 
 
-def _location(ap: m.AccessPoint) -> str:
-    loc = LOCATION_ALIASES.get(ap.location_type, ap.location_type)
+def normalize_location_type(value: str, what: str = "This access point") -> str:
+    """The catalog's location type for a stored one (aliases mapped); unknown ones refused.
+
+    The store and the console can call this when an access point is added, so a location the
+    compliance checks cannot judge (CAC-FR-13b, NJ-2020, PIPL-26) never gets in."""
+    loc = LOCATION_ALIASES.get(value, value)
     if loc not in _LOCATIONS:
         raise InvalidInput(
-            f"Access point {ap.id} has location type {ap.location_type!r}, which the compliance "
-            f"catalog does not know; use one of {', '.join(sorted(_LOCATIONS))}."
+            f"{what} has location type {value!r}, which the compliance catalog does not know; "
+            f"use one of {', '.join(sorted(_LOCATIONS))}."
         )
     return loc
+
+
+def _location(ap: m.AccessPoint) -> str:
+    return normalize_location_type(ap.location_type, f"Access point {ap.id}")
 
 
 def _flatten(fields: dict[str, dict[str, str]]) -> dict[str, str]:

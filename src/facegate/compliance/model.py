@@ -84,11 +84,11 @@ ConsentMethod = Literal["separate", "bundled", "pre_ticked", "none"]
 OutboundKind = Literal["webhook", "sync", "export", "backup", "support", "mqtt", "other"]
 
 
-class _Model(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Operator(_Model):
+class Operator(StrictModel):
     """The processor (个人信息处理者): property-management company or hotel operator."""
 
     legal_name: str = ""
@@ -103,7 +103,7 @@ class Operator(_Model):
     )
 
 
-class Signage(_Model):
+class Signage(StrictModel):
     """A sign placed at the boundary of an access point's capture zone (CAC-FR-13a, N11)."""
 
     notice_version: str
@@ -112,7 +112,7 @@ class Signage(_Model):
     location_note: str = ""
 
 
-class AccessPoint(_Model):
+class AccessPoint(StrictModel):
     id: str
     name: str = ""
     kind: AccessPointKind
@@ -136,7 +136,7 @@ class AccessPoint(_Model):
         return self.face_enabled and not self.alternatives
 
 
-class Site(_Model):
+class Site(StrictModel):
     id: str
     name: str = ""
     kind: SiteKind = "residential_compound"
@@ -144,7 +144,7 @@ class Site(_Model):
     access_points: list[AccessPoint] = Field(default_factory=list)
 
 
-class Notice(_Model):
+class Notice(StrictModel):
     """A published notice version: fields N1..N13 (regulations.md section 2), text and hash."""
 
     version: str
@@ -158,7 +158,7 @@ class Notice(_Model):
     generated_at: Instant | None = None
 
 
-class PiaRecord(_Model):
+class PiaRecord(StrictModel):
     """A registered personal-information protection impact assessment (CAC-FR-09a)."""
 
     version: str
@@ -169,13 +169,13 @@ class PiaRecord(_Model):
     document: str = ""
 
 
-class RetentionRule(_Model):
+class RetentionRule(StrictModel):
     category: str
     max_days: int | None = Field(default=None, ge=0)
     trigger: str = ""
 
 
-class Outbound(_Model):
+class Outbound(StrictModel):
     """A configured destination data leaves the system for (CAC-FR-08a, PIPL-38-40)."""
 
     name: str
@@ -186,7 +186,7 @@ class Outbound(_Model):
     country: str = "CN"
 
 
-class ConfigState(_Model):
+class ConfigState(StrictModel):
     version: str = ""
     changed_at: Instant | None = None
     # Last change of a re-consent trigger (CAC-FR-06c): purpose, mode, sites/doors,
@@ -194,7 +194,7 @@ class ConfigState(_Model):
     reconsent_trigger_changed_at: Instant | None = None
 
 
-class PersonCounts(_Model):
+class PersonCounts(StrictModel):
     """Aggregates only; no list of people ever enters the compliance engine."""
 
     people_with_face_data: int | None = Field(default=None, ge=0)
@@ -205,13 +205,13 @@ class PersonCounts(_Model):
     threshold_reached_on: date | None = None
 
 
-class Listener(_Model):
+class Listener(StrictModel):
     host: str
     port: int = Field(ge=0, le=65535)
     tls: bool = False
 
 
-class SecurityState(_Model):
+class SecurityState(StrictModel):
     key_file_mode: int | None = Field(
         default=None, description="POSIX permission bits of the key file, e.g. 384 (0o600)."
     )
@@ -224,14 +224,14 @@ class SecurityState(_Model):
     last_major_incident_at: Instant | None = None
 
 
-class Filing(_Model):
+class Filing(StrictModel):
     """The CAC filing at >= 100,000 persons (CAC-FR-15a/c)."""
 
     filed_on: date | None = None
     reference: str = ""
 
 
-class Accessibility(_Model):
+class Accessibility(StrictModel):
     """N13: accessible notice and consent path (CAC-FR-05c)."""
 
     large_print: bool = False
@@ -239,7 +239,7 @@ class Accessibility(_Model):
     staff_assistance: bool = False
 
 
-class Rights(_Model):
+class Rights(StrictModel):
     """N8: how people exercise their rights."""
 
     channels: list[str] = Field(default_factory=list)
@@ -247,7 +247,7 @@ class Rights(_Model):
     complaint_route: str = ""
 
 
-class Deployment(_Model):
+class Deployment(StrictModel):
     """Everything the compliance checks look at, for one processor."""
 
     schema_version: Literal[1] = 1

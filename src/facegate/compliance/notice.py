@@ -15,7 +15,7 @@ from facegate.compliance.model import NOTICE_FIELDS, Deployment, Notice
 
 SIGN_HEADLINE = {"zh-CN": "人脸识别区域", "en": "Facial recognition in use"}
 
-_METHOD = {
+METHOD_NAMES = {
     "zh-CN": {
         "card": "门禁卡",
         "pin": "密码",
@@ -35,7 +35,7 @@ _METHOD = {
         "mobile": "mobile app",
     },
 }
-_KIND = {
+KIND_NAMES = {
     "zh-CN": {
         "gate": "大门",
         "door": "门",
@@ -113,7 +113,7 @@ def _n2(d: Deployment, lang: str) -> str:
     if d.purpose != "access_control" or not pts:
         return ""
     sites = _sep(lang).join(dict.fromkeys(s.name or s.id for s, _ in pts))
-    kinds = _sep(lang).join(dict.fromkeys(_KIND[lang][ap.kind] for _, ap in pts))
+    kinds = _sep(lang).join(dict.fromkeys(KIND_NAMES[lang][ap.kind] for _, ap in pts))
     modes = sorted({ap.mode for _, ap in pts})
     if lang == "zh-CN":
         mode_txt = "；".join(
@@ -228,7 +228,7 @@ def _n7(d: Deployment, lang: str) -> str:
     if not pts or any(not ap.alternatives for _, ap in pts):
         return ""  # a face-only point makes any statement about alternatives untrue
     methods = list(dict.fromkeys(m for _, ap in pts for m in ap.alternatives))
-    alt = _sep(lang).join(_METHOD[lang][m] for m in methods)
+    alt = _sep(lang).join(METHOD_NAMES[lang][m] for m in methods)
     if lang == "zh-CN":
         return (
             f"人脸识别完全自愿。不同意或撤回同意时，可使用：{alt}。"

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from facegate.compliance.catalog import rule
-from facegate.compliance.documents import _ENV
+from facegate.compliance.documents import TEMPLATES
 from facegate.compliance.findings import Finding
 from facegate.compliance.model import Deployment
 
@@ -84,7 +84,7 @@ def render_html(d: Deployment, findings: list[Finding], lang: str, as_of: date, 
     def L(zh: str, en: str) -> str:  # noqa: N802 - same helper as the documents
         return zh if lang == "zh-CN" else en
 
-    return _ENV.get_template("report.html").render(
+    return TEMPLATES.get_template("report.html").render(
         d=d,
         lang=lang,
         L=L,

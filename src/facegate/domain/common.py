@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from facegate import audit
-from facegate.errors import FacegateError, NotFound
+from facegate.errors import FacegateError, InvalidInput, NotFound
 from facegate.store.models import ChangeLog, Person, Site
 
 T = TypeVar("T")
@@ -96,7 +96,7 @@ def get_site(session: Session, site_id: str | None) -> Site:
     if not sites:
         raise NotFound("no site yet; run `facegate init` first")
     if len(sites) > 1:
-        raise NotFound("several sites exist; name the site")
+        raise InvalidInput("several sites exist; name the site")
     return sites[0]
 
 
@@ -113,10 +113,15 @@ def get_person(session: Session, person_id: str, *, lock: bool = False) -> Perso
 
 def is_under_14(person: Person, today: date | None = None) -> bool:
     """CAC-FR-07 / PIPL-31: under-14s need a guardian's consent."""
-    if person.birth_date is None:
-        return person.minor_under_14
+    return under_14(person.birth_date, person.minor_under_14, today)
+
+
+def under_14(birth_date: date | None, minor_flag: bool, today: date | None = None) -> bool:
+    """Age from the birth date when known, else the recorded age band."""
+    if birth_date is None:
+        return bool(minor_flag)
     today = today or utcnow().date()
-    b = person.birth_date
+    b = birth_date
     age = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
     return age < 14
 

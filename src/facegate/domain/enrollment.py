@@ -8,7 +8,7 @@ operator review (``DuplicateFace``), not silently enrolled. No image is kept (pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,9 @@ from facegate.domain.common import (
     record_change,
     run,
     utcnow,
+)
+from facegate.domain.common import (
+    under_14 as _under_14,
 )
 from facegate.domain.consent import valid_consent
 from facegate.errors import (
@@ -134,31 +137,54 @@ def build_site_gallery(
 ) -> Gallery | None:
     """Every stored template of ``model_id`` at the site (consent state aside), for the
     duplicate check; None when there is none."""
-    rows = session.execute(
-        select(Template, PersonKey)
-        .join(Person, Person.id == Template.person_id)
-        .join(PersonKey, PersonKey.person_id == Template.person_id)
-        .where(Person.site_id == site_id, Person.status == "active", Template.model_id == model_id)
-    ).all()
+    rows = [r for r in _template_rows(session, site_id, model_id) if r.person_id != exclude_person]
+    if not rows:
+        return None
     gallery: Gallery | None = None
-    keys: dict[str, bytes] = {}
-    for t, pk in rows:
-        if t.person_id == exclude_person:
-            continue
-        if t.person_id not in keys:
-            keys[t.person_id] = keyring.unwrap_data_key(t.person_id, pk.key_id, pk.wrapped)
-        vec = keyring.decrypt_template(
-            keys[t.person_id],
-            t.nonce,
-            t.ciphertext,
-            template_id=t.id,
-            person_id=t.person_id,
-            model_id=t.model_id,
-        )
+    for r, vec in _decrypt_rows(keyring, rows):
         if gallery is None:
-            gallery = Gallery(vec.shape[0], model_id, capacity=max(len(rows), 1))
-        gallery.add(t.person_id, t.id, vec, model_id=t.model_id)
+            gallery = Gallery(vec.shape[0], model_id, capacity=len(rows))
+        gallery.add(r.person_id, r.id, vec, model_id=r.model_id)
     return gallery
+
+
+def _template_rows(session: Session, site_id: str, model_id: str | None) -> Iterator[Any]:
+    """Plain rows (no ORM objects: a 100k gallery must not fill the identity map), grouped
+    by person so each data key is unwrapped once."""
+    stmt = (
+        select(
+            Template.id,
+            Template.person_id,
+            Template.model_id,
+            Template.nonce,
+            Template.ciphertext,
+            PersonKey.key_id,
+            PersonKey.wrapped,
+        )
+        .join(PersonKey, PersonKey.person_id == Template.person_id)
+        .join(Person, Person.id == Template.person_id)
+        .where(Person.site_id == site_id, Person.status == "active")
+        .order_by(Template.person_id, Template.created_at)
+    )
+    if model_id is not None:
+        stmt = stmt.where(Template.model_id == model_id)
+    yield from session.execute(stmt).yield_per(5000)
+
+
+def _decrypt_rows(keyring: Keyring, rows: Iterable[Any]) -> Iterator[tuple[Any, np.ndarray]]:
+    key_of: tuple[str, bytes] | None = None
+    for r in rows:
+        if key_of is None or key_of[0] != r.person_id:
+            key_of = (r.person_id, keyring.unwrap_data_key(r.person_id, r.key_id, r.wrapped))
+        vec = keyring.decrypt_template(
+            key_of[1],
+            r.nonce,
+            r.ciphertext,
+            template_id=r.id,
+            person_id=r.person_id,
+            model_id=r.model_id,
+        )
+        yield r, vec
 
 
 def enroll(
@@ -180,8 +206,9 @@ def enroll(
     gallery of the site the caller already holds, to skip decrypting it again.
     """
 
-    def work() -> EnrollResult:
-        person = get_person(session, person_id, lock=True)
+    def check() -> tuple[str, str]:
+        """Whether this person may be enrolled at all, before any face is processed."""
+        person = get_person(session, person_id)
         if person.category == "visitor":
             raise EnrollmentNotAllowed(
                 "visitors use a single-use pass; no face template is kept for them (CAC-FR-08b)"
@@ -189,8 +216,13 @@ def enroll(
         consent = valid_consent(session, person)
         if consent is None:
             _raise_no_consent(session, person)
+            raise AssertionError("unreachable")
         if not images:
             raise InvalidInput("give at least one image")
+        return person.site_id, consent.id
+
+    def analyze() -> list[tuple[np.ndarray, Any]]:
+        """Model inference, outside any transaction (no database lock held meanwhile)."""
         found = _templates_from_images(pipe, images)
         vecs = [v for v, _ in found]
         # Several images must show the same person, or one of them is someone else's.
@@ -199,18 +231,31 @@ def enroll(
                 raise InvalidInput(
                     f"image {i + 1} does not show the same person as image 1", image=i + 1
                 )
+        return found
+
+    def duplicates() -> None:
         gallery = site_gallery or build_site_gallery(
-            session, keyring, person.site_id, pipe.model_id, exclude_person=person.id
+            session, keyring, site_id, pipe.model_id, exclude_person=person_id
         )
-        if gallery is not None and len(gallery):
-            for i, v in enumerate(vecs, start=1):
-                hits = [h for h in gallery.search(v, k=2) if h.subject != person.id]
-                if hits and hits[0].score >= pipe.threshold:
-                    raise DuplicateFace(
-                        f"image {i} matches another enrolled person; an operator must review "
-                        "it (same person enrolled twice, or a borrowed identity)",
-                        matches=str(hits[0].subject),
-                    )
+        if gallery is None or not len(gallery):
+            return
+        for i, (v, _) in enumerate(found, start=1):
+            hits = [h for h in gallery.search(v, k=2) if h.subject != person_id]
+            if hits and hits[0].score >= pipe.threshold:
+                raise DuplicateFace(
+                    f"image {i} matches another enrolled person; an operator must review "
+                    "it (same person enrolled twice, or a borrowed identity)",
+                    matches=str(hits[0].subject),
+                )
+
+    def work() -> EnrollResult:
+        # Consent is checked again under the person's lock: a withdrawal that committed
+        # while the models ran wins (CAC-FR-06b).
+        person = get_person(session, person_id, lock=True)
+        consent = valid_consent(session, person)
+        if consent is None:
+            _raise_no_consent(session, person)
+            raise AssertionError("unreachable")
         key = data_key_for(session, keyring, person.id, create=True)
         session.execute(delete(Template).where(Template.person_id == person.id))
         ids, qualities = [], []
@@ -252,14 +297,11 @@ def enroll(
         )
         return EnrollResult(person.id, ids, pipe.model_id, qualities)
 
-    return run(
-        session,
-        work,
-        actor=actor,
-        operation="enroll",
-        subject=person_id,
-        purpose=PURPOSE_ACCESS,
-    )
+    ctx = {"actor": actor, "operation": "enroll", "subject": person_id, "purpose": PURPOSE_ACCESS}
+    site_id, _ = run(session, check, **ctx)
+    found = run(session, analyze, **ctx)
+    run(session, duplicates, **ctx)
+    return run(session, work, **ctx)
 
 
 def _raise_no_consent(session: Session, person: Person) -> None:
@@ -305,47 +347,29 @@ def load_gallery_entries(
     scope. Vectors stay in the caller's memory; never log or send them (principle 4).
     """
     persons = {
-        p.id: p
-        for p in session.execute(
-            select(Person).where(Person.site_id == site_id, Person.status == "active")
-        ).scalars()
+        r.id: r
+        for r in session.execute(
+            select(Person.id, Person.birth_date, Person.minor_under_14).where(
+                Person.site_id == site_id, Person.status == "active"
+            )
+        )
     }
-    consents: dict[str, Consent] = {}
+    consents: dict[str, tuple[str, ...]] = {}
     for c in session.execute(
-        select(Consent)
+        select(Consent.person_id, Consent.guardian_id, Consent.scope)
         .where(
             Consent.site_id == site_id,
             Consent.withdrawn_at.is_(None),
             Consent.renewal_required_at.is_(None),
         )
         .order_by(Consent.given_at)
-    ).scalars():
-        person = persons.get(c.person_id)
-        if person is None or (c.guardian_id is None and is_under_14(person)):
-            continue  # CAC-FR-07: a child's own consent does not count
-        consents[c.person_id] = c  # the latest valid one wins
-    stmt = (
-        select(Template, PersonKey)
-        .join(PersonKey, PersonKey.person_id == Template.person_id)
-        .join(Person, Person.id == Template.person_id)
-        .where(Person.site_id == site_id, Person.status == "active")
-        .order_by(Template.person_id, Template.created_at)
-    )
-    if model_id is not None:
-        stmt = stmt.where(Template.model_id == model_id)
-    key_of: tuple[str, bytes] | None = None
-    for t, pk in session.execute(stmt).yield_per(2000):
-        consent = consents.get(t.person_id)
-        if consent is None:
+    ):
+        p = persons.get(c.person_id)
+        if p is None:
             continue
-        if key_of is None or key_of[0] != t.person_id:
-            key_of = (t.person_id, keyring.unwrap_data_key(t.person_id, pk.key_id, pk.wrapped))
-        vec = keyring.decrypt_template(
-            key_of[1],
-            t.nonce,
-            t.ciphertext,
-            template_id=t.id,
-            person_id=t.person_id,
-            model_id=t.model_id,
-        )
-        yield GalleryEntry(t.person_id, t.id, vec, t.model_id, tuple(consent.scope or ()))
+        if c.guardian_id is None and _under_14(p.birth_date, p.minor_under_14):
+            continue  # CAC-FR-07: a child's own consent does not count
+        consents[c.person_id] = tuple(c.scope or ())  # the latest valid one wins
+    rows = (r for r in _template_rows(session, site_id, model_id) if r.person_id in consents)
+    for r, vec in _decrypt_rows(keyring, rows):
+        yield GalleryEntry(r.person_id, r.id, vec, r.model_id, consents[r.person_id])

@@ -1,6 +1,6 @@
 """In-memory gallery, thresholds and the match decision. Knows nothing of consent or SQL."""
 
-from facegate.matching.gallery import Gallery, SubjectHit
+from facegate.matching.gallery import Gallery, SubjectFilter, SubjectHit
 from facegate.matching.policy import MatchDecision, MatchPolicy, decide
 from facegate.matching.thresholds import (
     PopulationTail,
@@ -14,6 +14,7 @@ __all__ = [
     "MatchDecision",
     "MatchPolicy",
     "PopulationTail",
+    "SubjectFilter",
     "SubjectHit",
     "decide",
     "far_for_gallery",
