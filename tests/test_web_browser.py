@@ -343,7 +343,9 @@ def test_resident_consents_and_enrolls_with_the_camera(console, browser):
     page.wait_for_url(re.compile(r"/me/enroll$"))
     page.click("#start")
     page.wait_for_selector("#hint.good", timeout=30_000)
+    shoot(page, "self-enroll")  # shows the camera: artefacts only
     assert page.locator("#snap").is_enabled()
+    assert not page.locator("#start").is_visible() and not page.locator("#confirm").is_visible()
     page.click("#snap")
     page.click("#confirm")
     page.wait_for_selector("#result[data-ok]", timeout=30_000)
@@ -396,7 +398,7 @@ def test_kiosk_allows_the_enrolled_face_and_a_card(browser):
     assert "#key=" not in page.url  # the key is taken off the address bar
     page.wait_for_selector("#verdict[data-decision=allow][data-method=face]", timeout=30_000)
     assert "Allowed" in page.locator("#verdict").inner_text()
-    page.screenshot(path=str(W.shots / "kiosk-tablet.png"))  # shows a face: artefact only
+    shoot(page, "kiosk")  # shows the camera (a face): artefacts only, never committed
     page.fill("#k-card", W.decliner_card)
     page.click("form[data-kind=card] button")
     page.wait_for_selector("#verdict[data-method=card]", timeout=10_000)
