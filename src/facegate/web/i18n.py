@@ -120,6 +120,7 @@ _T: dict[str, tuple[str, str]] = {
     "consent_none": ("未同意（使用门卡/密码/二维码）", "No face consent (card/PIN/QR)"),
     "declined": ("已选择不刷脸", "Declined face"),
     "enrolled": ("已录入", "Enrolled"),
+    "withdrawn_state": ("已撤回刷脸同意", "Withdrew face consent"),
     "add_person": ("登记人员", "Register a person"),
     "birth_date": ("出生日期（可选）", "Birth date (optional)"),
     "unit": ("房号（可选）", "Unit (optional)"),
