@@ -405,9 +405,7 @@ def test_kiosk_allows_the_enrolled_face_and_a_card(browser):
     assert page.locator("#verdict").get_attribute("data-decision") == "allow"
     page.fill("#k-card", "999999")
     page.click("form[data-kind=card] button")
-    page.wait_for_function(
-        "document.querySelector('#verdict').dataset.decision === 'deny'", timeout=10_000
-    )
+    page.wait_for_selector("#verdict[data-decision=deny]", timeout=10_000)
     assert "not known" in page.locator("#verdict").inner_text()
     ctx.close()
 
@@ -473,6 +471,10 @@ def test_console_pages_show_no_face_and_the_records(console):
     assert "Face" in table and "Card" in table and W.enrolled in table
     page.goto(W.base + "/console/rights")
     assert "correction" in page.locator("table").inner_text()
+    # Refusing needs a reason, which the person is told (PIPL-50).
+    page.locator("form.reject input[name=reason]").fill("identity could not be confirmed")
+    page.locator("form.reject button").click()
+    assert "rejected: identity could not be confirmed" in page.locator("table").inner_text()
     page.goto(W.base + "/console/audit")
     assert "intact" in page.locator("#audit-status").inner_text()
 
