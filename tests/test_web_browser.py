@@ -477,6 +477,13 @@ def test_console_pages_show_no_face_and_the_records(console):
     assert "rejected: identity could not be confirmed" in page.locator("table").inner_text()
     page.goto(W.base + "/console/audit")
     assert "intact" in page.locator("#audit-status").inner_text()
+    # The compliance engine's own documents over the live state, linked from the console.
+    page.goto(W.base + "/console/docs")
+    links = page.locator("ul.links a").all()
+    assert len(links) == 3  # notice, PIA, the sign of the one face entrance
+    for link in links:
+        r = page.request.get(W.base + link.get_attribute("href"))
+        assert r.status == 200 and "Example Property Services Co." in r.text()
 
 
 def test_language_switch(browser):
