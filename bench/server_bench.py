@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from facegate.cli.server_cmds import ensure_initialised
 from facegate.config import Settings
@@ -202,11 +203,12 @@ def populate(settings: Settings, pipe: FacePipeline, n_synthetic: int) -> dict:
         _, key = create_api_key(
             s, actor="bench", scopes=["gate:decide", "enroll", "admin"], site_id=site_id
         )
-        if s.get_bind().dialect.name == "sqlite":
-            # Fold the bulk load's write-ahead log into the database now, so the first
-            # decisions do not pay for checkpointing it.
-            s.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     store.dispose()
+    if not settings.db_url:
+        # Fold the bulk load's write-ahead log into the database now, so the first decisions
+        # do not pay for checkpointing it.
+        with sqlite3.connect(settings.data_dir / "facegate.sqlite") as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"ap": ap, "key": key, "probes": probes, "cards": cards}
 
 
