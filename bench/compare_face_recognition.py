@@ -14,9 +14,11 @@ if the Euclidean distance <= 0.6. For both systems the largest face of each imag
 a pair where either image has no usable face is decided "no match" (what a gate does) and
 counted in "lost".
 
-facegate rows: the shipped fused template, and SFace alone and dlib alone (the per-model unit
-vectors are the fused template's halves divided by their weights), each at its own calibrated
-threshold from calibration.json. Quality gating (``gate`` profile) applies to all rows.
+facegate rows: the shipped fused template, and SFace alone and dlib alone, each at its own
+calibrated threshold from calibration.json. Quality gating (``gate`` profile) applies to all
+rows. The per-model vectors come from bench/embed_cache.py (run it first), which is
+FacePipeline's own detector, chips and models; a sample per set is checked against
+FacePipeline.analyze end to end.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embed_cache import CACHE, DATA, manifest  # noqa: E402
+from embed_cache import CACHE, DATA, embed_set, manifest  # noqa: E402
 
 from facegate.matching.metrics import best_accuracy_threshold, tar_at_far  # noqa: E402
 
@@ -84,17 +86,28 @@ def embed_fr(set_name: str) -> None:
 
 
 def embed_facegate(set_name: str) -> None:
+    """facegate's per-image vectors and gate-profile quality verdicts for a set.
+
+    The vectors come from bench/embed_cache.py, which runs the same detector, chips and models
+    as FacePipeline on the largest face; the quality verdict is recomputed here with
+    facegate.vision.quality.assess on the same detections (all faces, so multiple_faces is
+    exact). A sample is checked against FacePipeline.analyze itself.
+    """
     import cv2
 
     from facegate.errors import FacegateError
     from facegate.vision import FacePipeline
+    from facegate.vision.embed import align_112
+    from facegate.vision.quality import assess
 
     cv2.setNumThreads(1)
     pipe = FacePipeline()
     out = CACHE / f"cmp_fg_{set_name}__{pipe.model_id.replace('/', '_')}.npz"
     if out.exists():
         return
+    cache = embed_set(set_name)
     rows = _images(set_name)
+    assert list(cache["path"]) == [r["path"] for r in rows]
     w = pipe.weights
     sface = np.full((len(rows), 128), np.nan, np.float32)
     dlib = np.full((len(rows), 128), np.nan, np.float32)
@@ -102,19 +115,28 @@ def embed_facegate(set_name: str) -> None:
     t0 = time.time()
     for i, r in enumerate(rows):
         try:
-            faces = pipe.analyze(DATA / set_name / r["path"], max_faces=1)
+            rgb = pipe.decode(DATA / set_name / r["path"])
         except FacegateError as exc:
             reason[i] = exc.code
             continue
-        if not faces:
+        dets = pipe.detector.detect(rgb)
+        if not dets:
             reason[i] = "no_face"
-        elif faces[0].template is None:
-            reason[i] = "low_quality:" + ",".join(faces[0].quality.reasons)
-        else:
-            t = np.asarray(faces[0].template)
+            continue
+        q = assess(dets[0], align_112(rgb, dets[:1])[0], (rgb.shape[1], rgb.shape[0]), dets)
+        if not q.ok:
+            reason[i] = "low_quality:" + ",".join(q.reasons)
+            continue
+        if np.allclose(dets[0].box, cache["box"][i], atol=1e-3):
+            sface[i], dlib[i] = cache["sface"][i], cache["dlib"][i]
+        else:  # cache made by an earlier detector version: embed with the pipeline itself
+            t = np.asarray(pipe.analyze(rgb, max_faces=1)[0].template)
             sface[i], dlib[i] = t[:128] / w[0], t[128:] / w[1]
-        if i % 200 == 0:
-            print(f"fg {set_name} {i}/{len(rows)} {time.time() - t0:.0f}s", file=sys.stderr)
+    # The cache is FacePipeline's own computation: check a sample end to end.
+    for i in np.where(~np.isnan(sface[:, 0]))[0][:: max(1, len(rows) // 8)]:
+        t = np.asarray(pipe.analyze(DATA / set_name / rows[i]["path"], max_faces=1)[0].template)
+        assert np.allclose(t, np.concatenate([sface[i] * w[0], dlib[i] * w[1]]), atol=2e-3)
+    print(f"fg {set_name}: {len(rows)} images {time.time() - t0:.0f}s", file=sys.stderr)
     np.savez(
         out,
         path=np.array([r["path"] for r in rows]),

@@ -198,19 +198,32 @@ def assess(
         "inside": inside,
         "detector_score": float(det.score),
     }
+    reasons = check(metrics, p, landmarks_inside=landmarks_inside, other_faces=len(others))
+    return Quality(ok=not reasons, reasons=reasons, metrics=metrics, profile=p.name)
+
+
+def check(
+    metrics: dict[str, float],
+    profile: str | QualityProfile = "gate",
+    landmarks_inside: bool = True,
+    other_faces: int = 0,
+) -> tuple[str, ...]:
+    """The reasons a face with these measures fails a profile (empty when it passes)."""
+    p = get_profile(profile)
     reasons = []
-    if others:
+    if other_faces:
         reasons.append("multiple_faces")
-    if det.size < p.min_face_px:
+    if metrics["face_px"] < p.min_face_px:
         reasons.append("face_too_small")
-    if inside < p.min_inside or not landmarks_inside:
+    if metrics["inside"] < p.min_inside or not landmarks_inside:
         reasons.append("partial_face")
+    yaw, pitch = metrics["yaw"], metrics["pitch"]
     if abs(yaw) > p.max_yaw or not p.pitch_range[0] <= pitch <= p.pitch_range[1]:
         reasons.append("off_angle")
-    if brightness < p.min_brightness:
+    if metrics["brightness"] < p.min_brightness:
         reasons.append("too_dark")
-    elif brightness > p.max_brightness:
+    elif metrics["brightness"] > p.max_brightness:
         reasons.append("too_bright")
-    if sharpness < p.min_sharpness:
+    if metrics["sharpness"] < p.min_sharpness:
         reasons.append("too_blurry")
-    return Quality(ok=not reasons, reasons=tuple(reasons), metrics=metrics, profile=p.name)
+    return tuple(reasons)
