@@ -343,7 +343,9 @@ def test_resident_consents_and_enrolls_with_the_camera(console, browser):
     page.wait_for_url(re.compile(r"/me/enroll$"))
     page.click("#start")
     page.wait_for_selector("#hint.good", timeout=30_000)
+    shoot(page, "self-enroll")  # shows the camera: artefacts only
     assert page.locator("#snap").is_enabled()
+    assert not page.locator("#start").is_visible() and not page.locator("#confirm").is_visible()
     page.click("#snap")
     page.click("#confirm")
     page.wait_for_selector("#result[data-ok]", timeout=30_000)
@@ -396,16 +398,14 @@ def test_kiosk_allows_the_enrolled_face_and_a_card(browser):
     assert "#key=" not in page.url  # the key is taken off the address bar
     page.wait_for_selector("#verdict[data-decision=allow][data-method=face]", timeout=30_000)
     assert "Allowed" in page.locator("#verdict").inner_text()
-    page.screenshot(path=str(W.shots / "kiosk-tablet.png"))  # shows a face: artefact only
+    shoot(page, "kiosk")  # shows the camera (a face): artefacts only, never committed
     page.fill("#k-card", W.decliner_card)
     page.click("form[data-kind=card] button")
     page.wait_for_selector("#verdict[data-method=card]", timeout=10_000)
     assert page.locator("#verdict").get_attribute("data-decision") == "allow"
     page.fill("#k-card", "999999")
     page.click("form[data-kind=card] button")
-    page.wait_for_function(
-        "document.querySelector('#verdict').dataset.decision === 'deny'", timeout=10_000
-    )
+    page.wait_for_selector("#verdict[data-decision=deny]", timeout=10_000)
     assert "not known" in page.locator("#verdict").inner_text()
     ctx.close()
 
@@ -471,8 +471,19 @@ def test_console_pages_show_no_face_and_the_records(console):
     assert "Face" in table and "Card" in table and W.enrolled in table
     page.goto(W.base + "/console/rights")
     assert "correction" in page.locator("table").inner_text()
+    # Refusing needs a reason, which the person is told (PIPL-50).
+    page.locator("form.reject input[name=reason]").fill("identity could not be confirmed")
+    page.locator("form.reject button").click()
+    assert "rejected: identity could not be confirmed" in page.locator("table").inner_text()
     page.goto(W.base + "/console/audit")
     assert "intact" in page.locator("#audit-status").inner_text()
+    # The compliance engine's own documents over the live state, linked from the console.
+    page.goto(W.base + "/console/docs")
+    links = page.locator("ul.links a").all()
+    assert len(links) == 3  # notice, PIA, the sign of the one face entrance
+    for link in links:
+        r = page.request.get(W.base + link.get_attribute("href"))
+        assert r.status == 200 and "Example Property Services Co." in r.text()
 
 
 def test_language_switch(browser):
@@ -487,6 +498,11 @@ def test_language_switch(browser):
     page.wait_for_url(re.compile(r"/console/login$"))
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("h1").inner_text() == "登录"
+    # Larger text, remembered on the device (CAC-FR-05c).
+    page.click("#text-size")
+    assert page.evaluate("document.documentElement.classList.contains('large')")
+    page.reload()
+    assert page.evaluate("document.documentElement.classList.contains('large')")
     # Keyboard: the skip link is the first stop and every field has a label.
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"

@@ -139,4 +139,8 @@ def test_declining_is_remembered_keeps_access_and_gives_a_pass_if_needed(store, 
         selfservice.accept_face(s, actor="web", person_id=with_card.id)
         state = selfservice.face_state(s, with_card.id)
         assert state["consent_active"] and not state["declined"]
+        # Withdrawing later is shown as such, and is not followed by a new prompt either.
+        domain.withdraw(s, actor="web", person_id=with_card.id, channel="web")
+        state = selfservice.face_state(s, with_card.id)
+        assert state["withdrawn"] and not state["declined"] and not state["should_ask"]
         assert audit.verify(s).ok

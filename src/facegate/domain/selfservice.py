@@ -175,13 +175,23 @@ def face_state(session: Session, person_id: str) -> dict[str, Any]:
     consent = valid_consent(session, person)
     declined = person.face_declined_at
     templates = session.execute(select(Template.id).where(Template.person_id == person.id)).all()
+    withdrew = (
+        consent is None
+        and session.execute(
+            select(Consent.id).where(
+                Consent.person_id == person.id, Consent.withdrawn_at.is_not(None)
+            )
+        ).first()
+        is not None
+    )
     return {
         "person_id": person.id,
         "category": person.category,
         "under_14": is_under_14(person),
         "consent_active": consent is not None,
         "enrolled": bool(templates),
-        "declined": declined is not None and consent is None,
+        "declined": declined is not None and consent is None and not withdrew,
+        "withdrawn": withdrew,
         "declined_at": declined.isoformat() if declined else None,
         # Ask only someone who has neither said yes nor no (STD-41819-02).
         "should_ask": consent is None and declined is None and person.category != "visitor",

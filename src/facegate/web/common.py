@@ -115,6 +115,12 @@ def render(
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Referrer-Policy"] = "no-referrer"  # invitation tokens never leak onwards
     resp.headers["X-Frame-Options"] = "DENY"
+    # Only our own scripts and styles; camera frames go to our own server and nowhere else.
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'; "
+        "form-action 'self'; base-uri 'none'"
+    )
     return resp
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -34,7 +35,12 @@ from facegate.domain.accounts import (
     require_role,
 )
 from facegate.domain.activation import site_overview
-from facegate.domain.rights import list_rights_requests
+from facegate.domain.rights import (
+    erase,
+    export_my_data,
+    list_rights_requests,
+    reject_rights_request,
+)
 from facegate.domain.selfservice import create_invitation, face_states, recent_access_events
 from facegate.errors import FacegateError, Forbidden, InvalidInput
 from facegate.store.models import ACCESS_POINT_KINDS, CATEGORIES, METHODS
@@ -497,6 +503,57 @@ def rights(request: Request) -> Response:
     with c.rt.store.session() as s:
         reqs = list_rights_requests(s)
     return c.page("rights.html", {"reqs": reqs})
+
+
+@router.post("/console/rights/{request_id}", response_class=HTMLResponse)
+async def rights_answer(request: Request, request_id: str) -> Response:
+    """Answer an open request with the domain function for its kind, or reject it (PIPL-50).
+
+    An export is handed over at the desk as a JSON download (PIPL-44-48: locally, not by
+    e-mail); it never contains a template or an image."""
+    c = Ctx(request, STAFF)
+    form = await request.form()
+    c.check(form)
+    action = form.get("action")
+    person_id = str(form.get("person_id", ""))
+    try:
+        with c.rt.store.session() as s:
+            if action == "reject":
+                reject_rights_request(
+                    s, actor=c.actor, request_id=request_id, reason=str(form.get("reason", ""))
+                )
+            elif action == "export":
+                data = export_my_data(
+                    s,
+                    c.rt.settings,
+                    actor=c.actor,
+                    person_id=person_id,
+                    channel="front_desk",
+                    request_id=request_id,
+                )
+                return Response(
+                    json.dumps(data, ensure_ascii=False, indent=2, default=str),
+                    media_type="application/json",
+                    headers={
+                        "Content-Disposition": f'attachment; filename="{person_id}.json"',
+                        "Cache-Control": "no-store",
+                    },
+                )
+            elif action == "erase":
+                erase(
+                    s,
+                    c.rt.settings,
+                    actor=c.actor,
+                    person_id=person_id,
+                    channel="front_desk",
+                    request_id=request_id,
+                )
+                c.rt.after_change()
+            else:
+                raise InvalidInput("choose how to answer the request")
+    except FacegateError as exc:
+        raise fail(request, exc, "/console/rights") from None
+    return redirect("/console/rights")
 
 
 @router.get("/console/events", response_class=HTMLResponse)

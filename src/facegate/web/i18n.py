@@ -55,6 +55,7 @@ DECISION_WORDS: dict[str, tuple[str, str]] = {
 _T: dict[str, tuple[str, str]] = {
     "app": ("facegate 门禁", "facegate access"),
     "lang_switch": ("English", "中文"),
+    "larger_text": ("大字", "Larger text"),
     "skip": ("跳到主要内容", "Skip to main content"),
     # console
     "setup_title": ("首次设置：创建管理员", "First run: create the administrator"),
@@ -119,6 +120,7 @@ _T: dict[str, tuple[str, str]] = {
     "consent_none": ("未同意（使用门卡/密码/二维码）", "No face consent (card/PIN/QR)"),
     "declined": ("已选择不刷脸", "Declined face"),
     "enrolled": ("已录入", "Enrolled"),
+    "withdrawn_state": ("已撤回刷脸同意", "Withdrew face consent"),
     "add_person": ("登记人员", "Register a person"),
     "birth_date": ("出生日期（可选）", "Birth date (optional)"),
     "unit": ("房号（可选）", "Unit (optional)"),
@@ -153,6 +155,10 @@ _T: dict[str, tuple[str, str]] = {
     "enroll_done": ("录入完成。", "Enrolled."),
     "withdraw_done": ("已撤回，人脸数据已删除。", "Withdrawn; face data erased."),
     "rights": ("权利请求", "Rights requests"),
+    "answer_export": ("导出并交付（JSON）", "Export and hand over (JSON)"),
+    "answer_erase": ("立即删除此人", "Erase this person now"),
+    "reject_reason": ("拒绝理由", "Reason for refusing"),
+    "reject": ("拒绝", "Refuse"),
     "received": ("收到", "Received"),
     "deadline": ("答复期限", "Deadline"),
     "status": ("状态", "Status"),
