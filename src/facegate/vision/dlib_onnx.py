@@ -710,6 +710,33 @@ def load_dlib_descriptor(
     return candidate
 
 
+_shared: dict[tuple[str, str, int, bool], DescriptorBackend] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_dlib_descriptor(
+    source: Path | None = None,
+    cache_dir: Path | None = None,
+    threads: int = 1,
+    prefer_onnx: bool = True,
+) -> DescriptorBackend:
+    """``load_dlib_descriptor`` once per process and configuration (pipelines share it).
+
+    The conversion check and the self-check run once; an onnxruntime session is thread-safe,
+    so every pipeline of the process can use the same one.
+    """
+    source = Path(source) if source is not None else default_source()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = (str(source.resolve()), str(cache_dir.resolve()), int(threads), bool(prefer_onnx))
+    with _shared_lock:
+        backend = _shared.get(key)
+        if backend is None:
+            backend = _shared[key] = load_dlib_descriptor(
+                source, cache_dir, threads=threads, prefer_onnx=prefer_onnx
+            )
+        return backend
+
+
 __all__ = [
     "DLIB_RESNET_SHA256",
     "DescriptorBackend",
@@ -723,4 +750,5 @@ __all__ = [
     "self_check",
     "self_check_chips",
     "session_options",
+    "shared_dlib_descriptor",
 ]

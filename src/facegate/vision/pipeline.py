@@ -25,6 +25,7 @@ from facegate.vision.calibration import EmbedderCalibration, load_calibration
 from facegate.vision.decode import DecodeLimits, ImageInput, decode
 from facegate.vision.detect import Detection, YuNetDetector
 from facegate.vision.embed import DlibEmbedder, Embedder, SFaceEmbedder, align_112
+from facegate.vision.models import model_path
 from facegate.vision.quality import Quality, QualityProfile, assess, get_profile
 
 DETECTORS = {"yunet": YuNetDetector}
@@ -111,8 +112,11 @@ class FacePipeline:
         self.limits = DecodeLimits(s.max_image_bytes, s.max_image_pixels, s.min_image_side)
         self.detector = DETECTORS[s.detector](model_dir=model_dir)
         self.embedders: dict[str, Embedder] = {}
+        self.dlib_backend = "dlib-resnet"  # which runtime computes dlib's ResNet descriptors
         for n in names:
             if n == "dlib":
+                if dlib_descriptor_backend is None and s.dlib_onnx:
+                    dlib_descriptor_backend = self._onnx_dlib(s, model_dir)
                 self.embedders[n] = DlibEmbedder(model_dir, dlib_descriptor_backend)
             else:
                 self.embedders[n] = EMBEDDERS[n](model_dir)
@@ -123,6 +127,25 @@ class FacePipeline:
         ]
         flip = "+flip" if self.calibration.flip else ""
         self.model_id = "+".join(parts) + flip + "/" + self.calibration.version
+
+    def _onnx_dlib(self, s: Settings, model_dir: Path | None):
+        """dlib's ResNet in onnxruntime if its self-check agrees with dlib, else None (dlib).
+
+        Same weights, same vectors, so ``model_id`` does not change (issue 9). The session
+        uses ``inference_threads`` (one by default: lowest latency at the gate); enrollment
+        batches all chips of a call into one run.
+        """
+        from facegate.vision.dlib_onnx import DlibDescriptor, shared_dlib_descriptor
+
+        backend = shared_dlib_descriptor(
+            model_path("dlib_resnet", model_dir),
+            s.data_dir / "models",
+            threads=s.inference_threads,
+        )
+        if isinstance(backend, DlibDescriptor):
+            return None  # the embedder's own per-thread dlib model (the fallback was logged)
+        self.dlib_backend = backend.name
+        return backend.descriptors_from_chips
 
     # -- thresholds --------------------------------------------------------------------------
 
