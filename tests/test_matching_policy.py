@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from facegate.matching import (
     Gallery,
@@ -45,7 +46,9 @@ def test_ambiguous_refusal_on_real_faces(face_pipeline, shared_data):
     gallery.add("id-2", "t-2", enrolled.copy(), model_id=enrolled.model_id)
     twice = policy.identify(gallery, probe)
     assert face_pipeline.margin > 0
-    assert (twice.outcome, twice.subject, twice.score) == ("ambiguous", None, alone.score)
+    assert (twice.outcome, twice.subject) == ("ambiguous", None)
+    # The same vectors; float32 products of one row or two may round differently.
+    assert twice.score == pytest.approx(alone.score, abs=1e-6)
     # Restricted to the people enrolled at one access point, the probe is matched again.
     assert policy.identify(gallery, probe, subjects={"id-2"}).subject == "id-2"
 
