@@ -19,11 +19,14 @@ from facegate.compliance.live import (
     LiveFacts,
     deployment_from_store,
     load_facts,
+    place_signage,
+    preview_notice,
     publish_notice_from_config,
     record_signage,
     register_pia,
     save_facts,
     set_face,
+    update_operator_facts,
 )
 from facegate.compliance.model import Accessibility, PiaRecord
 from facegate.errors import ComplianceBlocked, InvalidInput
@@ -212,3 +215,107 @@ def test_threshold_and_filing_records(store, settings, site) -> None:
     assert d.counts.threshold_reached_on == date(2025, 9, 26)
     record_filing(settings, date(2025, 10, 20), "CAC-2025-001")
     assert load_facts(settings).filing.reference == "CAC-2025-001"
+
+
+def test_operator_facts_preview_publish_signage_then_face_on(store, settings, site, keyring):
+    """The console's path: facts, preview (with the renewal consequence), publish, PIA, sign."""
+    today = datetime.now(UTC).date()
+    with store.session() as s:
+        p = domain.add_person(s, actor="op", category="resident")
+        domain.record_consent(s, actor="op", person_id=p.id)
+        with pytest.raises(InvalidInput, match="address"):
+            update_operator_facts(
+                s, settings, actor="op", name="ACME Property", address=" ", contact="010-0000"
+            )
+        gate = s.scalars(select(AccessPoint).where(AccessPoint.name == "Gate 1")).one()
+        garage = s.scalars(select(AccessPoint).where(AccessPoint.name == "Garage")).one()
+        with pytest.raises(InvalidInput, match="does not accept face"):
+            place_signage(
+                s, settings, actor="op", access_point_id=garage.id, placed_on=today,
+                location_note="door",
+            )  # fmt: skip
+        update_operator_facts(
+            s,
+            settings,
+            actor="op",
+            name="ACME Property",
+            address="1 Garden Road",
+            contact="010-0000",
+            necessity_statement="Residents may use face instead of a card; cards stay valid.",
+            notice_url="https://garden.example/privacy",
+            minors_rules_url="https://garden.example/minors",
+            accessibility=Accessibility(large_print=True, audio=True, staff_assistance=True),
+        )
+        # The new access point changed N2 (purpose): publishing asks the one consent again.
+        pv = preview_notice(s, settings)
+        assert pv.current_version == 1 and pv.requires_reconsent
+        assert {"N2", "N6", "N7", "N9", "N11", "N13"} <= set(pv.changed_fields)
+        assert "N1" not in pv.changed_fields  # init already had these
+        assert (pv.active_consents, pv.awaiting_renewal) == (1, 0)
+        assert publish_notice_from_config(s, settings, actor="op").version == 2
+        pv = preview_notice(s, settings)
+        assert pv.changed_fields == [] and not pv.requires_reconsent
+        assert (pv.active_consents, pv.awaiting_renewal) == (0, 1)
+
+        # Changing only the contact is not a re-consent trigger.
+        update_operator_facts(
+            s,
+            settings,
+            actor="op",
+            name="ACME Property",
+            address="1 Garden Road",
+            contact="010-9999",
+            necessity_statement="Residents may use face instead of a card; cards stay valid.",
+            notice_url="https://garden.example/privacy",
+            minors_rules_url="https://garden.example/minors",
+        )
+        pv = preview_notice(s, settings)
+        assert "N1" in pv.changed_fields and not pv.requires_reconsent
+        assert load_facts(settings).accessibility.audio  # None leaves it as it was
+        publish_notice_from_config(s, settings, actor="op")
+
+        register_pia(
+            s,
+            settings,
+            PiaRecord(version="1", date=today, signer="Wang Min", necessity_statement="optional"),
+            actor="op",
+        )
+        with pytest.raises(ComplianceBlocked, match="CAC-FR-13a"):
+            set_face(s, settings, actor="op", site_id=site, access_point_id=gate.id, enabled=True)
+        with pytest.raises(InvalidInput, match="future"):
+            place_signage(
+                s, settings, actor="op", access_point_id=gate.id,
+                placed_on=today + timedelta(days=2), location_note="left of the gate",
+            )  # fmt: skip
+        sign = place_signage(
+            s, settings, actor="op", access_point_id=gate.id, placed_on=today,
+            location_note="left of the gate",
+        )  # fmt: skip
+        assert sign.notice_version == "3" and sign.location_note == "left of the gate"
+        assert load_facts(settings).signage[gate.id].placed_at.date() == today
+        assert set_face(
+            s, settings, actor="op", site_id=site, access_point_id=gate.id, enabled=True
+        ) == [gate.id]
+        ops = [e.operation for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+        assert {"operator_facts_update", "signage_placed", "face_on"} <= set(ops)
+        assert audit.verify(s).ok
+
+
+def test_admin_credentials_fact_comes_from_the_accounts_table(store, settings, site):
+    from facegate.domain.accounts import create_first_admin
+    from facegate.store.web_models import OperatorAccount
+
+    with store.session() as s:
+        sec = deployment_from_store(s, settings).security
+        assert (sec.default_admin_credentials, sec.weak_admin_credentials) == (None, None)
+        create_first_admin(s, username="chief", password="correct horse battery")
+        sec = deployment_from_store(s, settings).security
+        assert (sec.default_admin_credentials, sec.weak_admin_credentials) == (False, False)
+        assert not {f.rule_id for f in run_checks(deployment_from_store(s, settings))} & {
+            "CAC-FR-14"
+        }
+        # An admin row whose hash the account code did not make (hand-written, other tool).
+        s.add(OperatorAccount(id="op-x", username="root", password_hash="plain", role="admin"))
+        s.commit()
+        found = run_checks(deployment_from_store(s, settings))
+        assert ("CAC-FR-14", "admin") in {(f.rule_id, f.object) for f in found}

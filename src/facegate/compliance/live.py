@@ -58,7 +58,13 @@ from facegate.compliance.model import (
 from facegate.compliance.purpose import require_allowed_use
 from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
-from facegate.domain.notice import build_notice_fields, notice_sha256, publish_notice
+from facegate.domain.notice import (
+    RECONSENT_TRIGGERS,
+    build_notice_fields,
+    current_notice,
+    notice_sha256,
+    publish_notice,
+)
 from facegate.errors import InvalidInput, NotFound
 from facegate.store import models as m
 
@@ -275,12 +281,38 @@ def _counts(session: Session, settings: Settings, now: datetime) -> PersonCounts
     )
 
 
+def _admin_credentials(session: Session, facts: LiveFacts) -> tuple[bool | None, bool | None]:
+    """CAC-FR-14 "default or weak admin credentials" from the ``operator_accounts`` table.
+
+    No code path creates an account with a default password (the first admin is made by the
+    first-run page, every later one by an admin), so a default credential cannot exist once an
+    account does. Passwords are kept only as argon2id hashes, so their strength cannot be read
+    back; what can be read is whether every enabled admin's hash was made by the account code,
+    which enforces the minimum length and refuses guessable passwords. An admin hash of any
+    other form (written by hand or by another tool) counts as weak. With no account at all the
+    console is waiting for its first admin: both facts stay unknown (``None``) unless the
+    facts file states them."""
+    from facegate.store.web_models import OperatorAccount
+
+    admins = session.execute(
+        select(OperatorAccount.password_hash).where(
+            OperatorAccount.role == "admin", OperatorAccount.disabled_at.is_(None)
+        )
+    ).scalars()
+    hashes = list(admins)
+    if not hashes:
+        return facts.default_admin_credentials, facts.weak_admin_credentials
+    weak = any(not h.startswith("$argon2id$") for h in hashes)
+    return False, weak or bool(facts.weak_admin_credentials)
+
+
 def _security(
     session: Session, settings: Settings, facts: LiveFacts, verify_audit: bool
 ) -> SecurityState:
     mode: int | None = None
     if not settings.site_key and not settings.site_key_hook and settings.key_file_path.exists():
         mode = settings.key_file_path.stat().st_mode & 0o777
+    default_creds, weak_creds = _admin_credentials(session, facts)
     return SecurityState(
         key_file_mode=mode,
         # The site key is a file, an environment variable or a KMS hook: never in the database.
@@ -288,8 +320,8 @@ def _security(
         # The store has no plaintext template column: every template is AES-256-GCM ciphertext.
         templates_encrypted=True,
         listeners=facts.listeners,
-        default_admin_credentials=facts.default_admin_credentials,
-        weak_admin_credentials=facts.weak_admin_credentials,
+        default_admin_credentials=default_creds,
+        weak_admin_credentials=weak_creds,
         # Walking the chain costs ~50 us per entry; callers on a hot path may skip it.
         audit_chain_intact=audit.verify(session).ok if verify_audit else None,
         last_major_incident_at=facts.last_major_incident_at,
@@ -525,12 +557,7 @@ def accessibility_text(a: Accessibility) -> str:
     return "; ".join(parts)
 
 
-def publish_notice_from_config(
-    session: Session, settings: Settings, *, actor: str, site_id: str | None = None
-) -> m.NoticeVersion:
-    """Publish the site's notice from the database and ``compliance.yaml`` (a new version only
-    when a field changed; a re-consent-trigger change asks everyone to consent again)."""
-    facts = load_facts(settings)
+def _site(session: Session, site_id: str | None) -> m.Site:
     site = (
         session.get(m.Site, site_id)
         if site_id
@@ -538,9 +565,17 @@ def publish_notice_from_config(
     )
     if site is None:
         raise NotFound("no site yet; run `facegate init` first")
+    return site
+
+
+def notice_fields_from_config(
+    session: Session, settings: Settings, site: m.Site
+) -> dict[str, dict[str, str]]:
+    """The notice fields N1-N13 the database and ``compliance.yaml`` describe now."""
+    facts = load_facts(settings)
     org = session.get(m.Organization, site.organization_id)
     aps = session.execute(select(m.AccessPoint).where(m.AccessPoint.site_id == site.id)).scalars()
-    fields = build_notice_fields(
+    return build_notice_fields(
         settings,
         operator_name=org.name if org else "",
         operator_address=org.address if org else "",
@@ -555,7 +590,164 @@ def publish_notice_from_config(
         notice_link=facts.notice_url,
         accessibility=accessibility_text(facts.accessibility),
     )
+
+
+def publish_notice_from_config(
+    session: Session, settings: Settings, *, actor: str, site_id: str | None = None
+) -> m.NoticeVersion:
+    """Publish the site's notice from the database and ``compliance.yaml`` (a new version only
+    when a field changed; a re-consent-trigger change asks everyone to consent again)."""
+    site = _site(session, site_id)
+    fields = notice_fields_from_config(session, settings, site)
     return publish_notice(session, site.id, fields, actor=actor)
+
+
+class NoticePreview(StrictModel):
+    """What publishing the notice now would change, before anyone presses the button."""
+
+    current_version: int | None
+    changed_fields: list[str]
+    requires_reconsent: bool
+    active_consents: int = Field(description="consents that would need renewal if re-consent")
+    awaiting_renewal: int = Field(description="consents already waiting for renewal")
+
+
+def preview_notice(
+    session: Session, settings: Settings, site_id: str | None = None
+) -> NoticePreview:
+    """Which fields a publish would change and whether it asks everyone to consent again
+    (CAC-FR-05b / 06c: a change of N2-N5 or N10 suspends every consent until renewed)."""
+    site = _site(session, site_id)
+    fields = notice_fields_from_config(session, settings, site)
+    cur = current_notice(session, site.id)
+    old = cur.fields if cur is not None else {}
+    changed = [k for k in NOTICE_FIELDS if k != "N12" and (old.get(k) or {}) != fields.get(k)]
+    live = select(func.count(m.Consent.id)).where(
+        m.Consent.site_id == site.id, m.Consent.withdrawn_at.is_(None)
+    )
+    return NoticePreview(
+        current_version=cur.version if cur is not None else None,
+        changed_fields=changed,
+        requires_reconsent=cur is None or any(k in RECONSENT_TRIGGERS for k in changed),
+        active_consents=session.execute(
+            live.where(m.Consent.renewal_required_at.is_(None))
+        ).scalar_one(),
+        awaiting_renewal=session.execute(
+            live.where(m.Consent.renewal_required_at.is_not(None))
+        ).scalar_one(),
+    )
+
+
+def update_operator_facts(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: str,
+    name: str,
+    address: str,
+    contact: str,
+    pipo_contact: str = "",
+    necessity_statement: str = "",
+    notice_url: str = "",
+    self_service_url: str = "",
+    minors_rules_url: str = "",
+    accessibility: Accessibility | None = None,
+) -> None:
+    """Set the operator facts the notice needs (N1, N6, N9, N11, N13); publishing is separate.
+
+    The organisation row holds who processes the data; ``compliance.yaml`` the rest."""
+    values = {"name": name, "address": address, "contact": contact}
+    missing = [k for k, v in values.items() if not v.strip()]
+    if missing:
+        raise InvalidInput(
+            "The notice names who processes the data (CAC-FR-05a, N1): fill in "
+            + ", ".join(missing)
+            + "."
+        )
+    facts = load_facts(settings)
+
+    def work() -> None:
+        site = _site(session, None)
+        org = session.get(m.Organization, site.organization_id)
+        if org is None:
+            raise NotFound("no organisation yet; run `facegate init` first")
+        org.name, org.address, org.contact = name.strip(), address.strip(), contact.strip()
+        org.pipo_contact = pipo_contact.strip()
+        facts.necessity_statement = necessity_statement.strip()
+        facts.notice_url = notice_url.strip()
+        facts.self_service_url = self_service_url.strip()
+        facts.minors_rules_url = minors_rules_url.strip()
+        if accessibility is not None:
+            facts.accessibility = accessibility
+        audit.append(
+            session,
+            actor=actor,
+            operation="operator_facts_update",
+            purpose=PURPOSE_CONFIG,
+            outcome="ok",
+            details={"organization_id": org.id},
+        )
+        save_facts(settings, facts)
+
+    run(
+        session,
+        work,
+        actor=actor,
+        operation="operator_facts_update",
+        subject=None,
+        purpose=PURPOSE_CONFIG,
+    )
+
+
+def place_signage(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: str,
+    access_point_id: str,
+    placed_on: date,
+    location_note: str,
+    now: datetime | None = None,
+) -> Signage:
+    """Record that the sign for the current notice was put up at an access point (CAC-FR-13a)."""
+    if not location_note.strip():
+        raise InvalidInput("Say where the sign was put up (e.g. 'left of the gate, eye level').")
+    ap = session.get(m.AccessPoint, access_point_id)
+    if ap is None:
+        raise NotFound(f"no access point {access_point_id!r}")
+    if "face" not in (ap.methods or []):
+        raise InvalidInput(f"Access point {ap.name!r} does not accept face; it needs no sign.")
+    cur = current_notice(session, ap.site_id)
+    if cur is None:
+        raise NotFound("no notice published yet; publish the notice first")
+    now = now or utcnow()
+    placed = datetime.combine(placed_on, datetime.min.time(), tzinfo=now.tzinfo)
+    if placed_on > now.date():
+        raise InvalidInput("A sign is recorded once it is up: the date cannot be in the future.")
+    sign = Signage(
+        notice_version=str(cur.version),
+        generated_at=now,
+        placed_at=placed,
+        location_note=location_note.strip(),
+    )
+
+    def work() -> Signage:
+        audit.append(
+            session,
+            actor=actor,
+            operation="signage_placed",
+            purpose=PURPOSE_CONFIG,
+            outcome="ok",
+            details={"access_point_id": ap.id, "notice_version": sign.notice_version},
+        )
+        facts = load_facts(settings)
+        facts.signage[ap.id] = sign
+        save_facts(settings, facts)
+        return sign
+
+    return run(
+        session, work, actor=actor, operation="signage_placed", subject=None, purpose=PURPOSE_CONFIG
+    )
 
 
 def record_threshold(settings: Settings, reached_on: date) -> None:
