@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -264,15 +263,53 @@ def test_access_points_and_face_only_is_refused_by_the_rule(console):
     assert page.locator("tr", has_text="Back door").count() == 0
     shoot(page, "sites-refused")
 
-    # Switching face on goes through the compliance activation gate over the live state.
+    # Switching face on goes through the compliance activation gate over the live state:
+    # a fresh site is refused, and the page names the failing rules.
     page.locator("tr", has_text="Main gate").locator("button", has_text="Switch face on").click()
-    if page.locator("tr", has_text="Main gate").locator("text=Face on").count() == 0:
-        # Refused while blocking rules fail (a fresh site has no PIA yet): the page names them.
-        assert "CAC-FR-" in page.locator(".error").inner_text()
-        # Stand-in for "an admin fixed the blockers": set the flags the gate would set.
-        with sqlite3.connect(W.data_dir / "facegate.sqlite") as db:
-            db.execute("UPDATE access_points SET face_enabled = 1 WHERE id = ?", (W.ap_id,))
-            db.execute("UPDATE sites SET face_enabled = 1")
+    err = page.locator(".error").inner_text()
+    for rule in ("CAC-FR-05a", "CAC-FR-09a", "CAC-FR-13a"):
+        assert rule in err
+    page.click("text=Back")
+    assert page.url.endswith("/console/docs")
+    assert "CAC-FR-09a" in page.locator("#blockers").inner_text()
+
+    # 1. Operator facts the notice needs, then a new notice version (shown before publishing).
+    page.click("#step-notice")
+    page.fill("#f-address", "8 Garden Road, Shanghai")
+    page.fill("#f-necessity", "Residents may use face instead of a card; cards stay valid.")
+    page.fill("#f-minors-url", W.base + "/me")
+    for box in ("#f-large", "#f-audio", "#f-staff"):
+        page.check(box)
+    page.click("#facts-form button[type=submit]")
+    assert "N6" in page.locator("#changed-fields").inner_text()
+    assert page.locator("#renewal").count() == 1  # the renewal consequence is stated
+    shoot(page, "notice-setup")
+    page.click("#publish-form button[type=submit]")
+    assert page.locator("#notice-version").inner_text() == "v2"
+    assert page.locator("#up-to-date").count() == 1
+
+    # 2. The signed PIA.
+    page.goto(W.base + "/console/pia")
+    page.fill("#pia-version", "1")
+    page.fill("#pia-signer", "Wang Min")
+    page.click("#pia-form button[type=submit]")
+    assert "Wang Min" in page.locator("#pias").inner_text()
+    shoot(page, "pia")
+
+    # 3. The sign for the current notice, put up at the gate.
+    page.goto(W.base + "/console/signage")
+    card = page.locator(f"section[data-ap='{W.ap_id}']")
+    card.locator("input[name=where]").fill("left of the gate, eye level")
+    card.locator("button[type=submit]").click()
+    card = page.locator(f"section[data-ap='{W.ap_id}']")
+    assert "left of the gate" in card.locator(".sign-state").inner_text()
+    shoot(page, "signage")
+
+    # 4. Now the gate lets face on.
+    page.goto(W.base + "/console/sites")
+    page.locator("tr", has_text="Main gate").locator("button", has_text="Switch face on").click()
+    page.wait_for_url(re.compile(r"/console/sites$"))
+    assert page.locator("tr", has_text="Main gate").locator("text=Face on").count() == 1
 
     # A kiosk link for this entrance carries a gate key in its fragment.
     page.goto(W.base + "/console/sites")

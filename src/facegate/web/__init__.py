@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from facegate.errors import CsrfRejected
-from facegate.web import console, documents, kiosk, selfservice
+from facegate.web import activation, console, documents, kiosk, selfservice
 from facegate.web.common import HERE, Redirect, WebFailure, render
 
 
@@ -21,6 +21,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="web-static")
     app.include_router(console.router)
     app.include_router(documents.router)
+    app.include_router(activation.router)
     app.include_router(selfservice.router)
     app.include_router(kiosk.router)
 

@@ -273,7 +273,9 @@ async def face_switch(request: Request, ap_id: str) -> Response:
             )
         c.rt.after_change()
     except FacegateError as exc:
-        raise fail(request, exc, "/console/sites") from None
+        # A refusal names the failing rules; the steps that fix them are on the docs page.
+        back = "/console/docs" if exc.code == "compliance_blocked" else "/console/sites"
+        raise fail(request, exc, back) from None
     return redirect("/console/sites")
 
 

@@ -54,7 +54,15 @@ def docs(request: Request) -> Response:
             n = current_notice(s, ov[0]["id"]) if ov else None
             notice = {"version": n.version, "fields": n.fields, "sha256": n.sha256} if n else None
     d, problem = _live(c)
-    return c.page("docs.html", {"notice": notice, "ov": ov, "problem": problem, "live": d})
+    blockers = []
+    if d is not None:
+        from facegate.compliance.checks import run_checks
+
+        blockers = [f.to_dict() for f in run_checks(d) if f.severity == "blocker"]
+    return c.page(
+        "docs.html",
+        {"notice": notice, "ov": ov, "problem": problem, "live": d, "blockers": blockers},
+    )
 
 
 @router.get("/console/docs/{kind}", response_class=HTMLResponse)
