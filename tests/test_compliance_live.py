@@ -174,6 +174,8 @@ def test_counts_security_and_tampering(store, settings, site, keyring, pipe):
         objects = {(f.rule_id, f.object) for f in found}
         assert ("CAC-FR-14", "key_file") in objects and ("CAC-FR-14", "audit_log") in objects
         assert any("does not match its content" in f.message_en for f in found)
+        quick = deployment_from_store(s, settings, verify_audit=False)
+        assert quick.security.audit_chain_intact is None
         assert s.scalars(select(Template)).first() is not None  # nothing was deleted by checking
 
 

@@ -76,6 +76,12 @@ def test_cli_flow(cli, tmp_path, settings):
     exported = cli("rights", "export", pid)
     assert exported["identity"]["name"] == "Li Lei" and len(exported["templates"]) == 2
     cli("rights", "correct", pid, "--unit", "3-1201")
+    req = cli("rights", "request", pid, "--kind", "explanation")
+    assert [r["id"] for r in cli("rights", "list", "--open")] == [req["id"]]
+    assert cli("rights", "reject", req["id"], ok=False).exit_code == 2  # --reason is required
+    cli("rights", "reject", req["id"], "--reason", "answered in person at the desk")
+    assert cli("rights", "list", "--open") == []
+    assert {r["kind"] for r in cli("rights", "list")} >= {"export", "correction", "explanation"}
     out = cli("consent", "withdraw", pid)
     assert out["templates_erased"] == 2 and out["issued_qr_pass"]
     assert cli("person", "show", pid)["templates"] == []

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
 
     # CAC-FR-15a: warn well before the 100,000-person filing threshold.
     filing_warn_at: int = Field(default=80_000, ge=1, le=100_000)
+    # dlib's ResNet runs in onnxruntime when the graph converted on this machine passes its
+    # start-up self-check against dlib (same vectors, same model_id); False forces dlib.
+    dlib_onnx: bool = True
 
     @property
     def database_url(self) -> str:

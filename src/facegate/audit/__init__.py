@@ -89,11 +89,12 @@ def append(
     entry = AuditEntry(
         seq=head.seq + 1,
         at=datetime.now(UTC).isoformat(timespec="microseconds"),
-        actor=actor or "system",
-        operation=operation,
-        subject=subject,
-        purpose=purpose,
-        outcome=outcome,
+        # Cut to the column sizes so SQLite and PostgreSQL hash exactly the same values.
+        actor=(actor or "system")[:100],
+        operation=operation[:50],
+        subject=subject[:40] if subject else None,
+        purpose=purpose[:100],
+        outcome=outcome[:100],
         details=details,
         prev_hash=head.hash,
         hash="",

@@ -515,6 +515,89 @@ def enroll(
 # --- rights ----------------------------------------------------------------------------------
 
 
+@rights_app.command("list")
+def rights_list(
+    open_only: bool = typer.Option(False, "--open", help="Only requests still to answer."),
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Rights requests with their deadlines, soonest first (PIPL-50)."""
+
+    def go() -> None:
+        with _session(_settings(data_dir, db)) as s:
+            rows = domain.list_rights_requests(s, open_only=open_only)
+            data = [
+                {
+                    "id": r.id,
+                    "person_id": r.person_id,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "received_at": r.received_at.isoformat(),
+                    "deadline_at": r.deadline_at.isoformat(),
+                    "outcome": r.outcome,
+                    "rejection_reason": r.rejection_reason,
+                }
+                for r in rows
+            ]
+            human = "\n".join(
+                f"{d['id']}  {d['kind']:<11} {d['status']:<8} due {d['deadline_at'][:10]}  "
+                f"{d['person_id']}"
+                for d in data
+            )
+            _out(as_json, data, human or "no rights requests")
+
+    _guard(as_json, go)
+
+
+@rights_app.command("request")
+def rights_request(
+    person_id: str,
+    kind: str = typer.Option(
+        ..., help="access, export, correction, erasure, withdrawal, explanation"
+    ),
+    channel: str = typer.Option("front_desk"),
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Record a request to answer later; its deadline is set from the configuration."""
+
+    def go() -> None:
+        settings = _settings(data_dir, db)
+        with _session(settings) as s:
+            r = domain.submit_rights_request(
+                s, settings, actor=_actor(), person_id=person_id, kind=kind, channel=channel
+            )
+            _out(
+                as_json,
+                {"id": r.id, "kind": r.kind, "deadline_at": r.deadline_at.isoformat()},
+                f"request {r.id} recorded; answer by {r.deadline_at:%Y-%m-%d}",
+            )
+
+    _guard(as_json, go)
+
+
+@rights_app.command("reject")
+def rights_reject(
+    request_id: str,
+    reason: str = typer.Option(..., help="Told to the person (PIPL-50)."),
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Reject an open request, with the reason the person is given."""
+
+    def go() -> None:
+        with _session(_settings(data_dir, db)) as s:
+            r = domain.reject_rights_request(
+                s, actor=_actor(), request_id=request_id, reason=reason
+            )
+            _out(as_json, {"id": r.id, "status": r.status}, f"request {r.id} rejected")
+
+    _guard(as_json, go)
+
+
 @rights_app.command("export")
 def rights_export(
     person_id: str,

@@ -71,18 +71,27 @@ def run(
 
 
 def checkpoint_wal(session: Session) -> None:
-    """Best effort: fold the SQLite WAL into the database file and truncate it."""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    raw = session.get_bind().raw_connection()  # type: ignore[union-attr]
+    """Best effort, after face data was erased: drop the old row versions from disk too.
+
+    SQLite: the main file's freed pages are already overwritten (secure_delete); fold the WAL
+    into it and truncate it. PostgreSQL: VACUUM the key and template tables so the deleted
+    row versions (MVCC) become reusable space. The site key stays the real guard: dead data
+    that survives in a backup or WAL segment is ciphertext whose data key is gone."""
+    bind = session.get_bind()
     try:
-        cur = raw.cursor()
-        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # outside any transaction
-        cur.close()
-    except Exception:  # noqa: BLE001 - busy readers only delay it to the next checkpoint
+        if bind.dialect.name == "sqlite":
+            raw = bind.raw_connection()  # type: ignore[union-attr]
+            try:
+                cur = raw.cursor()
+                cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # outside any transaction
+                cur.close()
+            finally:
+                raw.close()
+        elif bind.dialect.name == "postgresql":
+            with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # type: ignore[union-attr]
+                conn.exec_driver_sql("VACUUM person_keys, templates")
+    except Exception:  # noqa: BLE001 - busy readers only delay it to the next time
         pass
-    finally:
-        raw.close()
 
 
 def get_site(session: Session, site_id: str | None) -> Site:

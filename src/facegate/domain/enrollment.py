@@ -140,11 +140,13 @@ def build_site_gallery(
     rows = [r for r in _template_rows(session, site_id, model_id) if r.person_id != exclude_person]
     if not rows:
         return None
-    gallery: Gallery | None = None
+    subjects, ids, vecs = [], [], []
     for r, vec in _decrypt_rows(keyring, rows):
-        if gallery is None:
-            gallery = Gallery(vec.shape[0], model_id, capacity=len(rows))
-        gallery.add(r.person_id, r.id, vec, model_id=r.model_id)
+        subjects.append(r.person_id)
+        ids.append(r.id)
+        vecs.append(vec)
+    gallery = Gallery(vecs[0].shape[0], model_id, capacity=len(vecs))
+    gallery.add_many(subjects, ids, np.stack(vecs), model_id=model_id)
     return gallery
 
 

@@ -424,7 +424,7 @@ class Gallery:
             tau = self._kth_subject_score(near, near_scores, k)
             if tau is not None or cut == _FLOOR:
                 break
-            window *= 4
+            window *= 2  # gently: a wide window means a large exact re-rank
         if tau is None:  # fewer than k subjects in the whole (filtered) gallery
             return self._best_subjects(near, near_scores, k)
         # Every row whose exact score could reach tau.
