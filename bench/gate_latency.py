@@ -142,9 +142,8 @@ def main() -> None:
     print(f"dlib backend: {pipe.dlib_backend}; model {pipe.model_id}")
     if args.detect_max_side:
         pipe.detector.max_side = args.detect_max_side
-        print(
-            f"YuNet copy at most {args.detect_max_side} px: scales {pipe.detector.scales_for(640, 480)}"
-        )
+        scales = pipe.detector.scales_for(640, 480)
+        print(f"YuNet copy at most {args.detect_max_side} px: scales {scales}")
     rng = np.random.default_rng(1)
     vecs = rng.standard_normal((GALLERY, pipe.dim)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
