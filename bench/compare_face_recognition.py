@@ -14,9 +14,11 @@ if the Euclidean distance <= 0.6. For both systems the largest face of each imag
 a pair where either image has no usable face is decided "no match" (what a gate does) and
 counted in "lost".
 
-facegate rows: the shipped fused template, and SFace alone and dlib alone (the per-model unit
-vectors are the fused template's halves divided by their weights), each at its own calibrated
-threshold from calibration.json. Quality gating (``gate`` profile) applies to all rows.
+facegate rows: the shipped fused template, and SFace alone and dlib alone, each at its own
+calibrated threshold from calibration.json. Quality gating (``gate`` profile) applies to all
+rows. The per-model vectors come from bench/embed_cache.py (run it first), which is
+FacePipeline's own detector, chips and models; a sample per set is checked against
+FacePipeline.analyze end to end.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embed_cache import CACHE, DATA, manifest  # noqa: E402
+from embed_cache import CACHE, DATA, embed_set, manifest  # noqa: E402
 
 from facegate.matching.metrics import best_accuracy_threshold, tar_at_far  # noqa: E402
 
@@ -55,17 +57,27 @@ def _images(set_name: str) -> list[dict[str, str]]:
 # -- embedding -------------------------------------------------------------------------------
 
 
-def embed_fr(set_name: str) -> None:
+def embed_fr(set_name: str, part: tuple[int, int] = (1, 1)) -> None:
+    """face_recognition encodings; ``part`` (k, n) embeds the k-th of n slices (parallel runs,
+    merged by ``merge-fr``)."""
     import face_recognition  # reference library, benchmark environment only
 
-    out = CACHE / f"cmp_fr_{set_name}.npz"
+    k, n_parts = part
+    out = CACHE / (
+        f"cmp_fr_{set_name}.npz" if n_parts == 1 else f"cmp_fr_{set_name}.part{k}of{n_parts}.npz"
+    )
     if out.exists():
         return
     rows = _images(set_name)
     enc = np.full((len(rows), 128), np.nan, np.float32)
     n_faces = np.zeros(len(rows), np.int32)
+    done = np.zeros(len(rows), bool)
+    lo, hi = (k - 1) * len(rows) // n_parts, k * len(rows) // n_parts
     t0 = time.time()
     for i, r in enumerate(rows):
+        if not lo <= i < hi:
+            continue
+        done[i] = True
         path = DATA / set_name / r["path"]
         try:
             img = face_recognition.load_image_file(str(path))
@@ -80,21 +92,43 @@ def embed_fr(set_name: str) -> None:
         enc[i] = face_recognition.face_encodings(img, [largest])[0]
         if i % 200 == 0:
             print(f"fr {set_name} {i}/{len(rows)} {time.time() - t0:.0f}s", file=sys.stderr)
-    np.savez(out, path=np.array([r["path"] for r in rows]), enc=enc, n_faces=n_faces)
+    np.savez(out, path=np.array([r["path"] for r in rows]), enc=enc, n_faces=n_faces, done=done)
+
+
+def merge_fr(set_name: str, n_parts: int) -> None:
+    parts = [
+        np.load(CACHE / f"cmp_fr_{set_name}.part{k}of{n_parts}.npz") for k in range(1, n_parts + 1)
+    ]
+    enc, n_faces = parts[0]["enc"].copy(), parts[0]["n_faces"].copy()
+    for p in parts[1:]:
+        enc[p["done"]], n_faces[p["done"]] = p["enc"][p["done"]], p["n_faces"][p["done"]]
+    assert np.sum([p["done"] for p in parts], axis=0).min() == 1
+    np.savez(CACHE / f"cmp_fr_{set_name}.npz", path=parts[0]["path"], enc=enc, n_faces=n_faces)
 
 
 def embed_facegate(set_name: str) -> None:
+    """facegate's per-image vectors and gate-profile quality verdicts for a set.
+
+    The vectors come from bench/embed_cache.py, which runs the same detector, chips and models
+    as FacePipeline on the largest face; the quality verdict is recomputed here with
+    facegate.vision.quality.assess on the same detections (all faces, so multiple_faces is
+    exact). A sample is checked against FacePipeline.analyze itself.
+    """
     import cv2
 
     from facegate.errors import FacegateError
     from facegate.vision import FacePipeline
+    from facegate.vision.embed import align_112
+    from facegate.vision.quality import assess
 
     cv2.setNumThreads(1)
     pipe = FacePipeline()
     out = CACHE / f"cmp_fg_{set_name}__{pipe.model_id.replace('/', '_')}.npz"
     if out.exists():
         return
+    cache = embed_set(set_name)
     rows = _images(set_name)
+    assert list(cache["path"]) == [r["path"] for r in rows]
     w = pipe.weights
     sface = np.full((len(rows), 128), np.nan, np.float32)
     dlib = np.full((len(rows), 128), np.nan, np.float32)
@@ -102,19 +136,28 @@ def embed_facegate(set_name: str) -> None:
     t0 = time.time()
     for i, r in enumerate(rows):
         try:
-            faces = pipe.analyze(DATA / set_name / r["path"], max_faces=1)
+            rgb = pipe.decode(DATA / set_name / r["path"])
         except FacegateError as exc:
             reason[i] = exc.code
             continue
-        if not faces:
+        dets = pipe.detector.detect(rgb)
+        if not dets:
             reason[i] = "no_face"
-        elif faces[0].template is None:
-            reason[i] = "low_quality:" + ",".join(faces[0].quality.reasons)
-        else:
-            t = np.asarray(faces[0].template)
+            continue
+        q = assess(dets[0], align_112(rgb, dets[:1])[0], (rgb.shape[1], rgb.shape[0]), dets)
+        if not q.ok:
+            reason[i] = "low_quality:" + ",".join(q.reasons)
+            continue
+        if np.allclose(dets[0].box, cache["box"][i], atol=1e-3):
+            sface[i], dlib[i] = cache["sface"][i], cache["dlib"][i]
+        else:  # cache made by an earlier detector version: embed with the pipeline itself
+            t = np.asarray(pipe.analyze(rgb, max_faces=1)[0].template)
             sface[i], dlib[i] = t[:128] / w[0], t[128:] / w[1]
-        if i % 200 == 0:
-            print(f"fg {set_name} {i}/{len(rows)} {time.time() - t0:.0f}s", file=sys.stderr)
+    # The cache is FacePipeline's own computation: check a sample end to end.
+    for i in np.where(~np.isnan(sface[:, 0]))[0][:: max(1, len(rows) // 8)]:
+        t = np.asarray(pipe.analyze(DATA / set_name / rows[i]["path"], max_faces=1)[0].template)
+        assert np.allclose(t, np.concatenate([sface[i] * w[0], dlib[i] * w[1]]), atol=2e-3)
+    print(f"fg {set_name}: {len(rows)} images {time.time() - t0:.0f}s", file=sys.stderr)
     np.savez(
         out,
         path=np.array([r["path"] for r in rows]),
@@ -354,17 +397,77 @@ def report(json_out: str | None) -> None:
     print(json.dumps(result["latency_640x480"], indent=1))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=1))
+    print("\n" + markdown(result))
+
+
+def markdown(result: dict) -> str:
+    """The README tables."""
+    lines = [
+        "| set | system | acc | 10-fold acc | TAR@FAR1e-3 | FAR at its threshold | "
+        "pairs lost (no usable face) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for s, r in result["sets"].items():
+        for name, row in r["rows"].items():
+            tar = row["tar_at_far_1e-3"]
+            tenf = row.get("accuracy_10fold")
+            lines.append(
+                f"| {s} ({r['pairs']} pairs) | {name} | {row['accuracy_at_threshold']:.2%} | "
+                f"{'' if tenf is None else f'{tenf:.2%}'} | "
+                f"{'n/a' if tar is None else f'{tar:.2%}'} | {row['far_at_threshold']:.2g} | "
+                f"{row['lost_pairs']} |"
+            )
+    n1 = result["one_to_n_lfw_dev"]
+    lines += [
+        "",
+        f"1:N on lfw_dev: {n1['enrolled']} people enrolled (one image each), "
+        f"{n1['distractors']} single-image people as distractors (and, searched with themselves "
+        f"left out, as the non-mated probes), {n1['mated_probes']} mated probes.",
+        "",
+        "| system | rank-1 | FNIR at FPIR 1% | FNIR at FPIR 0.1% |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, row in n1.items():
+        if isinstance(row, dict):
+            lines.append(
+                f"| {name} | {row['rank1']:.2%} | {row['fnir_at_fpir_0.01']:.2%} | "
+                f"{row['fnir_at_fpir_0.001']:.2%} |"
+            )
+    for name, row in n1.items():
+        if isinstance(row, dict) and "shipped_1n_threshold" in row:
+            lines += [
+                "",
+                f"{name} at its shipped 1:N threshold for this gallery "
+                f"({row['shipped_1n_threshold']}, target FPIR 0.1%): FNIR "
+                f"{row['fnir_at_shipped_1n_threshold']:.2%}, measured FPIR "
+                f"{row['fpir_at_shipped_1n_threshold']:.2%}.",
+            ]
+    lat = result["latency_640x480"]
+    lines += [
+        "",
+        "| one 640x480 JPEG frame, decode -> template, one core | p50 | p95 |",
+        "|---|---:|---:|",
+    ]
+    for name, v in lat.items():
+        lines.append(f"| {name} | {v['p50_ms']} ms | {v['p95_ms']} ms |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("step", choices=["embed-fr", "embed-facegate", "report"])
+    ap.add_argument("step", choices=["embed-fr", "embed-facegate", "merge-fr", "report"])
+    ap.add_argument("--part", default="1/1", help="k/n: embed the k-th of n slices (embed-fr)")
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--json")
     a = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
+    k, n = (int(x) for x in a.part.split("/"))
     if a.step == "report":
         report(a.json)
-    else:
-        for s in a.sets.split(","):
-            (embed_fr if a.step == "embed-fr" else embed_facegate)(s)
+    for s in a.sets.split(",") if a.step != "report" else ():
+        if a.step == "embed-fr":
+            embed_fr(s, (k, n))
+        elif a.step == "merge-fr":
+            merge_fr(s, n)
+        else:
+            embed_facegate(s)

@@ -164,6 +164,13 @@ def inside_fraction(box: tuple[float, float, float, float], width: int, height: 
     return float(ix * iy / (w * h))
 
 
+def _face_inside(det: Detection, width: int, height: int) -> float:
+    return min(
+        inside_fraction(det.box, width, height),
+        inside_fraction(landmark_face_box(det.landmarks), width, height),
+    )
+
+
 def assess(
     det: Detection,
     chip_rgb: np.ndarray,
@@ -176,10 +183,7 @@ def assess(
     width, height = image_size
     yaw, pitch = pose(det.landmarks)
     brightness, sharpness = chip_light_and_sharpness(chip_rgb)
-    inside = min(
-        inside_fraction(det.box, width, height),
-        inside_fraction(landmark_face_box(det.landmarks), width, height),
-    )
+    inside = _face_inside(det, width, height)
     lm = det.landmarks
     landmarks_inside = bool(
         np.all(lm[:, 0] >= 0)
@@ -188,7 +192,15 @@ def assess(
         and np.all(lm[:, 1] < height)
     )
     largest = detections[0].size if detections else det.size
-    others = [d for d in detections if d is not det and d.size >= p.other_face_ratio * largest]
+    # Another face competes when it is about as large and mostly in view: a face cut by the
+    # frame's edge belongs to someone beside the lane, not a second person in front of it.
+    others = [
+        d
+        for d in detections
+        if d is not det
+        and d.size >= p.other_face_ratio * largest
+        and _face_inside(d, width, height) >= p.min_inside
+    ]
     metrics = {
         "face_px": float(det.size),
         "sharpness": sharpness,
@@ -198,19 +210,32 @@ def assess(
         "inside": inside,
         "detector_score": float(det.score),
     }
+    reasons = check(metrics, p, landmarks_inside=landmarks_inside, other_faces=len(others))
+    return Quality(ok=not reasons, reasons=reasons, metrics=metrics, profile=p.name)
+
+
+def check(
+    metrics: dict[str, float],
+    profile: str | QualityProfile = "gate",
+    landmarks_inside: bool = True,
+    other_faces: int = 0,
+) -> tuple[str, ...]:
+    """The reasons a face with these measures fails a profile (empty when it passes)."""
+    p = get_profile(profile)
     reasons = []
-    if others:
+    if other_faces:
         reasons.append("multiple_faces")
-    if det.size < p.min_face_px:
+    if metrics["face_px"] < p.min_face_px:
         reasons.append("face_too_small")
-    if inside < p.min_inside or not landmarks_inside:
+    if metrics["inside"] < p.min_inside or not landmarks_inside:
         reasons.append("partial_face")
+    yaw, pitch = metrics["yaw"], metrics["pitch"]
     if abs(yaw) > p.max_yaw or not p.pitch_range[0] <= pitch <= p.pitch_range[1]:
         reasons.append("off_angle")
-    if brightness < p.min_brightness:
+    if metrics["brightness"] < p.min_brightness:
         reasons.append("too_dark")
-    elif brightness > p.max_brightness:
+    elif metrics["brightness"] > p.max_brightness:
         reasons.append("too_bright")
-    if sharpness < p.min_sharpness:
+    if metrics["sharpness"] < p.min_sharpness:
         reasons.append("too_blurry")
-    return Quality(ok=not reasons, reasons=tuple(reasons), metrics=metrics, profile=p.name)
+    return tuple(reasons)
