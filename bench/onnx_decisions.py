@@ -74,6 +74,8 @@ def _decide(pipe: FacePipeline, cache: dict, a: Path, b: Path) -> tuple[str, flo
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0, help="first N pairs of each file (0 = all)")
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first N pairs of each file")
+    ap.add_argument("--files", nargs="+", default=None, help="only pairs files containing these")
     ap.add_argument("--max-seconds", type=float, default=0, help="stop after this wall time")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -87,8 +89,11 @@ def main() -> None:
 
     queues = []
     for rel in PAIR_FILES:
+        if args.files and not any(f in rel for f in args.files):
+            continue
         with (DATA / rel).open(newline="") as fh:
             rows = list(csv.DictReader(fh))
+        rows = rows[args.skip :]
         queues.append((rel, rows[: args.limit] if args.limit else rows, len(rows)))
     stats = {
         rel: {"pairs": 0, "of": total, "diff": 0, "max_score_diff": 0.0} for rel, _, total in queues
