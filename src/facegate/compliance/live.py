@@ -58,7 +58,7 @@ from facegate.compliance.model import (
 from facegate.compliance.purpose import require_allowed_use
 from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
-from facegate.domain.notice import build_notice_fields, notice_sha256, publish_notice
+from facegate.domain.notice import build_notice_fields, notice_sha256, publish_site_notice
 from facegate.errors import InvalidInput, NotFound
 from facegate.store import models as m
 
@@ -531,23 +531,11 @@ def publish_notice_from_config(
     """Publish the site's notice from the database and ``compliance.yaml`` (a new version only
     when a field changed; a re-consent-trigger change asks everyone to consent again)."""
     facts = load_facts(settings)
-    site = (
-        session.get(m.Site, site_id)
-        if site_id
-        else session.execute(select(m.Site).order_by(m.Site.created_at)).scalar()
-    )
-    if site is None:
-        raise NotFound("no site yet; run `facegate init` first")
-    org = session.get(m.Organization, site.organization_id)
-    aps = session.execute(select(m.AccessPoint).where(m.AccessPoint.site_id == site.id)).scalars()
-    fields = build_notice_fields(
+    return publish_site_notice(
+        session,
         settings,
-        operator_name=org.name if org else "",
-        operator_address=org.address if org else "",
-        operator_contact=org.contact if org else "",
-        pipo_contact=org.pipo_contact if org else "",
-        site_name=site.name,
-        access_points=list(aps),
+        actor=actor,
+        site_id=site_id,
         necessity=facts.necessity_statement
         or (facts.pia[-1].necessity_statement if facts.pia else ""),
         processors=", ".join(facts.vendors),
@@ -555,7 +543,6 @@ def publish_notice_from_config(
         notice_link=facts.notice_url,
         accessibility=accessibility_text(facts.accessibility),
     )
-    return publish_notice(session, site.id, fields, actor=actor)
 
 
 def record_threshold(settings: Settings, reached_on: date) -> None:
