@@ -85,3 +85,14 @@ def test_bench_accuracy_on_a_small_pairs_file(imgs, shared_data, tmp_path, artif
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     assert run("bench", "accuracy", "--pairs", str(bad), "--root", str(root)).returncode == 2
+
+
+def test_bench_speed_reports_every_stage(shared_data):
+    r = run("bench", "speed", "--runs", "3", "--sizes", "1000", "--json")
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    for frame in ("640x480", "1280x720"):
+        stages = body["frames"][frame]["stages"]
+        for stage in ("decode", "detect", "landmarks", "chips", "embed_sface", "embed_dlib"):
+            assert stages[stage]["p95_ms"] >= stages[stage]["p50_ms"] > 0
+    assert set(body["search"]) == {"1000"}

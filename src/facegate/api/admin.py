@@ -8,11 +8,10 @@ and renders the result. No route returns a template, an image or a person's name
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from facegate import domain
@@ -20,7 +19,9 @@ from facegate.api.auth import Principal, require
 from facegate.api.errors import error_responses
 from facegate.api.uploads import read_images
 from facegate.errors import NotFound
-from facegate.store.models import AccessEvent, AccessPoint, Person
+
+if TYPE_CHECKING:  # adapters name the models in type hints only; queries live in the domain
+    from facegate.store.models import AccessPoint, Person
 
 router = APIRouter()
 
@@ -36,10 +37,7 @@ def _rt(request: Request) -> Any:
 def _person(rt: Any, principal: Principal, person_id: str) -> None:
     """404 for an unknown person; 403 for a person of another site."""
     with rt.store.session() as s:
-        p = s.get(Person, person_id)
-        if p is None or p.status != "active":
-            raise NotFound(f"no person {person_id!r}")
-        principal.check_site(p.site_id)
+        principal.check_site(domain.get_person(s, person_id).site_id)
 
 
 def _access_points(rt: Any, principal: Principal, ids: list[str] | None) -> None:
@@ -47,10 +45,7 @@ def _access_points(rt: Any, principal: Principal, ids: list[str] | None) -> None
         return
     with rt.store.session() as s:
         for ap_id in ids:
-            ap = s.get(AccessPoint, ap_id)
-            if ap is None:
-                raise NotFound(f"no access point {ap_id!r}")
-            principal.check_site(ap.site_id)
+            principal.check_site(domain.get_access_point(s, ap_id).site_id)
 
 
 def _iso(v: datetime | date | None) -> str | None:
@@ -126,12 +121,7 @@ def list_access_points(
     request: Request, principal: Principal = Depends(require("admin", "enroll"))
 ) -> list[AccessPointOut]:
     with _rt(request).store.session() as s:
-        rows = s.execute(
-            select(AccessPoint)
-            .where(AccessPoint.site_id == principal.site_id)
-            .order_by(AccessPoint.created_at)
-        ).scalars()
-        return [_ap_out(ap) for ap in rows]
+        return [_ap_out(ap) for ap in domain.list_access_points(s, principal.site_id)]
 
 
 # --- people -----------------------------------------------------------------------------------
@@ -412,7 +402,7 @@ def _enroll(rt: Any, principal: Principal, person_id: str, images: list[bytes]) 
     pipe = rt.pipeline
     decoded = [safe_decode(pipe, b) for b in images]
     with rt.store.session() as s:
-        site_id = s.get(Person, person_id).site_id
+        site_id = domain.get_person(s, person_id).site_id
     site_gallery = rt.galleries.site(site_id).gallery
     with rt.store.session() as s:
         return domain.enroll(
@@ -553,12 +543,7 @@ def list_events(
 ) -> list[EventOut]:
     """Recent access events of the key's site (no faces: none are kept)."""
     with _rt(request).store.session() as s:
-        rows = s.execute(
-            select(AccessEvent)
-            .where(AccessEvent.site_id == principal.site_id)
-            .order_by(AccessEvent.id.desc())
-            .limit(limit)
-        ).scalars()
+        rows = domain.list_access_events(s, principal.site_id, limit)
         return [
             EventOut(
                 id=e.id,

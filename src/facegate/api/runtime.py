@@ -137,10 +137,6 @@ class GateRuntime:
         )
         self.dedup = EventDeduplicator(settings.event_dedup_s)
         self._pipeline = pipeline
-        if pipeline is not None:
-            from PIL import Image
-
-            Image.init()  # see ``pipeline`` below
         self._galleries: GalleryService | None = None
         self._listener: ChangeListener | ChangePoller | None = None
         self._lock = threading.Lock()
@@ -153,13 +149,7 @@ class GateRuntime:
     def pipeline(self) -> Any:
         with self._lock:
             if self._pipeline is None:
-                from PIL import Image
-
                 from facegate.vision import FacePipeline
-
-                # Register every Pillow plugin first: decoding with a `formats` list before
-                # Image.init() raises KeyError for plugins not yet loaded (e.g. MPO).
-                Image.init()
 
                 self._pipeline = FacePipeline(self.settings)
             return self._pipeline

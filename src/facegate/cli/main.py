@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from facegate import __version__
-from facegate.cli import comply_cmds, store_cmds
+from facegate.cli import comply_cmds, store_cmds, vision_cmds
+from facegate.cli.server_cmds import serve
 
 app = typer.Typer(
     name="facegate",
@@ -26,18 +27,16 @@ def version() -> None:
     typer.echo(__version__)
 
 
-from facegate.cli import vision_cmds  # noqa: E402  (recognition core: detect, verify, bench)
-
+# Gate server (issue 6).
+app.command()(serve)
+# Recognition core (issue 4).
 app.command()(vision_cmds.detect)
 app.command()(vision_cmds.verify)
 app.add_typer(vision_cmds.bench_app, name="bench")
+# People store (issue 5).
 store_cmds.register(app)
+# Compliance engine (issue 7).
 app.command("comply")(comply_cmds.comply)
 app.command("docs")(comply_cmds.docs)
 app.add_typer(comply_cmds.face_app, name="face")
 app.add_typer(comply_cmds.register_app, name="register")
-
-# Gate server (issue 6).
-from facegate.cli.server_cmds import serve  # noqa: E402
-
-app.command()(serve)

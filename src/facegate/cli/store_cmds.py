@@ -211,13 +211,10 @@ def ap_add(
 @ap_app.command("list")
 def ap_list(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json) -> None:
     """List access points."""
-    from sqlalchemy import select
-
-    from facegate.store.models import AccessPoint
 
     def go() -> None:
         with _session(_settings(data_dir, db)) as s:
-            aps = s.scalars(select(AccessPoint).order_by(AccessPoint.created_at)).all()
+            aps = domain.list_access_points(s)
             data = [
                 {
                     "id": a.id,
@@ -279,32 +276,20 @@ def notice_publish(
 ) -> None:
     """Regenerate the notice from the configuration; a changed purpose, method, data,
     retention or scope asks everyone to consent again."""
-    from sqlalchemy import select
-
-    from facegate.store.models import AccessPoint, Organization
 
     def go() -> None:
         settings = _settings(data_dir, db)
         with _session(settings) as s:
-            site = domain.get_site(s, None)
-            org = s.get(Organization, site.organization_id)
-            assert org is not None
-            aps = s.scalars(select(AccessPoint).where(AccessPoint.site_id == site.id)).all()
-            fields = domain.build_notice_fields(
+            n = domain.publish_site_notice(
+                s,
                 settings,
-                operator_name=org.name,
-                operator_address=org.address,
-                operator_contact=org.contact,
-                pipo_contact=org.pipo_contact,
-                site_name=site.name,
-                access_points=aps,
+                actor=_actor(),
                 necessity=necessity,
                 processors=processors,
                 accessibility=accessibility,
                 minors_rules_link=minors_rules_link,
                 notice_link=notice_link,
             )
-            n = domain.publish_notice(s, site.id, fields, actor=_actor())
             _out(
                 as_json,
                 {
@@ -777,13 +762,10 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json) -> None:
     """List API keys (never their secrets)."""
-    from sqlalchemy import select
-
-    from facegate.store.models import ApiKey
 
     def go() -> None:
         with _session(_settings(data_dir, db)) as s:
-            rows = s.scalars(select(ApiKey).order_by(ApiKey.created_at)).all()
+            rows = domain.list_api_keys(s)
             data = [
                 {
                     "id": r.id,

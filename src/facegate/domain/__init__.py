@@ -27,6 +27,7 @@ from facegate.domain.credentials import (
     issue_card,
     issue_pin,
     issue_qr_pass,
+    issue_visitor_pass,
     lookup_api_key,
     parse_qr_token,
     qr_secret_matches,
@@ -48,6 +49,7 @@ from facegate.domain.notice import (
     build_notice_fields,
     current_notice,
     publish_notice,
+    publish_site_notice,
     render_notice_text,
 )
 from facegate.domain.people import (
@@ -59,6 +61,12 @@ from facegate.domain.people import (
     link_guardian,
     list_persons,
     person_summary,
+)
+from facegate.domain.queries import (
+    get_access_point,
+    list_access_events,
+    list_access_points,
+    list_api_keys,
 )
 from facegate.domain.retention import (
     PurgeResult,
@@ -79,6 +87,10 @@ from facegate.domain.rights import (
 )
 
 __all__ = [
+    "get_access_point",
+    "list_access_events",
+    "list_access_points",
+    "list_api_keys",
     "EraseResult",
     "PurgeResult",
     "RotateResult",
@@ -121,6 +133,7 @@ __all__ = [
     "issue_card",
     "issue_pin",
     "issue_qr_pass",
+    "issue_visitor_pass",
     "link_guardian",
     "list_persons",
     "load_gallery_entries",
@@ -128,6 +141,7 @@ __all__ = [
     "parse_qr_token",
     "person_summary",
     "publish_notice",
+    "publish_site_notice",
     "qr_secret_matches",
     "record_consent",
     "render_notice_text",

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from facegate import audit
 from facegate.domain.common import PURPOSE_ACCESS, PURPOSE_SECURITY, get_person, get_site, run
-from facegate.errors import Conflict, InvalidInput, NotFound
+from facegate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from facegate.store.models import ApiKey, Credential, new_id, utcnow
 
 API_SCOPES = ("gate:decide", "admin", "enroll", "rights")
@@ -157,6 +157,40 @@ def issue_qr_pass(
         operation="credential_issue",
         subject=person_id,
         purpose=PURPOSE_ACCESS,
+    )
+
+
+# Who may invite a visitor, and the bounds of a pass they issue. A visitor pass carries no
+# face and names no one: visitors are never captured or enrolled (NJ-2020, CAC-FR-08b).
+VISITOR_HOSTS = ("resident", "tenant", "staff")
+VISITOR_PASS_MAX_HOURS = 7 * 24
+VISITOR_PASS_MAX_USES = 10
+
+
+def issue_visitor_pass(
+    session: Session,
+    *,
+    actor: str,
+    host_id: str,
+    hours: int,
+    max_uses: int = 1,
+) -> IssuedCredential:
+    """A resident, tenant or staff member invites a visitor with a time-boxed QR pass."""
+    host = get_person(session, host_id)
+    if host.status != "active" or host.category not in VISITOR_HOSTS:
+        raise Forbidden("only an active resident, tenant or staff member can invite a visitor")
+    if not 1 <= hours <= VISITOR_PASS_MAX_HOURS:
+        raise InvalidInput(f"a visitor pass lasts 1 to {VISITOR_PASS_MAX_HOURS} hours")
+    if not 1 <= max_uses <= VISITOR_PASS_MAX_USES:
+        raise InvalidInput(f"a visitor pass opens 1 to {VISITOR_PASS_MAX_USES} times")
+    now = utcnow()
+    return issue_qr_pass(
+        session,
+        actor=actor,
+        site_id=host.site_id,
+        valid_from=now,
+        valid_until=now + timedelta(hours=hours),
+        max_uses=max_uses,
     )
 
 

@@ -20,7 +20,13 @@ from facegate import audit
 from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, get_site, record_change, run, utcnow
 from facegate.errors import InvalidInput
-from facegate.store.models import NON_BIOMETRIC_METHODS, AccessPoint, Consent, NoticeVersion
+from facegate.store.models import (
+    NON_BIOMETRIC_METHODS,
+    AccessPoint,
+    Consent,
+    NoticeVersion,
+    Organization,
+)
 
 NOTICE_FIELDS = tuple(f"N{i}" for i in range(1, 14))
 # A change in any of these asks every enrolled person to consent again (CAC-FR-05b, 06c).
@@ -305,3 +311,37 @@ def publish_notice(
         subject=None,
         purpose=PURPOSE_CONFIG,
     )
+
+
+def publish_site_notice(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: str,
+    site_id: str | None = None,
+    necessity: str = "",
+    processors: str = "",
+    accessibility: str = "",
+    minors_rules_link: str = "",
+    notice_link: str = "",
+) -> NoticeVersion:
+    """Regenerate a site's notice from its operator, access points and configuration, and
+    publish it (a new version only when a field changed; see ``publish_notice``)."""
+    site = get_site(session, site_id)
+    org = session.get(Organization, site.organization_id)
+    aps = session.execute(select(AccessPoint).where(AccessPoint.site_id == site.id)).scalars()
+    fields = build_notice_fields(
+        settings,
+        operator_name=org.name if org else "",
+        operator_address=org.address if org else "",
+        operator_contact=org.contact if org else "",
+        pipo_contact=org.pipo_contact if org else "",
+        site_name=site.name,
+        access_points=list(aps),
+        necessity=necessity,
+        processors=processors,
+        accessibility=accessibility,
+        minors_rules_link=minors_rules_link,
+        notice_link=notice_link,
+    )
+    return publish_notice(session, site.id, fields, actor=actor)

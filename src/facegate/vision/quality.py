@@ -8,7 +8,9 @@ The measures are taken on the aligned 112x112 chip (so blur and light do not dep
 face's size in the frame) and on the 5 landmarks (pose). The limits of each profile are data,
 chosen from the distribution of these measures on the development sets (see
 ``bench/calibrate.py`` and ``calibration.json``): ``gate`` refuses only what clearly cannot be
-recognised, ``enroll`` keeps only faces good enough to be a person's reference.
+recognised, ``enroll`` keeps only faces good enough to be a person's reference. Measured on
+lfw_dev: pairs with a face turned up to |yaw| = 1 (nose one interocular distance off centre)
+still verify at 99% at the shipped threshold, so ``gate`` refuses only beyond that.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class QualityProfile:
     pitch_range: tuple[float, float]  # nose height between eyes (0) and mouth (1)
     min_inside: float  # share of the face box inside the frame
     # Another face at least this large (relative to the largest) makes the image ambiguous.
+    # A gate decides on the largest face, so ``gate`` only refuses faces equally close.
     other_face_ratio: float
 
 
@@ -53,10 +56,10 @@ PROFILES: dict[str, QualityProfile] = {
         min_sharpness=12.0,
         min_brightness=35.0,
         max_brightness=225.0,
-        max_yaw=0.45,
+        max_yaw=1.0,
         pitch_range=(0.25, 0.90),
         min_inside=0.8,
-        other_face_ratio=0.8,
+        other_face_ratio=0.95,
     ),
     "enroll": QualityProfile(
         name="enroll",

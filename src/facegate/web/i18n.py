@@ -271,6 +271,20 @@ _T: dict[str, tuple[str, str]] = {
         "Withdrawn. Your face data is erased and no entrance recognises your face any more.",
     ),
     "rights_form": ("提出请求", "Make a request"),
+    "visitor_title": ("邀请访客", "Invite a visitor"),
+    "visitor_help": (
+        "访客凭二维码通行：不采集人脸，不登记姓名，到期或用完即失效。",
+        "Your visitor enters with a QR pass: no face is captured and no name is recorded; "
+        "it stops working when it expires or is used up.",
+    ),
+    "visitor_hours": ("有效时长（小时）", "Valid for (hours)"),
+    "visitor_uses": ("可通行次数", "Number of entries"),
+    "visitor_make": ("生成访客通行码", "Make a visitor pass"),
+    "visitor_made": (
+        "访客通行码已生成，只显示这一次：请截图或转发给访客。",
+        "Here is the visitor pass. It is shown only this once: send it to your visitor.",
+    ),
+    "visitor_until": ("有效至", "Valid until"),
     "rights_kind": ("请求类型", "Kind of request"),
     "rk_access": ("查阅", "See my data"),
     "rk_correction": ("更正", "Correct my data"),

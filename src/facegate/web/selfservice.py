@@ -13,8 +13,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from facegate.domain import person_summary, withdraw
+from facegate.compliance.documents import qr_svg
+from facegate.domain import issue_visitor_pass, person_summary, withdraw
 from facegate.domain.accounts import lookup_session
+from facegate.domain.credentials import VISITOR_HOSTS, VISITOR_PASS_MAX_HOURS, VISITOR_PASS_MAX_USES
 from facegate.domain.rights import export_my_data, submit_rights_request
 from facegate.domain.selfservice import (
     accept_face,
@@ -208,6 +210,9 @@ def me_data(request: Request) -> Response:
             "events": events[:20],
             "by_method": by_method,
             "rights_kinds": SELF_RIGHTS,
+            "can_invite": summary["category"] in VISITOR_HOSTS,
+            "max_hours": VISITOR_PASS_MAX_HOURS,
+            "max_uses": VISITOR_PASS_MAX_USES,
             "flash": request.query_params.get("flash"),
         },
     )
@@ -277,3 +282,36 @@ async def me_rights(request: Request) -> Response:
     except FacegateError as exc:
         raise fail(request, exc, "/me/data") from None
     return redirect(f"/me/data?flash={req.deadline_at.date().isoformat()}")
+
+
+def _int_field(form: Any, name: str) -> int:
+    try:
+        return int(str(form.get(name, "")))
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number") from None
+
+
+@router.post("/me/visitor-pass", response_class=HTMLResponse)
+async def me_visitor_pass(request: Request) -> Response:
+    """A resident invites a visitor: a time-boxed QR pass, no face, no name (NJ-2020)."""
+    me = Me(request)
+    form = await request.form()
+    me.check(form)
+    try:
+        hours, uses = _int_field(form, "hours"), _int_field(form, "uses")
+        with me.rt.store.session() as s:
+            issued = issue_visitor_pass(
+                s, actor=me.actor, host_id=me.person_id, hours=hours, max_uses=uses
+            )
+            valid_until = issued.credential.valid_until
+    except FacegateError as exc:
+        raise fail(request, exc, "/me/data") from None
+    return me.page(
+        "visitor_pass.html",
+        {
+            "token": issued.secret,
+            "qr": qr_svg(issued.secret or "", scale=5),
+            "valid_until": valid_until.strftime("%Y-%m-%d %H:%M UTC") if valid_until else "",
+            "uses": uses,
+        },
+    )
