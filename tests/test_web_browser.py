@@ -242,6 +242,17 @@ def test_forms_without_csrf_token_are_refused(console):
     assert r.status == 403
     console.goto(W.base + "/console/sites")
     assert "Forged" not in console.content()
+    # The activation pages' forms too (PIA, notice facts and publish, signage).
+    for path, form in (
+        ("/console/pia", {"version": "9", "date": "2026-01-01", "signer": "x", "necessity": "x"}),
+        ("/console/notice/facts", {"name": "x", "address": "x", "contact": "x"}),
+        ("/console/notice/publish", {}),
+        ("/console/signage/ap-x", {"where": "x", "placed_on": "2026-01-01"}),
+    ):
+        r = console.request.post(W.base + path, form={**form, "csrf": "guessed"})
+        assert r.status == 403, path
+    console.goto(W.base + "/console/pia")
+    assert console.locator("#no-pia").count() == 1
 
 
 def test_access_points_and_face_only_is_refused_by_the_rule(console):
