@@ -245,3 +245,89 @@ def register_filing_cmd(
     except FacegateError as err:
         raise _fail(err) from err
     typer.echo(f"recorded: filed on {filed_on}")
+
+
+@register_app.command("operator")
+def register_operator_cmd(
+    name: str = typer.Option(..., "--name", help="Operator's legal name (notice N1)."),
+    address: str = typer.Option(..., "--address", help="Operator's address (N1)."),
+    contact: str = typer.Option(..., "--contact", help="Phone or e-mail (N1)."),
+    pipo_contact: str = typer.Option("", "--pipo-contact", help="PI protection officer (N1)."),
+    necessity: str = typer.Option("", "--necessity", help="Necessity statement (N6)."),
+    notice_url: str = typer.Option("", "--notice-url", help="Notice address, the sign's QR."),
+    self_service_url: str = typer.Option("", "--self-service-url", help="Self-service page."),
+    minors_rules_url: str = typer.Option("", "--minors-rules-url", help="Minors' rules (N9)."),
+    accessible: str = typer.Option(
+        "", "--accessible", help="N13, comma list of: large_print, audio, staff_assistance."
+    ),
+    publish: bool = typer.Option(False, "--publish", help="Publish a new notice version too."),
+    actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
+) -> None:
+    """Set the operator facts the notice needs (the console's "Operator facts" form)."""
+    from facegate.compliance.live import update_operator_facts
+    from facegate.compliance.model import Accessibility
+    from facegate.store.db import Store
+
+    settings = Settings()
+    store = Store(settings.database_url)
+    try:
+        forms = {f.strip() for f in accessible.split(",") if f.strip()}
+        unknown = forms - {"large_print", "audio", "staff_assistance"}
+        if unknown:
+            raise InvalidInput(f"--accessible does not know {', '.join(sorted(unknown))}.")
+        with store.session() as session:
+            update_operator_facts(
+                session,
+                settings,
+                actor=actor,
+                name=name,
+                address=address,
+                contact=contact,
+                pipo_contact=pipo_contact,
+                necessity_statement=necessity,
+                notice_url=notice_url,
+                self_service_url=self_service_url,
+                minors_rules_url=minors_rules_url,
+                accessibility=Accessibility(**{f: True for f in forms}) if forms else None,
+            )
+        if publish:
+            _publish(settings, actor)
+    except FacegateError as err:
+        raise _fail(err) from err
+    finally:
+        store.dispose()
+    typer.echo(
+        "operator facts saved" + ("" if publish else "; publish with `docs notice --publish`")
+    )
+
+
+@register_app.command("signage")
+def register_signage_cmd(
+    ap: str = typer.Option(..., "--ap", help="Access point id."),
+    where: str = typer.Option(..., "--where", help="Where the sign was put up."),
+    placed_on: str = typer.Option(..., "--date", help="Date it went up (YYYY-MM-DD)."),
+    actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
+) -> None:
+    """Record that the sign for the current notice is up at an access point (CAC-FR-13a)."""
+    from facegate.compliance.live import place_signage
+    from facegate.store.db import Store
+
+    settings = Settings()
+    try:
+        day = _day(placed_on, "--date")
+        store = Store(settings.database_url)
+        try:
+            with store.session() as session:
+                sign = place_signage(
+                    session,
+                    settings,
+                    actor=actor,
+                    access_point_id=ap,
+                    placed_on=day,
+                    location_note=where,
+                )
+        finally:
+            store.dispose()
+    except FacegateError as err:
+        raise _fail(err) from err
+    typer.echo(f"sign for notice v{sign.notice_version} recorded at {ap} ({where}, {day})")
