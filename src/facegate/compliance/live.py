@@ -63,7 +63,7 @@ from facegate.domain.notice import (
     build_notice_fields,
     current_notice,
     notice_sha256,
-    publish_notice,
+    publish_site_notice,
 )
 from facegate.errors import InvalidInput, NotFound
 from facegate.store import models as m
@@ -597,9 +597,21 @@ def publish_notice_from_config(
 ) -> m.NoticeVersion:
     """Publish the site's notice from the database and ``compliance.yaml`` (a new version only
     when a field changed; a re-consent-trigger change asks everyone to consent again)."""
-    site = _site(session, site_id)
-    fields = notice_fields_from_config(session, settings, site)
-    return publish_notice(session, site.id, fields, actor=actor)
+    # The one notice-publishing path (domain.notice.publish_site_notice); the preview above
+    # builds the same fields, and a test checks it reports no change right after publishing.
+    facts = load_facts(settings)
+    return publish_site_notice(
+        session,
+        settings,
+        actor=actor,
+        site_id=site_id,
+        necessity=facts.necessity_statement
+        or (facts.pia[-1].necessity_statement if facts.pia else ""),
+        processors=", ".join(facts.vendors),
+        minors_rules_link=facts.minors_rules_url,
+        notice_link=facts.notice_url,
+        accessibility=accessibility_text(facts.accessibility),
+    )
 
 
 class NoticePreview(StrictModel):
