@@ -119,3 +119,60 @@ def test_live_system_from_the_command_line(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = live("comply", data=tmp_path / "empty")
     assert r.exit_code == 2 and "facegate init" in r.stderr
+
+
+def test_face_switched_on_from_the_command_line(tmp_path: Path) -> None:
+    """init -> operator facts (publish) -> PIA -> sign -> face on, each refusal naming its rule."""
+    from facegate import domain
+    from facegate.config import Settings
+    from facegate.store.crypto import load_keyring
+    from facegate.store.db import Store
+
+    data = tmp_path / "data"
+    settings = Settings(data_dir=data)
+    load_keyring(settings, create=True)
+    store = Store(settings.database_url)
+    with store.session() as s:
+        site = domain.init_site(s, settings, actor="t", site_name="Garden Court").site_id
+        ap = domain.add_access_point(
+            s, actor="t", name="Gate", kind="gate", methods=["face", "card"]
+        ).id
+    store.dispose()
+
+    r = fg("face", "on", "--site", site, data=data)
+    assert r.exit_code == 2 and "CAC-FR-05a" in r.stderr
+    r = fg("register", "operator", "--name", "ACME", "--address", "", "--contact", "x", data=data)
+    assert r.exit_code == 2 and "CAC-FR-05a" in r.stderr  # an empty address is refused
+    r = fg(
+        "register", "operator", "--name", "ACME Property Services Co.",
+        "--address", "1 Garden Road, Hangzhou", "--contact", "+86 571 0000 0000",
+        "--necessity", "Residents asked for hands-free entry; card, PIN and QR stay available.",
+        "--notice-url", "https://gate.example/notice",
+        "--self-service-url", "https://gate.example/me",
+        "--minors-rules-url", "https://gate.example/minors",
+        "--accessible", "large_print,audio,staff_assistance", "--publish",
+        data=data,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = fg(
+        "register", "pia", "--version", "1", "--date", "2026-11-25", "--signer", "W. Zhang",
+        "--necessity", "Hands-free entry for residents who opt in.",
+        data=data,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = fg("face", "on", "--site", site, data=data)
+    assert r.exit_code == 2 and "CAC-FR-13a" in r.stderr  # no sign up yet
+    r = fg("register", "signage", "--ap", ap, "--where", "", "--date", "2026-11-25", data=data)
+    assert r.exit_code == 2  # where the sign is must be said
+    r = fg(
+        "register", "signage", "--ap", ap, "--where", "left of the turnstile",
+        "--date", "2026-11-25",
+        data=data,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = fg("face", "on", "--site", site, data=data)
+    assert r.exit_code == 0, r.stderr
+    store = Store(settings.database_url)
+    with store.session() as s:
+        assert domain.get_access_point(s, ap).face_enabled
+    store.dispose()
