@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from facegate.access.decide import FaceMatcher, GateContext
 from facegate.access.dedup import EventDeduplicator
@@ -19,50 +19,11 @@ from facegate.access.sync import ChangeListener, ChangePoller
 from facegate.api.observability import Metrics
 from facegate.config import Settings
 from facegate.domain.common import changes_since
-from facegate.domain.consent import valid_consent
-from facegate.store.crypto import Keyring, load_keyring
+from facegate.store.crypto import load_keyring
 from facegate.store.db import Store
-from facegate.store.models import ChangeLog, Person, PersonKey, Site, Template
+from facegate.store.models import ChangeLog, Site
 
 log = logging.getLogger("facegate.server")
-
-
-def load_person_entries(
-    session: Session, keyring: Keyring, site_id: str, person_id: str
-) -> list[GalleryEntry]:
-    """One person's decrypted templates, if they may be matched (same rules as the store's
-    site loader: active, valid consent incl. a guardian's for under-14s; scope = consent's)."""
-    person = session.get(Person, person_id)
-    if person is None or person.status != "active" or person.site_id != site_id:
-        return []
-    consent = valid_consent(session, person)
-    if consent is None:
-        return []
-    pk = session.get(PersonKey, person_id)
-    if pk is None:
-        return []
-    data_key = keyring.unwrap_data_key(person_id, pk.key_id, pk.wrapped)
-    rows = session.execute(
-        select(Template).where(Template.person_id == person_id).order_by(Template.created_at)
-    ).scalars()
-    scope = frozenset(consent.scope or ())
-    return [
-        GalleryEntry(
-            person_id,
-            t.id,
-            keyring.decrypt_template(
-                data_key,
-                t.nonce,
-                t.ciphertext,
-                template_id=t.id,
-                person_id=person_id,
-                model_id=t.model_id,
-            ),
-            t.model_id,
-            scope,
-        )
-        for t in rows
-    ]
 
 
 class StoreGalleryLoader(GalleryLoader):
@@ -90,8 +51,6 @@ class StoreGalleryLoader(GalleryLoader):
         from facegate.domain.enrollment import load_gallery_entries
 
         with self._session() as s:
-            if person_id is not None:
-                return load_person_entries(s, self.keyring, site_id, person_id)
             return [
                 GalleryEntry(
                     e.person_pseudonym,
@@ -100,7 +59,7 @@ class StoreGalleryLoader(GalleryLoader):
                     e.model_id,
                     frozenset(e.access_point_ids),
                 )
-                for e in load_gallery_entries(s, self.keyring, site_id)
+                for e in load_gallery_entries(s, self.keyring, site_id, person_id=person_id)
             ]
 
     def changes_since(self, seq: int) -> list[Change]:

@@ -150,7 +150,9 @@ def build_site_gallery(
     return gallery
 
 
-def _template_rows(session: Session, site_id: str, model_id: str | None) -> Iterator[Any]:
+def _template_rows(
+    session: Session, site_id: str, model_id: str | None, person_id: str | None = None
+) -> Iterator[Any]:
     """Plain rows (no ORM objects: a 100k gallery must not fill the identity map), grouped
     by person so each data key is unwrapped once."""
     stmt = (
@@ -170,6 +172,8 @@ def _template_rows(session: Session, site_id: str, model_id: str | None) -> Iter
     )
     if model_id is not None:
         stmt = stmt.where(Template.model_id == model_id)
+    if person_id is not None:
+        stmt = stmt.where(Template.person_id == person_id)
     yield from session.execute(stmt).yield_per(5000)
 
 
@@ -339,25 +343,24 @@ class GalleryEntry:
 
 
 def load_gallery_entries(
-    session: Session, keyring: Keyring, site_id: str, model_id: str | None = None
+    session: Session,
+    keyring: Keyring,
+    site_id: str,
+    model_id: str | None = None,
+    person_id: str | None = None,
 ) -> Iterator[GalleryEntry]:
-    """Decrypted templates a gate of ``site_id`` may match against.
+    """Decrypted templates a gate of ``site_id`` may match against (of one person, when
+    ``person_id`` is given, for a gate following a change).
 
     Only persons with a valid consent (not withdrawn, renewal not pending after a notice
     change, guardian's consent for under-14s), and only templates of ``model_id`` when given
     (templates of another model are never compared). ``access_point_ids`` is the consent's
     scope. Vectors stay in the caller's memory; never log or send them (principle 4).
     """
-    persons = {
-        r.id: r
-        for r in session.execute(
-            select(Person.id, Person.birth_date, Person.minor_under_14).where(
-                Person.site_id == site_id, Person.status == "active"
-            )
-        )
-    }
-    consents: dict[str, tuple[str, ...]] = {}
-    for c in session.execute(
+    person_q = select(Person.id, Person.birth_date, Person.minor_under_14).where(
+        Person.site_id == site_id, Person.status == "active"
+    )
+    consent_q = (
         select(Consent.person_id, Consent.guardian_id, Consent.scope)
         .where(
             Consent.site_id == site_id,
@@ -365,13 +368,21 @@ def load_gallery_entries(
             Consent.renewal_required_at.is_(None),
         )
         .order_by(Consent.given_at)
-    ):
+    )
+    if person_id is not None:
+        person_q = person_q.where(Person.id == person_id)
+        consent_q = consent_q.where(Consent.person_id == person_id)
+    persons = {r.id: r for r in session.execute(person_q)}
+    consents: dict[str, tuple[str, ...]] = {}
+    for c in session.execute(consent_q):
         p = persons.get(c.person_id)
         if p is None:
             continue
         if c.guardian_id is None and _under_14(p.birth_date, p.minor_under_14):
             continue  # CAC-FR-07: a child's own consent does not count
         consents[c.person_id] = tuple(c.scope or ())  # the latest valid one wins
-    rows = (r for r in _template_rows(session, site_id, model_id) if r.person_id in consents)
+    rows = (
+        r for r in _template_rows(session, site_id, model_id, person_id) if r.person_id in consents
+    )
     for r, vec in _decrypt_rows(keyring, rows):
         yield GalleryEntry(r.person_id, r.id, vec, r.model_id, consents[r.person_id])
