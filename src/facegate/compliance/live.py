@@ -60,10 +60,10 @@ from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
 from facegate.domain.notice import (
     RECONSENT_TRIGGERS,
-    build_notice_fields,
     current_notice,
     notice_sha256,
     publish_site_notice,
+    site_notice_fields,
 )
 from facegate.errors import InvalidInput, NotFound
 from facegate.store import models as m
@@ -190,7 +190,7 @@ def _flatten(fields: dict[str, dict[str, str]]) -> dict[str, str]:
 
 
 def _notice(
-    session: Session, settings: Settings, site: m.Site, org: m.Organization | None
+    session: Session, settings: Settings, site: m.Site
 ) -> tuple[Notice | None, datetime | None, datetime | None]:
     """The site's current notice, when it went stale (if it did) and the last re-consent change."""
     versions = (
@@ -217,13 +217,7 @@ def _notice(
     reconsent = max((v.effective_at for v in versions if v.requires_reconsent), default=None)
     # The parts of the notice that describe the access points (purpose, alternatives) must
     # still match them; otherwise the configuration changed after the notice (CAC-FR-05b).
-    aps = session.execute(select(m.AccessPoint).where(m.AccessPoint.site_id == site.id)).scalars()
-    now_fields = build_notice_fields(
-        settings,
-        site_name=site.name,
-        access_points=list(aps),
-        operator_name=org.name if org else "",
-    )
+    now_fields = site_notice_fields(session, settings, site)
     stale_parts = [
         ("N2", "purpose"),
         ("N7", "alternatives"),
@@ -377,7 +371,7 @@ def deployment_from_store(
             )
         )
         if notice is None:  # the model holds one notice: the first site's
-            notice, changed_at, reconsent = _notice(session, settings, s, org)
+            notice, changed_at, reconsent = _notice(session, settings, s)
     contact = org.contact if org else ""
     retention = [
         RetentionRule(
@@ -568,28 +562,23 @@ def _site(session: Session, site_id: str | None) -> m.Site:
     return site
 
 
+def _notice_options(facts: LiveFacts) -> dict[str, str]:
+    """The notice facts ``compliance.yaml`` holds, as ``domain.site_notice_fields`` takes them."""
+    return {
+        "necessity": facts.necessity_statement
+        or (facts.pia[-1].necessity_statement if facts.pia else ""),
+        "processors": ", ".join(facts.vendors),
+        "minors_rules_link": facts.minors_rules_url,
+        "notice_link": facts.notice_url,
+        "accessibility": accessibility_text(facts.accessibility),
+    }
+
+
 def notice_fields_from_config(
     session: Session, settings: Settings, site: m.Site
 ) -> dict[str, dict[str, str]]:
     """The notice fields N1-N13 the database and ``compliance.yaml`` describe now."""
-    facts = load_facts(settings)
-    org = session.get(m.Organization, site.organization_id)
-    aps = session.execute(select(m.AccessPoint).where(m.AccessPoint.site_id == site.id)).scalars()
-    return build_notice_fields(
-        settings,
-        operator_name=org.name if org else "",
-        operator_address=org.address if org else "",
-        operator_contact=org.contact if org else "",
-        pipo_contact=org.pipo_contact if org else "",
-        site_name=site.name,
-        access_points=list(aps),
-        necessity=facts.necessity_statement
-        or (facts.pia[-1].necessity_statement if facts.pia else ""),
-        processors=", ".join(facts.vendors),
-        minors_rules_link=facts.minors_rules_url,
-        notice_link=facts.notice_url,
-        accessibility=accessibility_text(facts.accessibility),
-    )
+    return site_notice_fields(session, settings, site, **_notice_options(load_facts(settings)))
 
 
 def publish_notice_from_config(
@@ -597,21 +586,9 @@ def publish_notice_from_config(
 ) -> m.NoticeVersion:
     """Publish the site's notice from the database and ``compliance.yaml`` (a new version only
     when a field changed; a re-consent-trigger change asks everyone to consent again)."""
-    # The one notice-publishing path (domain.notice.publish_site_notice); the preview above
-    # builds the same fields, and a test checks it reports no change right after publishing.
-    facts = load_facts(settings)
-    return publish_site_notice(
-        session,
-        settings,
-        actor=actor,
-        site_id=site_id,
-        necessity=facts.necessity_statement
-        or (facts.pia[-1].necessity_statement if facts.pia else ""),
-        processors=", ".join(facts.vendors),
-        minors_rules_link=facts.minors_rules_url,
-        notice_link=facts.notice_url,
-        accessibility=accessibility_text(facts.accessibility),
-    )
+    # The one notice-publishing path; the preview builds its fields with the same function.
+    options = _notice_options(load_facts(settings))
+    return publish_site_notice(session, settings, actor=actor, site_id=site_id, **options)
 
 
 class NoticePreview(StrictModel):

@@ -51,6 +51,7 @@ from facegate.domain.notice import (
     publish_notice,
     publish_site_notice,
     render_notice_text,
+    site_notice_fields,
 )
 from facegate.domain.people import (
     InitResult,
@@ -142,6 +143,7 @@ __all__ = [
     "person_summary",
     "publish_notice",
     "publish_site_notice",
+    "site_notice_fields",
     "qr_secret_matches",
     "record_consent",
     "render_notice_text",

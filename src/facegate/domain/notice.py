@@ -26,6 +26,7 @@ from facegate.store.models import (
     Consent,
     NoticeVersion,
     Organization,
+    Site,
 )
 
 NOTICE_FIELDS = tuple(f"N{i}" for i in range(1, 14))
@@ -313,6 +314,36 @@ def publish_notice(
     )
 
 
+def site_notice_fields(
+    session: Session,
+    settings: Settings,
+    site: Site,
+    *,
+    necessity: str = "",
+    processors: str = "",
+    accessibility: str = "",
+    minors_rules_link: str = "",
+    notice_link: str = "",
+) -> dict[str, dict[str, str]]:
+    """A site's notice fields as its operator, access points and configuration describe now."""
+    org = session.get(Organization, site.organization_id)
+    aps = session.execute(select(AccessPoint).where(AccessPoint.site_id == site.id)).scalars()
+    return build_notice_fields(
+        settings,
+        operator_name=org.name if org else "",
+        operator_address=org.address if org else "",
+        operator_contact=org.contact if org else "",
+        pipo_contact=org.pipo_contact if org else "",
+        site_name=site.name,
+        access_points=list(aps),
+        necessity=necessity,
+        processors=processors,
+        accessibility=accessibility,
+        minors_rules_link=minors_rules_link,
+        notice_link=notice_link,
+    )
+
+
 def publish_site_notice(
     session: Session,
     settings: Settings,
@@ -328,16 +359,10 @@ def publish_site_notice(
     """Regenerate a site's notice from its operator, access points and configuration, and
     publish it (a new version only when a field changed; see ``publish_notice``)."""
     site = get_site(session, site_id)
-    org = session.get(Organization, site.organization_id)
-    aps = session.execute(select(AccessPoint).where(AccessPoint.site_id == site.id)).scalars()
-    fields = build_notice_fields(
+    fields = site_notice_fields(
+        session,
         settings,
-        operator_name=org.name if org else "",
-        operator_address=org.address if org else "",
-        operator_contact=org.contact if org else "",
-        pipo_contact=org.pipo_contact if org else "",
-        site_name=site.name,
-        access_points=list(aps),
+        site,
         necessity=necessity,
         processors=processors,
         accessibility=accessibility,
