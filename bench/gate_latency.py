@@ -139,7 +139,10 @@ def main() -> None:
 
     frames_ = frames(args.live, args.lfw)
     pipe = FacePipeline(Settings(data_dir=Path(tempfile.mkdtemp(prefix="facegate-bench-"))))
-    print(f"dlib backend: {pipe.dlib_backend}; model {pipe.model_id}")
+    print(
+        f"YuNet on {pipe.detector.runtime}; dlib backend: {pipe.dlib_backend}; "
+        f"model {pipe.model_id}"
+    )
     if args.detect_max_side:
         pipe.detector.max_side = args.detect_max_side
         scales = pipe.detector.scales_for(640, 480)

@@ -1,6 +1,7 @@
-"""Verification decisions with dlib's ResNet in onnxruntime vs dlib itself, pair by pair.
+"""Verification decisions with onnxruntime (YuNet, dlib's ResNet) vs OpenCV DNN + dlib, pair by pair.
 
-Two pipelines that differ only in ``Settings.dlib_onnx`` decide every pair (the same steps as
+Two pipelines that differ only in ``Settings.yunet_onnx`` and ``Settings.dlib_onnx`` (the
+shipped onnxruntime path vs OpenCV's FaceDetectorYN and dlib's own CPU code) decide every pair (the same steps as
 ``FacePipeline.verify``: gate profile, largest face) of every pairs file in the shared data;
 the script counts pairs whose decision (match / no_match / no_face / low_quality) differs
 and reports the largest score difference. Each image is analysed once per pipeline.
@@ -81,10 +82,12 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="facegate-bench-"))
-    on = FacePipeline(Settings(data_dir=tmp, dlib_onnx=True))
-    off = FacePipeline(Settings(data_dir=tmp, dlib_onnx=False))
+    on = FacePipeline(Settings(data_dir=tmp, dlib_onnx=True, yunet_onnx=True))
+    off = FacePipeline(Settings(data_dir=tmp, dlib_onnx=False, yunet_onnx=False))
     assert on.dlib_backend == "dlib-resnet-onnx", on.dlib_backend
-    assert off.dlib_backend == "dlib-resnet" and on.model_id == off.model_id
+    assert on.detector.runtime == "onnxruntime", on.detector.runtime
+    assert off.dlib_backend == "dlib-resnet" and off.detector.runtime == "opencv-dnn"
+    assert on.model_id == off.model_id
     print(f"model {on.model_id}, threshold {on.threshold:.6f}", flush=True)
 
     queues = []

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # dlib's ResNet runs in onnxruntime when the graph converted on this machine passes its
     # start-up self-check against dlib (same vectors, same model_id); False forces dlib.
     dlib_onnx: bool = True
+    # YuNet runs in onnxruntime (same pinned file, same boxes to float rounding, about twice
+    # as fast) when its start-up self-check agrees with OpenCV's DNN; False forces OpenCV.
+    yunet_onnx: bool = True
 
     @property
     def database_url(self) -> str:

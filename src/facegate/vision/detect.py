@@ -55,6 +55,8 @@ class YuNetDetector:
         max_side: int = 640,
         keep_face_px: int = 80,
         min_detect_px: int = 24,
+        onnx: bool = True,
+        threads: int = 1,
     ) -> None:
         self._path = str(model_path("yunet", model_dir))
         self.score_threshold = score_threshold
@@ -62,6 +64,13 @@ class YuNetDetector:
         self.max_side = max_side
         self.min_scale = min_detect_px / keep_face_px
         self._local = threading.local()  # OpenCV nets are not thread-safe: one per thread
+        # Same file, same boxes, twice as fast (issue 9); None: OpenCV's FaceDetectorYN.
+        self._onnx = None
+        if onnx:
+            from facegate.vision.yunet_onnx import shared_onnx_yunet
+
+            self._onnx = shared_onnx_yunet(Path(self._path), threads)
+        self.runtime = "onnxruntime" if self._onnx is not None else "opencv-dnn"
 
     def _net(self) -> cv2.FaceDetectorYN:
         net = getattr(self._local, "net", None)
@@ -93,11 +102,14 @@ class YuNetDetector:
             fx, fy = w / sw, h / sh
         else:
             img, fx, fy = bgr, 1.0, 1.0
-        net = self._net()
-        net.setInputSize((img.shape[1], img.shape[0]))
-        _, rows = net.detect(img)
-        if rows is None:
-            return []
+        if self._onnx is not None:
+            rows = self._onnx.detect(img, self.score_threshold, self.nms_threshold, 5000)
+        else:
+            net = self._net()
+            net.setInputSize((img.shape[1], img.shape[0]))
+            _, rows = net.detect(img)
+            if rows is None:
+                return []
         out = []
         for r in rows:
             box = (float(r[0] * fx), float(r[1] * fy), float(r[2] * fx), float(r[3] * fy))

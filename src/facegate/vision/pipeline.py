@@ -110,7 +110,9 @@ class FacePipeline:
         model_dir = model_dir if model_dir is not None else s.model_dir
         self.calibration: EmbedderCalibration = load_calibration(names, calibration_file)
         self.limits = DecodeLimits(s.max_image_bytes, s.max_image_pixels, s.min_image_side)
-        self.detector = DETECTORS[s.detector](model_dir=model_dir)
+        self.detector = DETECTORS[s.detector](
+            model_dir=model_dir, onnx=s.yunet_onnx, threads=s.inference_threads
+        )
         self.embedders: dict[str, Embedder] = {}
         self.dlib_backend = "dlib-resnet"  # which runtime computes dlib's ResNet descriptors
         for n in names:
