@@ -1,10 +1,11 @@
-"""Verification decisions with onnxruntime (YuNet, dlib's ResNet) vs OpenCV DNN + dlib, pair by pair.
+"""Decisions with onnxruntime (YuNet, dlib's ResNet) vs OpenCV DNN + dlib, pair by pair.
 
 Two pipelines that differ only in ``Settings.yunet_onnx`` and ``Settings.dlib_onnx`` (the
-shipped onnxruntime path vs OpenCV's FaceDetectorYN and dlib's own CPU code) decide every pair (the same steps as
-``FacePipeline.verify``: gate profile, largest face) of every pairs file in the shared data;
-the script counts pairs whose decision (match / no_match / no_face / low_quality) differs
-and reports the largest score difference. Each image is analysed once per pipeline.
+shipped onnxruntime path vs OpenCV's FaceDetectorYN and dlib's own CPU code) decide every
+pair (the same steps as ``FacePipeline.verify``: gate profile, largest face) of every pairs
+file in the shared data; the script counts pairs whose decision (match / no_match /
+no_face / low_quality) differs and reports the largest score difference. Each image is
+analysed once per pipeline.
 
     PYTHONPATH=src taskset -c 0 /work/venv/bin/python bench/onnx_decisions.py --limit 150
 
