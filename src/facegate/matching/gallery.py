@@ -415,16 +415,25 @@ class Gallery:
             dots += np.take(penalty, self._row_sidx[:n])
 
         # tau: the exact k-th best subject score among the rows near the best coarse score.
-        top = int(dots.max())
         window = max(2 * slack, 1.0)
+        cut = max(int(dots.max()) - window, _FLOOR)
+        jumps = 0
         while True:
-            cut = max(top - window, _FLOOR)
             near = np.flatnonzero(dots >= cut)
             near_scores = self._vecs[near] @ q
             tau = self._kth_subject_score(near, near_scores, k)
             if tau is not None or cut == _FLOOR:
                 break
-            window *= 2  # gently: a wide window means a large exact re-rank
+            # Fewer than k subjects at or above the cut (an enrolled person's own templates,
+            # typically): jump to the best coarse score below it instead of widening the
+            # window step by step, which re-ranked ever larger slices of the gallery.
+            # Each jump adds at least one row; after a few, widen too (many templates of one
+            # subject, or a large k), so a search never takes more than a few dozen passes.
+            jumps += 1
+            if jumps > 8:
+                window *= 2
+            below = int(np.max(dots, where=dots < cut, initial=_FLOOR))
+            cut = max(below - window, _FLOOR)
         if tau is None:  # fewer than k subjects in the whole (filtered) gallery
             return self._best_subjects(near, near_scores, k)
         # Every row whose exact score could reach tau.
