@@ -45,7 +45,7 @@ def test_verify_exit_codes(imgs, tmp_path):
 
 
 def test_detect_json(imgs):
-    r = run("detect", str(imgs["two"]), "--json")
+    r = run("detect", str(imgs["two"]), "--json", "--profile", "enroll")
     assert r.returncode == 0, r.stderr
     body = json.loads(r.stdout)
     assert len(body["faces"]) == 2

@@ -136,7 +136,42 @@ def test_reason_no_face(face_pipeline, shared_data):
 
 def test_reason_multiple_faces(face_pipeline, shared_data):
     img = shared_data / "detection" / "images" / "face_recognition" / "two_people.jpg"
-    assert "multiple_faces" in _reasons(face_pipeline, img)
+    assert "multiple_faces" in _reasons(face_pipeline, img, "enroll")
+    # A gate decides on "the" face and is not refused because someone else is in view.
+    assert "multiple_faces" not in _reasons(face_pipeline, img, "gate")
+
+
+def test_the_face_of_equally_large_faces_is_the_most_central(face_pipeline, shared_data):
+    """LFW labels the centred face; a detector's box sizes of equal faces differ by jitter."""
+    lfw = shared_data / "lfw_dev" / "images"
+    for image, other in [
+        ("Chen_Shui-bian/Chen_Shui-bian_0005.jpg", "Chen_Shui-bian/Chen_Shui-bian_0001.jpg"),
+        (
+            "Charles_Grassley/Charles_Grassley_0001.jpg",
+            "Charles_Grassley/Charles_Grassley_0002.jpg",
+        ),
+    ]:
+        faces = face_pipeline.analyze(lfw / image)
+        assert len(faces) >= 2 and faces[1].box[3] >= 0.9 * faces[0].box[3]  # nearly a tie
+        centre = [
+            abs(f.box[0] + f.box[2] / 2 - 125) + abs(f.box[1] + f.box[3] / 2 - 125) for f in faces
+        ]
+        assert centre[0] == min(centre)
+        v = face_pipeline.verify(lfw / image, lfw / other)
+        assert v.match, (image, v)
+
+
+def test_order_faces_moves_the_central_one_of_a_tie_first():
+    from facegate.vision.detect import Detection, order_faces
+
+    def det(x, y, w, h):
+        return Detection((x, y, w, h), np.zeros((5, 2), np.float32), 0.9)
+
+    left, centre, small = det(0, 100, 100, 100), det(270, 190, 97, 97), det(300, 0, 60, 60)
+    assert order_faces([small, left, centre], 640, 480) == [centre, left, small]
+    big = det(0, 100, 120, 120)  # clearly larger: the largest stays first, wherever it is
+    assert order_faces([centre, big, small], 640, 480) == [big, centre, small]
+    assert order_faces([], 640, 480) == []
 
 
 def test_reason_face_too_small(face_pipeline, shared_data):

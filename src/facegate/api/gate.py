@@ -98,7 +98,7 @@ def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
         if not faces:
             probes.append(FrameProbe(None, 0.0, "no_face"))
             continue
-        face = faces[0]  # the gate decides on the largest face
+        face = faces[0]  # "the" face: the largest, or the most central of equally large ones
         if face.template is None:
             why = face.quality.reasons[0] if face.quality.reasons else "unknown"
             probes.append(FrameProbe(None, 0.0, f"low_quality:{why}"))

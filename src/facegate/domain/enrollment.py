@@ -62,14 +62,6 @@ class EnrollResult:
     qualities: list[float | None]
 
 
-def _box_area(face: Any) -> float:
-    box = getattr(face, "box", None)
-    try:
-        return float(box[2]) * float(box[3])  # type: ignore[index]
-    except (TypeError, IndexError):
-        return 0.0
-
-
 def _quality_reasons(face: Any) -> list[str]:
     q = getattr(face, "quality", None)
     if q is None:
@@ -97,7 +89,7 @@ def _templates_from_images(pipe: FacePipeline, images: Sequence[Any]) -> list[tu
         faces = pipe.analyze(image, profile="enroll")
         if not faces:
             raise NoFaceFound(f"image {i}: no face found", image=i)
-        face = max(faces, key=_box_area)  # the largest face is the one being enrolled
+        face = faces[0]  # "the" face, as at a gate (vision.detect.order_faces)
         reasons = _quality_reasons(face)
         if reasons or face.template is None:
             reasons = reasons or ["no_template"]

@@ -118,7 +118,7 @@ class YuNetDetector:
         return out
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Every face, largest first."""
+        """Every face, "the" face first, then largest first (see ``order_faces``)."""
         h, w = rgb.shape[:2]
         bgr = np.ascontiguousarray(rgb[..., ::-1])
         found: list[Detection] = []
@@ -130,8 +130,31 @@ class YuNetDetector:
         for d in found:
             if all(_iou(d.box, k.box) < self.nms_threshold for k in kept):
                 kept.append(d)
-        kept.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
-        return kept
+        return order_faces(kept, w, h)
+
+
+# Boxes of two faces equally far from the camera differ in size by the detector's jitter
+# (a few per cent from frame to frame), so "the largest" alone would pick at random.
+NEAR_TIE = 0.95
+
+
+def order_faces(dets: list[Detection], width: int, height: int) -> list[Detection]:
+    """Largest first; "the" face is the largest, or among faces at least ``NEAR_TIE`` of its
+    size, the one nearest the frame's centre (a gate camera is aimed at its lane, and a
+    labelled photo is centred on its subject). That face is moved to the front."""
+    out = sorted(dets, key=lambda d: d.box[2] * d.box[3], reverse=True)
+    if len(out) > 1:
+        ties = [d for d in out if d.size >= NEAR_TIE * out[0].size]
+        cx, cy = width / 2, height / 2
+
+        def off_centre(d: Detection) -> float:
+            x, y, bw, bh = d.box
+            return (x + bw / 2 - cx) ** 2 + (y + bh / 2 - cy) ** 2
+
+        first = min(ties, key=off_centre)
+        out.remove(first)
+        out.insert(0, first)
+    return out
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -1,7 +1,7 @@
 """FacePipeline: image in, faces with quality verdicts and fused templates out.
 
     pipe = FacePipeline()
-    faces = pipe.analyze(image)          # largest first
+    faces = pipe.analyze(image)          # largest first ("the" face first: order_faces)
     pipe.verify(image_a, image_b)        # Verification(match, score, threshold, reason)
 
 The fused template concatenates each embedder's unit vector scaled by its calibrated weight
@@ -186,9 +186,10 @@ class FacePipeline:
         max_faces: int | None = None,
         timings: dict[str, float] | None = None,
     ) -> list[Face]:
-        """Every face, largest first; faces that pass ``profile`` carry a template.
+        """Every face, largest first ("the" face first, see ``detect.order_faces``); faces
+        that pass ``profile`` carry a template.
 
-        ``max_faces`` limits how many faces (largest first) are checked and embedded; the
+        ``max_faces`` limits how many faces (in that order) are checked and embedded; the
         others are not returned. ``timings`` collects seconds per stage when given.
         """
         return self.analyze_many([image], profile, max_faces, timings)[0]
@@ -282,7 +283,8 @@ class FacePipeline:
     def verify(
         self, image_a: ImageInput, image_b: ImageInput, profile: str | QualityProfile = "gate"
     ) -> Verification:
-        """Are the largest faces of two images the same person, at the shipped threshold?"""
+        """Are "the" faces of two images (``detect.order_faces``) the same person, at the
+        shipped threshold?"""
         templates = []
         for name, image in (("a", image_a), ("b", image_b)):
             faces = self.analyze(image, profile, max_faces=1)

@@ -44,9 +44,11 @@ class QualityProfile:
     max_yaw: float  # nose offset from the eyes' midpoint, in interocular distances
     pitch_range: tuple[float, float]  # nose height between eyes (0) and mouth (1)
     min_inside: float  # share of the face box inside the frame
-    # Another face at least this large (relative to the largest) makes the image ambiguous.
-    # A gate decides on the largest face, so ``gate`` only refuses faces equally close.
-    other_face_ratio: float
+    # Another face at least this large (relative to the first) makes the image ambiguous.
+    # None: other faces never refuse. A gate decides on "the" face (the largest, the most
+    # central of equally large ones; ``detect.order_faces``) as commercial terminals do;
+    # an enrollment photo must show one person.
+    other_face_ratio: float | None
 
 
 PROFILES: dict[str, QualityProfile] = {
@@ -59,7 +61,7 @@ PROFILES: dict[str, QualityProfile] = {
         max_yaw=1.0,
         pitch_range=(0.25, 0.90),
         min_inside=0.8,
-        other_face_ratio=0.95,
+        other_face_ratio=None,
     ),
     "enroll": QualityProfile(
         name="enroll",
@@ -194,13 +196,14 @@ def assess(
         and np.all(lm[:, 0] < width)
         and np.all(lm[:, 1] < height)
     )
-    largest = detections[0].size if detections else det.size
+    largest = max((d.size for d in detections), default=det.size)
     # Another face competes when it is about as large and mostly in view: a face cut by the
     # frame's edge belongs to someone beside the lane, not a second person in front of it.
     others = [
         d
         for d in detections
         if d is not det
+        and p.other_face_ratio is not None
         and d.size >= p.other_face_ratio * largest
         and _face_inside(d, width, height) >= p.min_inside
     ]
