@@ -66,3 +66,57 @@ def test_tampered_sface_is_refused(tmp_path: Path) -> None:
 def test_rejects_badly_shaped_chips(sface: OnnxSFace) -> None:
     with pytest.raises(ValueError):
         sface.features_from_chips(np.zeros((1, 150, 150, 3), np.uint8))
+
+
+def test_pipeline_embedder_uses_onnxruntime_with_the_same_vectors(shared_data: Path) -> None:
+    from facegate.vision import sface_onnx
+    from facegate.vision.embed import SFaceEmbedder
+
+    fast, reference = SFaceEmbedder(onnx=True), SFaceEmbedder(onnx=False)
+    assert (fast.runtime, reference.runtime) == ("onnxruntime", "opencv-dnn")
+    rgb = np.ascontiguousarray(_bgr_chips(shared_data)[..., ::-1])
+    rgb = np.concatenate([rgb, rgb[:3]])  # 9 chips: more than one onnxruntime batch
+    assert len(rgb) > sface_onnx.BATCH
+    for flip in (False, True):
+        got, want = fast.embed_chips(rgb, flip), reference.embed_chips(rgb, flip)
+        assert float(cosine_rows(got, want).min()) >= 0.9999
+
+
+def test_fallback_when_onnxruntime_is_absent(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import sys
+
+    from facegate.vision import sface_onnx
+    from facegate.vision.embed import SFaceEmbedder
+
+    monkeypatch.setattr(sface_onnx, "_shared", {})
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
+    with caplog.at_level(logging.WARNING, logger=sface_onnx.__name__):
+        emb = SFaceEmbedder()
+    assert emb.runtime == "opencv-dnn"
+    assert "onnxruntime unavailable" in caplog.text
+
+
+def test_fallback_when_self_check_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from facegate.vision import sface_onnx
+    from facegate.vision.embed import SFaceEmbedder
+
+    real = OnnxSFace.features_from_rgb
+
+    def drifted(self: OnnxSFace, chips: np.ndarray) -> np.ndarray:
+        out = real(self, chips)
+        out[:, :64] *= -1  # a graph that runs but computes something else
+        return out
+
+    monkeypatch.setattr(sface_onnx, "_shared", {})
+    monkeypatch.setattr(OnnxSFace, "features_from_rgb", drifted)
+    with caplog.at_level(logging.WARNING, logger=sface_onnx.__name__):
+        emb = SFaceEmbedder()
+    assert emb.runtime == "opencv-dnn"
+    assert "self-check failed" in caplog.text

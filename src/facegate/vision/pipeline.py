@@ -120,6 +120,10 @@ class FacePipeline:
                 if dlib_descriptor_backend is None and s.dlib_onnx:
                     dlib_descriptor_backend = self._onnx_dlib(s, model_dir)
                 self.embedders[n] = DlibEmbedder(model_dir, dlib_descriptor_backend)
+            elif n == "sface":
+                self.embedders[n] = SFaceEmbedder(
+                    model_dir, onnx=s.sface_onnx, threads=s.inference_threads
+                )
             else:
                 self.embedders[n] = EMBEDDERS[n](model_dir)
         self.weights = np.array([self.calibration.weights[n] for n in names], np.float32)
