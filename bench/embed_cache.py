@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 
 from facegate.errors import FacegateError
+from facegate.vision import FacePipeline
 from facegate.vision.decode import decode
-from facegate.vision.detect import YuNetDetector
-from facegate.vision.embed import DlibEmbedder, SFaceEmbedder
 from facegate.vision.quality import assess
 
 DATA = Path(
@@ -58,7 +57,9 @@ def embed_set(set_name: str, force: bool = False) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     cv2.setNumThreads(1)
-    det, sface, dlib_e = YuNetDetector(), SFaceEmbedder(), DlibEmbedder()
+    # FacePipeline's own detector and embedders (onnxruntime where its self-checks pass).
+    pipe = FacePipeline()
+    det, sface, dlib_e = pipe.detector, pipe.embedders["sface"], pipe.embedders["dlib"]
     rows = manifest(set_name)
     n = len(rows)
     out = {

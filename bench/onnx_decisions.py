@@ -1,8 +1,8 @@
-"""Decisions with onnxruntime (YuNet, dlib's ResNet) vs OpenCV DNN + dlib, pair by pair.
+"""Decisions with onnxruntime (YuNet, SFace, dlib's ResNet) vs OpenCV DNN + dlib, per pair.
 
-Two pipelines that differ only in ``Settings.yunet_onnx`` and ``Settings.dlib_onnx`` (the
-shipped onnxruntime path vs OpenCV's FaceDetectorYN and dlib's own CPU code) decide every
-pair (the same steps as ``FacePipeline.verify``: gate profile, largest face) of every pairs
+Two pipelines that differ only in ``Settings.yunet_onnx``, ``sface_onnx`` and ``dlib_onnx``
+(the shipped onnxruntime path vs OpenCV's DNN engine and dlib's own CPU code) decide every
+pair (the same steps as ``FacePipeline.verify``: gate profile, "the" face) of every pairs
 file in the shared data; the script counts pairs whose decision (match / no_match /
 no_face / low_quality) differs and reports the largest score difference. Each image is
 analysed once per pipeline.
@@ -83,11 +83,12 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="facegate-bench-"))
-    on = FacePipeline(Settings(data_dir=tmp, dlib_onnx=True, yunet_onnx=True))
-    off = FacePipeline(Settings(data_dir=tmp, dlib_onnx=False, yunet_onnx=False))
+    on = FacePipeline(Settings(data_dir=tmp, dlib_onnx=True, yunet_onnx=True, sface_onnx=True))
+    off = FacePipeline(Settings(data_dir=tmp, dlib_onnx=False, yunet_onnx=False, sface_onnx=False))
     assert on.dlib_backend == "dlib-resnet-onnx", on.dlib_backend
-    assert on.detector.runtime == "onnxruntime", on.detector.runtime
+    assert on.detector.runtime == on.embedders["sface"].runtime == "onnxruntime"
     assert off.dlib_backend == "dlib-resnet" and off.detector.runtime == "opencv-dnn"
+    assert off.embedders["sface"].runtime == "opencv-dnn"
     assert on.model_id == off.model_id
     print(f"model {on.model_id}, threshold {on.threshold:.6f}", flush=True)
 
