@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 from click.testing import Result
@@ -129,6 +130,8 @@ def test_face_switched_on_from_the_command_line(tmp_path: Path) -> None:
     from facegate.store.db import Store
 
     data = tmp_path / "data"
+    # The PIA and the sign must postdate the notice published below (CAC-FR-09b, CAC-FR-13a).
+    today = date.today().isoformat()
     settings = Settings(data_dir=data)
     load_keyring(settings, create=True)
     store = Store(settings.database_url)
@@ -155,18 +158,18 @@ def test_face_switched_on_from_the_command_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     r = fg(
-        "register", "pia", "--version", "1", "--date", "2026-11-25", "--signer", "W. Zhang",
+        "register", "pia", "--version", "1", "--date", today, "--signer", "W. Zhang",
         "--necessity", "Hands-free entry for residents who opt in.",
         data=data,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     r = fg("face", "on", "--site", site, data=data)
     assert r.exit_code == 2 and "CAC-FR-13a" in r.stderr  # no sign up yet
-    r = fg("register", "signage", "--ap", ap, "--where", "", "--date", "2026-11-25", data=data)
+    r = fg("register", "signage", "--ap", ap, "--where", "", "--date", today, data=data)
     assert r.exit_code == 2  # where the sign is must be said
     r = fg(
         "register", "signage", "--ap", ap, "--where", "left of the turnstile",
-        "--date", "2026-11-25",
+        "--date", today,
         data=data,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
