@@ -1,6 +1,6 @@
 """Bulk enrollment throughput: images per second through the pipeline's batch path on 2 cores.
 
-    PYTHONPATH=src /work/venv/bin/python bench/bulk_enroll.py --images 400
+    PYTHONPATH=src .venv/bin/python bench/bulk_enroll.py --images 400
 
 Each image of ``lfw_dev`` (first N in name order) goes through ``FacePipeline.analyze_many``
 with the ``enroll`` profile in batches of ``--batch`` images: decode, detect, quality, both

@@ -1,6 +1,6 @@
 """Does YuNet on a smaller copy of the frame lose faces? Recall and face-found rate, before/after.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src taskset -c 0 /work/venv/bin/python bench/detect_scale.py
+    OMP_NUM_THREADS=1 PYTHONPATH=src taskset -c 0 .venv/bin/python bench/detect_scale.py
 
 Compares the shipped ``YuNetDetector()`` (copy at most 640 px, plus a half-size pass) with
 ``YuNetDetector(max_side=SIDE)`` for each ``--sides``:

@@ -1,6 +1,6 @@
 """dlib's ResNet: dlib vs the locally converted ONNX graph, side by side on one core.
 
-    PYTHONPATH=src taskset -c 0 /work/venv/bin/python bench/dlib_onnx_speed.py
+    PYTHONPATH=src taskset -c 0 .venv/bin/python bench/dlib_onnx_speed.py
 
 1. Per-face latency (one chip per call, the gate case) and batch throughput, both backends
    in one run, pinned to one core with every thread pool at one thread.

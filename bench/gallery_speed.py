@@ -1,6 +1,6 @@
 """Gallery search latency on one core: 10k / 100k / 1M templates of 256-D unit vectors.
 
-    PYTHONPATH=src taskset -c 0 /work/venv/bin/python bench/gallery_speed.py
+    PYTHONPATH=src taskset -c 0 .venv/bin/python bench/gallery_speed.py
 
 Prints p50/p95 of ``Gallery.search(probe, k=2)`` (wall clock, and the calling thread's CPU
 time, which is what a shared machine's load does not inflate) for probes that are enrolled

@@ -1,6 +1,6 @@
 """Gate decision latency on one core: facegate vs face_recognition's recipe, in one run.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src taskset -c 0 /work/venv/bin/python bench/gate_latency.py
+    OMP_NUM_THREADS=1 PYTHONPATH=src taskset -c 0 .venv/bin/python bench/gate_latency.py
 
 One decision = decode a 640x480 JPEG with one face -> detect (YuNet) -> quality -> align ->
 both embedders (SFace, dlib's ResNet in onnxruntime) -> fuse -> search a 100k-subject gallery
@@ -13,6 +13,8 @@ Frames: ``pad_nuaa`` live webcam frames (640x480) and ``lfw_dev`` faces pasted a
 into a 640x480 canvas (a blurred enlargement of the same photo as background), JPEG q=90.
 Wall time includes waiting for the CPU on a loaded machine; thread CPU time does not.
 ``--detect-max-side N`` runs YuNet on a copy at most N px long (the shipped detector: 640).
+``--opencv`` runs the reference runtimes instead (YuNet and SFace in OpenCV's DNN, dlib's ResNet
+in dlib): the same models and decisions, for a stage-by-stage comparison in one run.
 """
 
 from __future__ import annotations
@@ -134,13 +136,23 @@ def main() -> None:
     ap.add_argument("--fr-rounds", type=int, default=1, help="rounds of face_recognition")
     ap.add_argument("--no-fr", action="store_true", help="skip face_recognition")
     ap.add_argument("--detect-max-side", type=int, default=None)
+    ap.add_argument("--opencv", action="store_true", help="OpenCV DNN + dlib, not onnxruntime")
     args = ap.parse_args()
     cv2.setNumThreads(1)
 
     frames_ = frames(args.live, args.lfw)
-    pipe = FacePipeline(Settings(data_dir=Path(tempfile.mkdtemp(prefix="facegate-bench-"))))
+    ort = not args.opencv
+    pipe = FacePipeline(
+        Settings(
+            data_dir=Path(tempfile.mkdtemp(prefix="facegate-bench-")),
+            yunet_onnx=ort,
+            sface_onnx=ort,
+            dlib_onnx=ort,
+        )
+    )
     print(
-        f"YuNet on {pipe.detector.runtime}; dlib backend: {pipe.dlib_backend}; "
+        f"YuNet on {pipe.detector.runtime}; SFace on {pipe.embedders['sface'].runtime}; "
+        f"dlib backend: {pipe.dlib_backend}; "
         f"model {pipe.model_id}"
     )
     if args.detect_max_side:
@@ -176,7 +188,8 @@ def main() -> None:
             ours.append(t)
     order = ["decode", "detect", "quality", "landmarks", "chips", "embed_sface", "embed_dlib"]
     order += ["search", "decide"]
-    res = report("facegate (YuNet + SFace + dlib ResNet in onnxruntime)", ours, order)
+    runtimes = "onnxruntime" if ort else "OpenCV DNN + dlib"
+    res = report(f"facegate (YuNet + SFace + dlib ResNet, {runtimes})", ours, order)
     print(f"  outcomes: {dict(outcomes)}")
     if args.no_fr:
         return

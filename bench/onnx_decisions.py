@@ -7,7 +7,7 @@ file in the shared data; the script counts pairs whose decision (match / no_matc
 no_face / low_quality) differs and reports the largest score difference. Each image is
 analysed once per pipeline.
 
-    PYTHONPATH=src taskset -c 0 /work/venv/bin/python bench/onnx_decisions.py --limit 150
+    PYTHONPATH=src taskset -c 0 .venv/bin/python bench/onnx_decisions.py --limit 150
 
 ``--limit`` takes the first N pairs of each file (the files are interleaved so a time cap
 still covers every set); ``--max-seconds`` stops early and reports what was compared.

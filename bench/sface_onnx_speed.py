@@ -1,6 +1,6 @@
 """SFace (int8 file): OpenCV 5 DNN vs onnxruntime, side by side on one core.
 
-    PYTHONPATH=src taskset -c 0 /work/venv/bin/python bench/sface_onnx_speed.py [--limit 500]
+    PYTHONPATH=src taskset -c 0 .venv/bin/python bench/sface_onnx_speed.py [--limit 500]
 
 Per-chip latency (one chip per call, as at a gate; wall clock and the thread's CPU time) and
 agreement (min cosine) on lfw_dev faces. The chips are dlib 5-point chips resized to

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     # YuNet runs in onnxruntime (same pinned file, same boxes to float rounding, about twice
     # as fast) when its start-up self-check agrees with OpenCV's DNN; False forces OpenCV.
     yunet_onnx: bool = True
-    # SFace likewise (same file, vectors equal to cosine 1.0, 13.2 vs 15.3 ms per chip).
+    # SFace likewise (same file, vectors equal to cosine 1.0, 7.9 vs 14.5 ms CPU per chip).
     sface_onnx: bool = True
 
     @property

@@ -1,7 +1,8 @@
 """YuNet (OpenCV model zoo, int8 block-quantized) run by onnxruntime, decoded as OpenCV does.
 
 OpenCV's ``FaceDetectorYN`` spends about twice as long in its DNN engine as onnxruntime needs
-for the same graph on one core (13.4 vs 6.7 ms on a 640x480 frame, ``bench/detect_speed.py``).
+for the same graph on one core (17.1 vs 8.4 ms CPU for a 640x480 frame's two passes,
+``bench/gate_latency.py`` with and without ``--opencv``).
 This module runs the same pinned file in onnxruntime and reproduces ``FaceDetectorYN``'s
 pre- and post-processing step by step (opencv/modules/objdetect/src/face_detect.cpp):
 
