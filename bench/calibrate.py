@@ -102,6 +102,14 @@ def thr_at_far(imp: np.ndarray, far: float) -> float:
     return float(np.nextafter(np.float32(top), np.float32(2.0)))
 
 
+def smoothed_best(mean_tar: dict[float, float]) -> float:
+    """Grid weight with the best mean TAR averaged over itself and its grid neighbours."""
+    grid = sorted(mean_tar)
+    mean = [mean_tar[a] for a in grid]
+    smooth = [np.mean(mean[max(i - 1, 0) : i + 2]) for i in range(len(grid))]
+    return grid[int(np.argmax(smooth))]
+
+
 def eer(gen: np.ndarray, imp: np.ndarray) -> float:
     ts = np.quantile(np.concatenate([gen, imp]), np.linspace(0, 1, 2001))
     frr = np.array([(gen < t).mean() for t in ts])
@@ -197,11 +205,7 @@ def main() -> None:
     results = {}
 
     def best_weight(flip: bool) -> float:
-        """Grid weight with the best mean TAR averaged over itself and its grid neighbours."""
-        grid = sorted(a for f, a in results if f == flip)
-        mean = [results[(flip, a)][2] for a in grid]
-        smooth = [np.mean(mean[max(i - 1, 0) : i + 2]) for i in range(len(grid))]
-        return grid[int(np.argmax(smooth))]
+        return smoothed_best({a: results[(f, a)][2] for f, a in results if f == flip})
 
     for flip in (False, True):
         scores = {n: pair_scores(d, flip) for n, d in sets.items()}
