@@ -102,6 +102,21 @@ def thr_at_far(imp: np.ndarray, far: float) -> float:
     return float(np.nextafter(np.float32(top), np.float32(2.0)))
 
 
+def weight_grid(scores: dict[str, tuple]) -> dict[float, tuple[float, dict[str, float], float]]:
+    """For each grid weight a: (strictest per-population FAR threshold, TAR per population at
+    it, mean TAR). ``scores``: population -> (sface scores, dlib scores, genuine, impostor)."""
+    out = {}
+    for a in GRID:
+        per = {}
+        for n, (ss, sd, gen, imp) in scores.items():
+            fused = a * ss + (1 - a) * sd
+            per[n] = (fused[gen], fused[imp])
+        thr = max(thr_at_far(imp, TARGET_FAR) for _, imp in per.values())
+        tars = {n: float((g >= thr).mean()) for n, (g, _) in per.items()}
+        out[float(a)] = (thr, tars, float(np.mean(list(tars.values()))))
+    return out
+
+
 def smoothed_best(mean_tar: dict[float, float]) -> float:
     """Grid weight with the best mean TAR averaged over itself and its grid neighbours."""
     grid = sorted(mean_tar)
@@ -208,16 +223,9 @@ def main() -> None:
         return smoothed_best({a: results[(f, a)][2] for f, a in results if f == flip})
 
     for flip in (False, True):
-        scores = {n: pair_scores(d, flip) for n, d in sets.items()}
-        for a in GRID:
-            per = {}
-            for n, d in sets.items():
-                ss, sd = scores[n]
-                fused = a * ss + (1 - a) * sd
-                per[n] = (fused[d["gen_mask"]], fused[d["imp_mask"]])
-            thr = max(thr_at_far(imp, TARGET_FAR) for _, imp in per.values())
-            tars = {n: float((g >= thr).mean()) for n, (g, _) in per.items()}
-            results[(flip, float(a))] = (thr, tars, float(np.mean(list(tars.values()))))
+        scores = {n: (*pair_scores(d, flip), d["gen_mask"], d["imp_mask"]) for n, d in sets.items()}
+        for a, res in weight_grid(scores).items():
+            results[(flip, a)] = res
         best_a = best_weight(flip)
         thr, tars, mean = results[(flip, best_a)]
         print(

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate import GRID, POPULATIONS, TARGET_FAR, load, smoothed_best, thr_at_far  # noqa: E402
+from calibrate import POPULATIONS, TARGET_FAR, load, smoothed_best, weight_grid  # noqa: E402
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -53,15 +53,13 @@ def fit(sets: dict, fitting: dict, centre: bool) -> tuple[float, float, dict]:
             centres[m] = np.mean(
                 [sets[n]["emb"][(False, m)][fitting[n]["rows"]].mean(0) for n in sets], axis=0
             )
-    sc = {n: model_scores(sets[n], fitting[n], centres) for n in sets}
-    per_a = {}
-    for a in GRID:
-        fused = {n: a * sc[n]["sface"] + (1 - a) * sc[n]["dlib"] for n in sets}
-        thr = max(thr_at_far(fused[n][fitting[n]["imp"]], TARGET_FAR) for n in sets)
-        tars = [float((fused[n][fitting[n]["gen"]] >= thr).mean()) for n in sets]
-        per_a[float(a)] = (thr, float(np.mean(tars)))
-    a = smoothed_best({k: v[1] for k, v in per_a.items()})
-    return a, per_a[a][0], centres
+    scores = {}
+    for n in sets:
+        sc = model_scores(sets[n], fitting[n], centres)
+        scores[n] = (sc["sface"], sc["dlib"], fitting[n]["gen"], fitting[n]["imp"])
+    grid = weight_grid(scores)
+    a = smoothed_best({k: v[2] for k, v in grid.items()})
+    return a, grid[a][0], centres
 
 
 def main() -> None:
