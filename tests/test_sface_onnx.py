@@ -120,3 +120,14 @@ def test_fallback_when_self_check_fails(
         emb = SFaceEmbedder()
     assert emb.runtime == "opencv-dnn"
     assert "self-check failed" in caplog.text
+
+
+def test_setting_forces_opencv() -> None:
+    from facegate.config import Settings
+    from facegate.vision import FacePipeline
+
+    pipe = FacePipeline(Settings(sface_onnx=False))
+    assert pipe.embedders["sface"].runtime == "opencv-dnn"
+    default = FacePipeline(Settings())
+    assert default.embedders["sface"].runtime == "onnxruntime"
+    assert default.model_id == pipe.model_id  # same vectors, same model_id
