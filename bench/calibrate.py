@@ -76,14 +76,17 @@ def load(set_name: str) -> dict:
     d["n_images"] = len(z["path"])
     d["n_no_face"] = int((~ok).sum())
     d["n_errata"] = int((ok & np.isin(z["path"], list(excluded))).sum())
-    ident = d["identity"]
-    iu = np.triu_indices(len(ident), 1)
-    same = ident[iu[0]] == ident[iu[1]]
-    dup = d["sha256"][iu[0]] == d["sha256"][iu[1]]
-    d["iu"] = iu
-    d["gen_mask"] = same & ~dup
-    d["imp_mask"] = ~same & ~dup
+    d["iu"], d["gen_mask"], d["imp_mask"] = pair_masks(d["identity"], d["sha256"])
     return d
+
+
+def pair_masks(identity: np.ndarray, sha256: np.ndarray) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """All pairs (upper triangle) with genuine and impostor masks; byte-identical files are
+    neither."""
+    iu = np.triu_indices(len(identity), 1)
+    same = identity[iu[0]] == identity[iu[1]]
+    dup = sha256[iu[0]] == sha256[iu[1]]
+    return iu, same & ~dup, ~same & ~dup
 
 
 def pair_scores(d: dict, flip: bool) -> tuple[np.ndarray, np.ndarray]:

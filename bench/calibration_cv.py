@@ -22,19 +22,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate import POPULATIONS, TARGET_FAR, load, smoothed_best, weight_grid  # noqa: E402
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+from calibrate import (  # noqa: E402
+    POPULATIONS,
+    TARGET_FAR,
+    load,
+    pair_masks,
+    smoothed_best,
+    unit,
+    weight_grid,
+)
 
 
 def pairs_of(d: dict, rows: np.ndarray) -> dict:
-    """All pairs among ``rows``: genuine (minus byte-identical files) and impostor masks."""
-    ident, sha = d["identity"][rows], d["sha256"][rows]
-    iu = np.triu_indices(len(rows), 1)
-    same = ident[iu[0]] == ident[iu[1]]
-    return {"rows": rows, "iu": iu, "gen": same & (sha[iu[0]] != sha[iu[1]]), "imp": ~same}
+    """All pairs among ``rows``, with calibrate.py's genuine and impostor masks."""
+    iu, gen, imp = pair_masks(d["identity"][rows], d["sha256"][rows])
+    return {"rows": rows, "iu": iu, "gen": gen, "imp": imp}
 
 
 def model_scores(d: dict, p: dict, centres: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
