@@ -136,7 +136,10 @@ def init(
     db: str = DbUrl,
     as_json: bool = Json,
 ) -> None:
-    """Create the data directory, site key (0600), database, organisation, site and notice."""
+    """Create the data directory, site key (0600), database, organisation, site and notice.
+
+    On an existing install (for example after ``facegate serve``) it updates the operator
+    facts and the site name it is given, and says what changed."""
 
     def go() -> None:
         settings = _settings(data_dir, db)
@@ -155,6 +158,7 @@ def init(
             )
         data = {
             "created": res.created,
+            "updated": list(res.updated),
             "organization_id": res.organization_id,
             "site_id": res.site_id,
             "notice_version": res.notice_version,
@@ -162,12 +166,22 @@ def init(
             "data_dir": str(settings.data_dir),
             "key_id": keyring.active.key_id,
         }
-        word = "initialised" if res.created else "already initialised; nothing changed"
+        if res.created:
+            word = "initialised"
+        elif res.updated:
+            word = "already initialised; updated " + ", ".join(res.updated)
+        else:
+            word = "already initialised; nothing changed"
+        hint = (
+            "\nPublish the notice so residents read the change: facegate notice publish"
+            if res.updated
+            else ""
+        )
         _out(
             as_json,
             data,
             f"facegate {word}: site {res.site_id}, notice v{res.notice_version}"
-            f" ({settings.data_dir})",
+            f" ({settings.data_dir}){hint}",
         )
 
     _guard(as_json, go)
