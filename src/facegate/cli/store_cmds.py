@@ -68,9 +68,12 @@ def _session(settings: Settings) -> Iterator[Any]:
         store.dispose()
 
 
-def _fail(message: str, code: str, as_json: bool) -> None:
+def _fail(message: str, code: str, as_json: bool, details: dict | None = None) -> None:
     if as_json:
-        typer.echo(json.dumps({"code": code, "message": message}, ensure_ascii=False), err=True)
+        body: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            body["details"] = details
+        typer.echo(json.dumps(body, ensure_ascii=False, default=str), err=True)
     else:
         typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
@@ -80,7 +83,7 @@ def _guard(as_json: bool, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except FacegateError as exc:
-        _fail(exc.message, exc.code, as_json)
+        _fail(exc.message, exc.code, as_json, exc.details)
     except ValueError as exc:  # settings validation and the like
         _fail(str(exc), "invalid_input", as_json)
     raise AssertionError("unreachable")

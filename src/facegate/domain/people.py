@@ -326,40 +326,69 @@ def add_person(
     """Register a person; they get a pseudonymous id. Adding a person is not consent."""
 
     def work() -> Person:
-        site = get_site(session, site_id)
-        if category not in CATEGORIES:
-            raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
-        if birth_date is not None and birth_date > utcnow().date():
-            raise InvalidInput("birth date is in the future")
-        ends = relationship_ends_at
-        if category == "visitor" and ends is None:
-            ends = utcnow() + timedelta(days=1)  # a visit is single use (CAC-FR-08b)
-        person = Person(
-            id=new_id("p"),
-            site_id=site.id,
+        return add_person_in_tx(
+            session,
+            get_site(session, site_id),
+            actor=actor,
             category=category,
             birth_date=birth_date,
             minor_under_14=minor_under_14,
-            relationship_ends_at=ends,
+            name=name,
+            contact=contact,
+            unit=unit,
+            relationship_ends_at=relationship_ends_at,
         )
-        if name or contact or unit:
-            person.identity = PersonIdentity(name=name, contact=contact, unit=unit)
-        session.add(person)
-        session.flush()
-        audit.append(
-            session,
-            actor=actor,
-            operation="person_add",
-            subject=person.id,
-            purpose=PURPOSE_ACCESS,
-            outcome="ok",
-            details={"category": category},
-        )
-        return person
 
     return run(
         session, work, actor=actor, operation="person_add", subject=None, purpose=PURPOSE_ACCESS
     )
+
+
+def add_person_in_tx(
+    session: Session,
+    site: Site,
+    *,
+    actor: str,
+    category: str,
+    birth_date: date | None = None,
+    minor_under_14: bool = False,
+    name: str = "",
+    contact: str = "",
+    unit: str = "",
+    relationship_ends_at: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> Person:
+    """The rules of adding one person, inside the caller's transaction (``add_person`` and
+    the bulk import share them)."""
+    if category not in CATEGORIES:
+        raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+    if birth_date is not None and birth_date > utcnow().date():
+        raise InvalidInput("birth date is in the future")
+    ends = relationship_ends_at
+    if category == "visitor" and ends is None:
+        ends = utcnow() + timedelta(days=1)  # a visit is single use (CAC-FR-08b)
+    person = Person(
+        id=new_id("p"),
+        site_id=site.id,
+        category=category,
+        birth_date=birth_date,
+        minor_under_14=minor_under_14,
+        relationship_ends_at=ends,
+    )
+    if name or contact or unit:
+        person.identity = PersonIdentity(name=name, contact=contact, unit=unit)
+    session.add(person)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        operation="person_add",
+        subject=person.id,
+        purpose=PURPOSE_ACCESS,
+        outcome="ok",
+        details={"category": category, **(details or {})},
+    )
+    return person
 
 
 def link_guardian(
