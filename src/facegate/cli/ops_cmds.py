@@ -3,6 +3,8 @@ running as a service. Thin adapters over the domain."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -17,7 +19,10 @@ from facegate.cli.store_cmds import (
     _session,
     _settings,
 )
+from facegate.domain.backup import backup as backup_domain
+from facegate.domain.backup import restore as restore_domain
 from facegate.domain.importing import import_people, read_table
+from facegate.errors import InvalidInput
 
 
 def person_import(
@@ -60,12 +65,124 @@ def person_import(
         try:
             go()
         except FileNotFoundError:
-            from facegate.errors import InvalidInput
-
             raise InvalidInput(f"no such file: {file}") from None
 
     _guard(as_json, guarded)
 
 
+# --- backup and restore -------------------------------------------------------------------------
+
+PassFile = typer.Option(
+    None,
+    "--passphrase-file",
+    help="File holding the passphrase (default: FACEGATE_BACKUP_PASSPHRASE, else asked).",
+)
+
+
+def _passphrase(path: Path | None, *, confirm: bool) -> str:
+    if path is not None:
+        try:
+            return path.read_text().rstrip("\n")
+        except OSError as exc:
+            raise InvalidInput(f"cannot read the passphrase file {path}: {exc.strerror}") from None
+    env = os.environ.get("FACEGATE_BACKUP_PASSPHRASE")
+    if env:
+        return env
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "no passphrase: give --passphrase-file or set FACEGATE_BACKUP_PASSPHRASE"
+        )
+    return typer.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+def backup(
+    out: Path = typer.Option(..., "--out", help="The backup file to write (0600)."),
+    passphrase_file: Path = PassFile,
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Back up the database and the data directory, encrypted with a passphrase.
+
+    The site key travels inside the encrypted file, never in clear; keep the passphrase apart
+    from the file. SQLite is copied online; PostgreSQL through pg_dump. The shred list goes
+    with it, so a restore never brings back crypto-shredded face data."""
+
+    def go() -> None:
+        settings = _settings(data_dir, db)
+        info = backup_domain(
+            settings, out=out, passphrase=_passphrase(passphrase_file, confirm=True), actor=_actor()
+        )
+        data = {
+            "file": str(info.path),
+            "backend": info.backend,
+            "created_at": info.created_at,
+            "files": info.files,
+            "shreds": info.shreds,
+            "bytes": info.bytes,
+        }
+        _out(
+            as_json,
+            data,
+            f"backup written to {info.path} ({info.bytes:,} bytes, {info.backend} database, "
+            f"{len(info.files)} files, {info.shreds} shredded people listed)",
+        )
+
+    _guard(as_json, go)
+
+
+def restore(
+    file: Path = typer.Argument(..., help="A file written by `facegate backup`."),
+    shred_list: list[Path] = typer.Option(
+        None,
+        "--shred-list",
+        help="A newer backup (same passphrase) or shred list whose shreddings to replay.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing database."),
+    passphrase_file: Path = PassFile,
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Restore a backup onto this machine (a new one, or this one with --force).
+
+    Everything crypto-shredded since the backup was made is shredded again: what the replaced
+    database records, what --shred-list files say, and the backup's own list. Then the audit
+    chain is verified."""
+
+    def go() -> None:
+        settings = _settings(data_dir, db)
+        res = restore_domain(
+            settings,
+            path=file,
+            passphrase=_passphrase(passphrase_file, confirm=False),
+            actor=_actor(),
+            shred_sources=list(shred_list or []),
+            force=force,
+        )
+        data = {
+            "backup_created_at": res.backup_created_at,
+            "files": res.files,
+            "shreds_known": res.shreds_known,
+            "shredded_again": res.shredded_again,
+            "audit_ok": res.audit_ok,
+            "audit_entries": res.audit_entries,
+        }
+        _out(
+            as_json,
+            data,
+            f"restored the backup of {res.backup_created_at} into {settings.data_dir}; "
+            f"{len(res.shredded_again)} shredded people shredded again; audit chain "
+            f"{'intact' if res.audit_ok else 'BROKEN: run facegate audit verify'} "
+            f"({res.audit_entries} entries)",
+        )
+        if not res.audit_ok:
+            raise typer.Exit(1)
+
+    _guard(as_json, go)
+
+
 def register(app: typer.Typer, person_app: typer.Typer) -> None:
     person_app.command("import")(person_import)
+    app.command("backup")(backup)
+    app.command("restore")(restore)
