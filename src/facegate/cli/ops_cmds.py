@@ -4,6 +4,7 @@ running as a service. Thin adapters over the domain."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -182,7 +183,130 @@ def restore(
     _guard(as_json, go)
 
 
+# --- running as a service -------------------------------------------------------------------------
+
+service_app = typer.Typer(help="Run facegate as a systemd service.", no_args_is_help=True)
+
+UNIT_TEMPLATE = """\
+# facegate gate server: written by `facegate service install`.
+# Logs go to the journal (journalctl -u {name}); journald rotates them
+# (SystemMaxUse= in /etc/systemd/journald.conf). No frame or template is ever logged.
+[Unit]
+Description=facegate face access control (gate server, console, self-service)
+Wants=network-online.target
+After=network-online.target{after}
+
+[Service]
+Type=simple
+User={user}
+Group={user}
+Environment=FACEGATE_DATA_DIR={data_dir}
+ExecStart={exec_start}
+Restart=on-failure
+RestartSec=2
+# The data directory holds the site key: nobody else may read it (CAC-FR-14).
+UMask=0077
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectSystem=strict
+ProtectHome=yes
+ReadWritePaths={data_dir}
+ProtectKernelTunables=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def unit_text(
+    *,
+    user: str,
+    data_dir: Path,
+    db: str | None,
+    host: str,
+    port: int,
+    cert: Path | None,
+    key: Path | None,
+    self_signed: bool,
+    name: str = "facegate",
+) -> str:
+    """The systemd unit for ``facegate serve`` with these options (one source for install and
+    the printed unit)."""
+    args = [sys.executable, "-m", "facegate", "serve", "--host", host, "--port", str(port)]
+    args += ["--data-dir", str(data_dir)]
+    if db:
+        args += ["--db", db]
+    if cert and key:
+        args += ["--cert", str(cert), "--key", str(key)]
+    elif self_signed:
+        args.append("--self-signed")
+    after = "\nAfter=postgresql.service" if db and db.startswith("postgres") else ""
+    exec_start = " ".join(shlex.quote(a) for a in args)
+    return UNIT_TEMPLATE.format(
+        name=name, user=user, data_dir=data_dir, exec_start=exec_start, after=after
+    )
+
+
+def service_install(
+    user: str = typer.Option("facegate", "--user", help="System user the service runs as."),
+    data_dir: Path = typer.Option(
+        Path("/var/lib/facegate"), "--data-dir", help="Data directory (site key, database)."
+    ),
+    db: str = typer.Option(None, "--db", help="Database URL (default: SQLite in the data dir)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Listen address."),
+    port: int = typer.Option(8000, "--port", help="Listen port."),
+    cert: Path = typer.Option(None, "--cert", help="TLS certificate (PEM)."),
+    key: Path = typer.Option(None, "--key", help="TLS private key (PEM)."),
+    self_signed: bool = typer.Option(False, "--self-signed", help="Make a certificate once."),
+    unit_dir: Path = typer.Option(
+        Path("/etc/systemd/system"), "--unit-dir", help="Where systemd reads units."
+    ),
+    print_only: bool = typer.Option(False, "--print", help="Print the unit, write nothing."),
+) -> None:
+    """Write a systemd unit for `facegate serve` and say the commands that start it.
+
+    Beyond loopback the gate server needs TLS: give --cert/--key or --self-signed."""
+    if host not in ("127.0.0.1", "::1", "localhost") and not (cert and key) and not self_signed:
+        typer.echo(
+            "error: a service listening beyond this machine needs TLS (CAC-FR-14): add "
+            "--cert and --key, or --self-signed",
+            err=True,
+        )
+        raise typer.Exit(1)
+    text = unit_text(
+        user=user,
+        data_dir=data_dir,
+        db=db,
+        host=host,
+        port=port,
+        cert=cert,
+        key=key,
+        self_signed=self_signed,
+    )
+    if print_only:
+        typer.echo(text, nl=False)
+        return
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    path = unit_dir / "facegate.service"
+    path.write_text(text)
+    path.chmod(0o644)
+    typer.echo(
+        f"wrote {path}. Then, as root:\n"
+        f"  useradd --system --home {data_dir} --shell /usr/sbin/nologin {user}\n"
+        f"  install -d -m 0700 -o {user} -g {user} {data_dir}\n"
+        "  systemctl daemon-reload && systemctl enable --now facegate\n"
+        "  journalctl -u facegate -f      # the first start prints the console's setup code"
+    )
+
+
+service_app.command("install")(service_install)
+
+
 def register(app: typer.Typer, person_app: typer.Typer) -> None:
     person_app.command("import")(person_import)
     app.command("backup")(backup)
     app.command("restore")(restore)
+    app.add_typer(service_app, name="service")
