@@ -74,3 +74,41 @@ def test_site_list_show_rename(cli):
     assert "CAC-FR-05a" in refused.stderr
     missing = cli("site", "show", "site-nope", ok=False)
     assert "site-nope" in missing.stderr
+
+
+def test_a_person_who_declined_gets_what_their_card_gives_and_no_face_use(store, settings):
+    """Issue 16.3: a card sent with a frame by someone who declined face is a card decision;
+    ``face_use_allowed`` tells adapters not to process the frame at all."""
+    from datetime import timedelta
+
+    import numpy as np
+
+    from facegate import domain
+    from facegate.access.burst import FrameProbe
+    from facegate.access.decide import CredentialInput, GateContext, decide, face_use_allowed
+    from facegate.access.dedup import EventDeduplicator
+
+    with store.session() as s:
+        domain.init_site(s, settings, actor="op", operator_name="ACME", site_name="G")
+        ap = domain.add_access_point(
+            s, actor="op", name="Door", kind="door", methods=["face", "card"]
+        ).id
+        p = domain.add_person(s, actor="op", category="resident").id
+        domain.decline_face(s, actor="op", person_id=p)
+        domain.issue_card(s, actor="op", person_id=p, card_number="7")
+        card = CredentialInput(card="7")
+        assert not face_use_allowed(s, ap, card)
+        assert face_use_allowed(s, ap, CredentialInput(card="unknown"))
+        ctx = GateContext(None, None, EventDeduplicator(0), 1, 5, timedelta(minutes=15))
+        probe = FrameProbe(np.ones(4, dtype=np.float32) / 2, 1.0)
+        d = decide(
+            s,
+            ctx,
+            access_point_id=ap,
+            request_id="r1",
+            actor="gate",
+            credential=card,
+            frames=[probe],
+        )
+        s.commit()
+        assert (d.decision, d.method, d.subject) == ("allow", "card", p)
