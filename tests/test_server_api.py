@@ -303,8 +303,27 @@ def test_withdrawal_denies_face_at_once_card_still_works(env):
     assert r.status_code == 200 and r.json()["templates_erased"] == 2
     r = decide(env, s.ap_main, frames=[img[A][3]])
     assert r.json()["decision"] == "deny" and r.json()["subject"] is None
-    r = decide(env, s.ap_main, frames=[img[A][3]], card="CARD-A")
-    assert r.json()["reason"] == "consent_withdrawn"
+    # At a card+face reader the card alone decides, and the face of someone who withdrew is
+    # not processed at all (issue 16.3, CAC-FR-06b): the pipeline is never called.
+    pipe = env["app"].state.runtime.pipeline
+    calls = []
+    original = pipe.analyze
+    pipe.analyze = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        r = decide(env, s.ap_main, frames=[img[A][3]], card="CARD-A")
+        assert (r.json()["decision"], r.json()["method"]) == ("allow", "card"), r.json()
+        assert calls == []
+        # B still consents: B's frame with B's card is processed and confirms B (1:1).
+        http.post(
+            f"/v1/persons/{ppl[B]}/credentials",
+            json={"kind": "card", "card_number": "CARD-B-16"},
+            headers=h("enroll"),
+        )
+        r = decide(env, s.ap_main, frames=[img[B][3]], card="CARD-B-16")
+        assert (r.json()["decision"], r.json()["method"]) == ("allow", "card+face")
+        assert calls == [1]
+    finally:
+        pipe.analyze = original
     # PIPL-16: withdrawing face never removes access.
     assert decide(env, s.ap_side, card="CARD-A").json()["decision"] == "allow"
 

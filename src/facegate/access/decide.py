@@ -119,6 +119,11 @@ def decide(
     the write lock, so that would deadlock until the busy timeout).
     """
     ap = access_point(session, access_point_id)
+    if frames and credential.present and not face_may_be_used(session, ap, credential):
+        # The credential names someone without a valid face consent: they get exactly what
+        # the credential gives them, and their face is not used (CAC-FR-06b, SPC-10). The
+        # adapters ask ``face_may_be_used`` before analysing, so the frame is never processed.
+        frames = None
     has_face = frames is not None and len(frames) > 0
     if not has_face and not credential.present:
         raise InvalidInput("send a camera frame or a credential (card, PIN or QR pass)")
@@ -184,6 +189,68 @@ def decide(
         actor,
         score=outcome.score,
     )
+
+
+# --- whose face may be processed at all --------------------------------------------------------
+
+
+def credential_holder(session: Session, ap: AccessPoint, cred: CredentialInput) -> str | None:
+    """The pseudonym a card, QR pass or PIN owner names, looked up without side effects (no
+    use counted, no PIN checked); None when it names no one registered."""
+    if cred.qr:
+        try:
+            cred_id, _ = parse_qr_token(cred.qr)
+        except InvalidInput:
+            return None
+        c = session.get(Credential, cred_id)
+        if c is not None and c.site_id == ap.site_id and c.person_id:
+            return c.person_id
+    if cred.card:
+        row = session.execute(
+            select(Credential.person_id).where(
+                Credential.site_id == ap.site_id,
+                Credential.kind == "card",
+                Credential.identifier == cred.card,
+                Credential.revoked_at.is_(None),
+            )
+        ).first()
+        if row is not None and row[0]:
+            return row[0]
+    if cred.pin and cred.pin_owner:
+        row = session.execute(
+            select(Credential.person_id).where(
+                Credential.site_id == ap.site_id,
+                Credential.kind == "pin",
+                Credential.revoked_at.is_(None),
+                or_(
+                    Credential.identifier == cred.pin_owner, Credential.person_id == cred.pin_owner
+                ),
+            )
+        ).first()
+        if row is not None and row[0]:
+            return row[0]
+    return None
+
+
+def face_may_be_used(session: Session, ap: AccessPoint, cred: CredentialInput) -> bool:
+    """Whether a frame sent together with this credential may be processed at all.
+
+    A person who declined or withdrew (or whose consent does not cover this door) is decided
+    on the credential alone, and their face is never detected or embedded: processing the face
+    of someone who said no is itself the violation (CAC-FR-06b, PIPL-15/16, SPC-10). A
+    credential that names no one (unknown card, visitor pass) leaves the decision to the
+    rules below; its frame is only ever compared 1:1 and never stored."""
+    if not cred.present:
+        return True
+    holder = credential_holder(session, ap, cred)
+    if holder is None:
+        return True
+    return _may_match(session, holder, ap)
+
+
+def face_use_allowed(session: Session, access_point_id: str, cred: CredentialInput) -> bool:
+    """``face_may_be_used`` by access point id, for adapters to ask before analysing frames."""
+    return face_may_be_used(session, access_point(session, access_point_id), cred)
 
 
 # --- face -------------------------------------------------------------------------------------

@@ -127,6 +127,15 @@ async def decide_route(
     inp = await read_decide_input(request, rt.settings)
     started = time.perf_counter()
     probes = None
+    cred = gate.CredentialInput(card=inp.card, pin=inp.pin, qr=inp.qr, pin_owner=inp.person)
+    # Someone who declined or withdrew is decided on their credential; their frame is dropped
+    # unread (CAC-FR-06b).
+    if (
+        inp.frames
+        and cred.present
+        and not await run_in_threadpool(_face_allowed, rt, access_point_id, cred)
+    ):
+        inp.frames.clear()
     if inp.frames:
         try:
             probes = await rt.pool.run(analyze_frames, rt, inp.frames)
@@ -135,7 +144,6 @@ async def decide_route(
             raise
         finally:
             inp.frames.clear()  # STD-41819-04: the image goes as soon as it is used
-    cred = gate.CredentialInput(card=inp.card, pin=inp.pin, qr=inp.qr, pin_owner=inp.person)
     result = await run_in_threadpool(
         _decide, rt, principal, site_id, access_point_id, cred, probes, request.state.request_id
     )
@@ -150,6 +158,11 @@ def _check_access_point(rt, principal: Principal, access_point_id: str) -> str:
         ap = gate.access_point(s, access_point_id)
         principal.check_access_point(ap.site_id, ap.id)
         return ap.site_id
+
+
+def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
+    with rt.store.session() as s:
+        return gate.face_use_allowed(s, access_point_id, cred)
 
 
 def _decide(rt, principal, site_id, access_point_id, cred, probes, request_id) -> gate.Decision:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from facegate import __version__
-from facegate.cli import comply_cmds, store_cmds, vision_cmds
+from facegate.cli import comply_cmds, ops_cmds, site_cmds, store_cmds, vision_cmds
 from facegate.cli.server_cmds import serve
 
 app = typer.Typer(
@@ -35,6 +35,8 @@ app.command()(vision_cmds.verify)
 app.add_typer(vision_cmds.bench_app, name="bench")
 # People store (issue 5).
 store_cmds.register(app)
+app.add_typer(site_cmds.site_app, name="site")
+ops_cmds.register(app, store_cmds.person_app)
 # Compliance engine (issue 7).
 app.command("comply")(comply_cmds.comply)
 app.command("docs")(comply_cmds.docs)

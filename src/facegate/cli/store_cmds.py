@@ -68,9 +68,12 @@ def _session(settings: Settings) -> Iterator[Any]:
         store.dispose()
 
 
-def _fail(message: str, code: str, as_json: bool) -> None:
+def _fail(message: str, code: str, as_json: bool, details: dict | None = None) -> None:
     if as_json:
-        typer.echo(json.dumps({"code": code, "message": message}, ensure_ascii=False), err=True)
+        body: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            body["details"] = details
+        typer.echo(json.dumps(body, ensure_ascii=False, default=str), err=True)
     else:
         typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
@@ -80,7 +83,7 @@ def _guard(as_json: bool, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except FacegateError as exc:
-        _fail(exc.message, exc.code, as_json)
+        _fail(exc.message, exc.code, as_json, exc.details)
     except ValueError as exc:  # settings validation and the like
         _fail(str(exc), "invalid_input", as_json)
     raise AssertionError("unreachable")
@@ -136,7 +139,10 @@ def init(
     db: str = DbUrl,
     as_json: bool = Json,
 ) -> None:
-    """Create the data directory, site key (0600), database, organisation, site and notice."""
+    """Create the data directory, site key (0600), database, organisation, site and notice.
+
+    On an existing install (for example after ``facegate serve``) it updates the operator
+    facts and the site name it is given, and says what changed."""
 
     def go() -> None:
         settings = _settings(data_dir, db)
@@ -155,6 +161,7 @@ def init(
             )
         data = {
             "created": res.created,
+            "updated": list(res.updated),
             "organization_id": res.organization_id,
             "site_id": res.site_id,
             "notice_version": res.notice_version,
@@ -162,12 +169,22 @@ def init(
             "data_dir": str(settings.data_dir),
             "key_id": keyring.active.key_id,
         }
-        word = "initialised" if res.created else "already initialised; nothing changed"
+        if res.created:
+            word = "initialised"
+        elif res.updated:
+            word = "already initialised; updated " + ", ".join(res.updated)
+        else:
+            word = "already initialised; nothing changed"
+        hint = (
+            "\nPublish the notice so residents read the change: facegate notice publish"
+            if res.updated
+            else ""
+        )
         _out(
             as_json,
             data,
             f"facegate {word}: site {res.site_id}, notice v{res.notice_version}"
-            f" ({settings.data_dir})",
+            f" ({settings.data_dir}){hint}",
         )
 
     _guard(as_json, go)

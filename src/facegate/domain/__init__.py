@@ -61,7 +61,10 @@ from facegate.domain.people import (
     init_site,
     link_guardian,
     list_persons,
+    list_sites,
     person_summary,
+    rename_site,
+    update_organization,
 )
 from facegate.domain.queries import (
     get_access_point,
@@ -130,6 +133,9 @@ __all__ = [
     "get_person",
     "get_site",
     "init_site",
+    "list_sites",
+    "rename_site",
+    "update_organization",
     "is_under_14",
     "issue_card",
     "issue_pin",

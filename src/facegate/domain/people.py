@@ -52,6 +52,8 @@ class InitResult:
     notice_version: int
     notice_sha256: str
     created: bool
+    # On an existing install: which facts this call changed (publish the notice next).
+    updated: tuple[str, ...] = ()
 
 
 def init_site(
@@ -70,9 +72,30 @@ def init_site(
     def work() -> InitResult:
         site = session.execute(select(Site).order_by(Site.created_at).limit(1)).scalar()
         if site is not None:
+            # An existing install (e.g. ``facegate serve`` ran first): update what was given,
+            # through the same function the console uses, never drop it silently.
+            updated = _update_organization_in_tx(
+                session,
+                site,
+                actor=actor,
+                name=operator_name,
+                address=operator_address,
+                contact=operator_contact,
+                pipo_contact=pipo_contact,
+            )
+            if site_name is not None and site_name.strip() != site.name:
+                _rename_site_in_tx(session, site, site_name, actor=actor)
+                updated.append("site_name")
             notice = current_notice(session, site.id)
             assert notice is not None
-            return InitResult(site.organization_id, site.id, notice.version, notice.sha256, False)
+            return InitResult(
+                site.organization_id,
+                site.id,
+                notice.version,
+                notice.sha256,
+                False,
+                tuple(updated),
+            )
         org = Organization(
             id=new_id("org"),
             name=operator_name if operator_name is not None else settings.operator_name,
@@ -107,6 +130,129 @@ def init_site(
         return InitResult(org.id, site.id, notice.version, notice.sha256, True)
 
     return run(session, work, actor=actor, operation="init", subject=None, purpose=PURPOSE_CONFIG)
+
+
+_ORG_FIELDS = {
+    "name": "operator_name",
+    "address": "operator_address",
+    "contact": "operator_contact",
+    "pipo_contact": "pipo_contact",
+}
+
+
+def _update_organization_in_tx(
+    session: Session,
+    site: Site,
+    *,
+    actor: str,
+    name: str | None = None,
+    address: str | None = None,
+    contact: str | None = None,
+    pipo_contact: str | None = None,
+) -> list[str]:
+    """Set the given operator facts (notice N1) inside the caller's transaction, audited;
+    ``None`` leaves a fact as it is. Returns the facts that changed."""
+    org = session.get(Organization, site.organization_id)
+    if org is None:
+        raise NotFound("no organisation yet; run `facegate init` first")
+    given = {"name": name, "address": address, "contact": contact, "pipo_contact": pipo_contact}
+    changed = []
+    for attr, value in given.items():
+        if value is None or value.strip() == (getattr(org, attr) or ""):
+            continue
+        setattr(org, attr, value.strip())
+        changed.append(_ORG_FIELDS[attr])
+    if changed:
+        audit.append(
+            session,
+            actor=actor,
+            operation="operator_update",
+            purpose=PURPOSE_CONFIG,
+            outcome="ok",
+            details={"organization_id": org.id, "fields": changed},
+        )
+    return changed
+
+
+def update_organization(
+    session: Session,
+    *,
+    actor: str,
+    site_id: str | None = None,
+    name: str | None = None,
+    address: str | None = None,
+    contact: str | None = None,
+    pipo_contact: str | None = None,
+) -> list[str]:
+    """Change the operator facts the notice names (N1); the CLI, console and ``init`` all use
+    this. Publishing the notice that shows them is a separate act."""
+
+    def work() -> list[str]:
+        site = get_site(session, site_id)
+        return _update_organization_in_tx(
+            session,
+            site,
+            actor=actor,
+            name=name,
+            address=address,
+            contact=contact,
+            pipo_contact=pipo_contact,
+        )
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="operator_update",
+        subject=None,
+        purpose=PURPOSE_CONFIG,
+    )
+
+
+def _rename_site_in_tx(session: Session, site: Site, name: str, *, actor: str) -> None:
+    name = name.strip()
+    if not name:
+        raise InvalidInput(
+            "A site needs a name: the notice states the purpose with it (CAC-FR-05a)."
+        )
+    if len(name) > 200:
+        raise InvalidInput("A site name is at most 200 characters.")
+    old = site.name
+    site.name = name
+    audit.append(
+        session,
+        actor=actor,
+        operation="site_rename",
+        purpose=PURPOSE_CONFIG,
+        outcome="ok",
+        details={"site_id": site.id, "old": old, "new": name},
+    )
+
+
+def rename_site(session: Session, *, actor: str, name: str, site_id: str | None = None) -> Site:
+    """Name or rename a site (the console's site form and ``facegate site rename``).
+
+    The notice's purpose is built from the site name: publish the notice afterwards so the
+    residents read the new name."""
+
+    def work() -> Site:
+        site = get_site(session, site_id)
+        _rename_site_in_tx(session, site, name, actor=actor)
+        return site
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="site_rename",
+        subject=site_id,
+        purpose=PURPOSE_CONFIG,
+    )
+
+
+def list_sites(session: Session) -> list[Site]:
+    """Every site, oldest first."""
+    return list(session.execute(select(Site).order_by(Site.created_at)).scalars())
 
 
 def add_access_point(
@@ -180,40 +326,69 @@ def add_person(
     """Register a person; they get a pseudonymous id. Adding a person is not consent."""
 
     def work() -> Person:
-        site = get_site(session, site_id)
-        if category not in CATEGORIES:
-            raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
-        if birth_date is not None and birth_date > utcnow().date():
-            raise InvalidInput("birth date is in the future")
-        ends = relationship_ends_at
-        if category == "visitor" and ends is None:
-            ends = utcnow() + timedelta(days=1)  # a visit is single use (CAC-FR-08b)
-        person = Person(
-            id=new_id("p"),
-            site_id=site.id,
+        return add_person_in_tx(
+            session,
+            get_site(session, site_id),
+            actor=actor,
             category=category,
             birth_date=birth_date,
             minor_under_14=minor_under_14,
-            relationship_ends_at=ends,
+            name=name,
+            contact=contact,
+            unit=unit,
+            relationship_ends_at=relationship_ends_at,
         )
-        if name or contact or unit:
-            person.identity = PersonIdentity(name=name, contact=contact, unit=unit)
-        session.add(person)
-        session.flush()
-        audit.append(
-            session,
-            actor=actor,
-            operation="person_add",
-            subject=person.id,
-            purpose=PURPOSE_ACCESS,
-            outcome="ok",
-            details={"category": category},
-        )
-        return person
 
     return run(
         session, work, actor=actor, operation="person_add", subject=None, purpose=PURPOSE_ACCESS
     )
+
+
+def add_person_in_tx(
+    session: Session,
+    site: Site,
+    *,
+    actor: str,
+    category: str,
+    birth_date: date | None = None,
+    minor_under_14: bool = False,
+    name: str = "",
+    contact: str = "",
+    unit: str = "",
+    relationship_ends_at: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> Person:
+    """The rules of adding one person, inside the caller's transaction (``add_person`` and
+    the bulk import share them)."""
+    if category not in CATEGORIES:
+        raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+    if birth_date is not None and birth_date > utcnow().date():
+        raise InvalidInput("birth date is in the future")
+    ends = relationship_ends_at
+    if category == "visitor" and ends is None:
+        ends = utcnow() + timedelta(days=1)  # a visit is single use (CAC-FR-08b)
+    person = Person(
+        id=new_id("p"),
+        site_id=site.id,
+        category=category,
+        birth_date=birth_date,
+        minor_under_14=minor_under_14,
+        relationship_ends_at=ends,
+    )
+    if name or contact or unit:
+        person.identity = PersonIdentity(name=name, contact=contact, unit=unit)
+    session.add(person)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        operation="person_add",
+        subject=person.id,
+        purpose=PURPOSE_ACCESS,
+        outcome="ok",
+        details={"category": category, **(details or {})},
+    )
+    return person
 
 
 def link_guardian(
