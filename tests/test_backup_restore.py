@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -83,7 +83,9 @@ def test_backup_destroy_restore_keeps_everything_but_the_shredded(settings, tmp_
         ).id
         ids = []
         for n, card in ((1, "0001"), (2, "0002")):
-            p = domain.add_person(s, actor="op", category="resident", name=f"Resident-Number-{n}").id
+            p = domain.add_person(
+                s, actor="op", category="resident", name=f"Resident-Number-{n}"
+            ).id
             domain.record_consent(s, actor="op", person_id=p, channel="front_desk")
             domain.enroll(s, keyring, pipe, actor="op", person_id=p, images=[face_image(n)])
             domain.issue_card(s, actor="op", person_id=p, card_number=card)

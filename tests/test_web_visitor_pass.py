@@ -105,3 +105,18 @@ def test_visitor_pass_bounds(env):
             issue_visitor_pass(s, actor="t", host_id=env["resident"], hours=1, max_uses=11)
         with pytest.raises(Forbidden):
             issue_visitor_pass(s, actor="t", host_id=env["visitor"], hours=1)
+
+
+def test_declining_shows_the_new_qr_pass_as_a_picture_and_a_code(env):
+    """Issue 16.10: the pass a resident gets on declining is a QR image and a typeable code,
+    and the code opens a door that takes QR passes."""
+    with env["store"].session() as s:
+        person = add_person(s, actor="test", category="resident", site_id=env["setup"].site_id).id
+    _open_self_service(env, person)
+    client = env["client"]
+    me = client.get("/me")
+    r = client.post("/me/choice", data={"csrf": CSRF.search(me.text).group(1), "choice": "no"})
+    assert r.status_code == 200, r.text
+    assert 'id="qr-pass"' in r.text and "<svg" in r.text.split('id="qr-pass"', 1)[1]
+    code = re.search(r'id="qr-pass-code"[^>]*>([^<]+)<', r.text).group(1)
+    assert _decide_qr(env, code)["decision"] == "allow"

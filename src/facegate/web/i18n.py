@@ -242,7 +242,16 @@ _T: dict[str, tuple[str, str]] = {
         "You chose not to use face access. Your card, PIN or QR pass work as before, and we "
         "will not ask again.",
     ),
-    "new_qr": ("您的二维码通行证（请保存）：", "Your QR pass (keep it):"),
+    "new_qr": ("您的二维码通行证", "Your QR pass"),
+    "qr_pass_image": ("二维码通行证图像，在读卡器上出示", "QR pass picture, to show at the reader"),
+    "qr_pass_type": (
+        "在读卡器上出示上面的二维码；在自助终端也可以输入下面的通行码：",
+        "Show the code above at the reader, or type this pass code at a kiosk:",
+    ),
+    "qr_pass_keep": (
+        "请截图或抄下保存：它只显示这一次。",
+        "Take a screenshot or write it down: it is shown only this once.",
+    ),
     "change_mind": (
         "如果以后改变主意，可以在这里开启刷脸。",
         "If you change your mind later, you can turn face access on here.",

@@ -120,6 +120,13 @@ def me_home(request: Request) -> Response:
     return me.page("me.html", {"state": state, "notice": notice, "flash": None})
 
 
+def _qr_pass(secret: str | None) -> dict[str, object]:
+    """A new QR pass, as the picture a reader scans and the code a kiosk takes typed."""
+    from facegate.compliance.documents import qr_svg
+
+    return {"qr_secret": secret, "qr_image": qr_svg(secret or "", scale=5)}
+
+
 @router.post("/me/choice", response_class=HTMLResponse)
 async def me_choice(request: Request) -> Response:
     me = Me(request)
@@ -155,7 +162,7 @@ async def me_choice(request: Request) -> Response:
             "state": state,
             "notice": notice,
             "flash": "declined_msg",
-            "qr_secret": issued.secret if issued else None,
+            **_qr_pass(issued.secret if issued else None),
         },
     )
 
@@ -257,7 +264,7 @@ async def me_withdraw(request: Request) -> Response:
         raise fail(request, exc, "/me/data") from None
     return me.page(
         "withdrawn.html",
-        {"qr_secret": result.issued.secret if result.issued else None},
+        _qr_pass(result.issued.secret if result.issued else None),
     )
 
 
