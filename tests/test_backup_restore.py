@@ -99,7 +99,7 @@ def test_backup_destroy_restore_keeps_everything_but_the_shredded(settings, tmp_
     site_key = json.loads(settings.key_file_path.read_text())
     for key in site_key["keys"].values():  # the site key never travels in clear
         assert key.encode() not in raw
-    assert b"Resident-Number-1" not in raw and b"SQLite format" not in raw
+    assert b"Resident-No-1" not in raw and b"SQLite format" not in raw
 
     # After the backup the first resident withdraws: their face data is crypto-shredded.
     store = Store(settings.db_url)
