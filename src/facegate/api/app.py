@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from facegate import __version__
 from facegate.api import admin, gate
 from facegate.api.errors import ErrorBody, install_error_handlers
+from facegate.api.limits import BodyLimitMiddleware
 from facegate.api.observability import RequestIdMiddleware
 from facegate.api.runtime import GateRuntime
 from facegate.config import Settings
@@ -63,6 +64,9 @@ def create_app(
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    # Bodies limited on the stream and keys checked before any body (issue 13 items 1, 2, 4);
+    # inside the request-id middleware so its answers carry the request id.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(gate.router)
     app.include_router(admin.router)
