@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from server_support import make_site
 
@@ -212,3 +213,46 @@ def test_client_disconnect_mid_upload_is_not_a_server_error(env, caplog):
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
     assert any("client disconnected" in r.getMessage() for r in caplog.records)
+
+
+def _get(app, path: str, scheme: str = "http", **headers: str) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=f"{scheme}://t") as c:
+            return await c.get(path, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_api_docs_are_off_by_default_and_openapi_stays(env, tmp_path):
+    """Item 11: /docs and /redoc would load Swagger UI / ReDoc from a public CDN."""
+    app, _, _ = env
+    assert _get(app, "/docs").status_code == 404
+    assert _get(app, "/redoc").status_code == 404
+    assert _get(app, "/openapi.json").status_code == 200
+    on = create_app(Settings(data_dir=tmp_path, api_docs=True))
+    assert _get(on, "/docs").status_code == 200
+
+
+def test_kiosk_page_shows_nothing_until_the_key_is_presented(env):
+    """Item 11: the kiosk page names no access point; its script asks the API with the key."""
+    app, setup, _ = env
+    page = _get(app, f"/kiosk/{setup.ap_main}")
+    unknown = _get(app, "/kiosk/ap-does-not-exist")
+    assert page.status_code == unknown.status_code == 200  # not even whether it exists
+    assert "main gate" not in page.text.lower()
+    assert 'data-kind="card"' in page.text  # the forms are there, hidden until filled in
+    url = f"/v1/access-points/{setup.ap_main}/kiosk"
+    assert _get(app, url).status_code == 401
+    assert _get(app, url, **{"x-api-key": setup.keys["other_gate"]}).status_code == 403
+    lobby = f"/v1/access-points/{setup.ap_lobby}/kiosk"
+    assert _get(app, lobby, **{"x-api-key": setup.keys["gate_main_only"]}).status_code == 403
+    info = _get(app, url, **{"x-api-key": setup.keys["gate"]}).json()
+    assert info["name"] == "main gate" and set(info["methods"]) == {"face", "card", "pin", "qr"}
+
+
+def test_hsts_over_https_only(env):
+    """Item 12: browsers are told to keep to HTTPS once they reached the server over it."""
+    app, _, _ = env
+    assert "max-age=" in _get(app, "/healthz", scheme="https").headers["strict-transport-security"]
+    assert "strict-transport-security" not in _get(app, "/healthz").headers

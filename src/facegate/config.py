@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     # Images larger than this many pixels are decoded downscaled (JPEG draft mode, reduce on
     # load): detection works on at most 640 px anyway.
     decode_target_pixels: int = Field(default=12_000_000, ge=100_000)
+    # Formats that cannot be decoded downscaled (PNG, WebP, ...): refused from the header above
+    # this many pixels, 16-bit samples counting twice (a 6000x6600 16-bit PNG of 88 KB would
+    # otherwise take ~700 MB to decode).
+    max_full_decode_pixels: int = Field(default=16_000_000, ge=10_000)
     # Connections: request headers must arrive within this many seconds of connecting or of
     # the previous response, a request body within body_timeout_s; at most max_connections
     # open at once (beyond it new connections are closed at once).

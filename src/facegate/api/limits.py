@@ -193,3 +193,28 @@ def _runtime_store(scope: Scope) -> Any:
     app = scope.get("app")
     runtime = getattr(getattr(app, "state", None), "runtime", None)
     return getattr(runtime, "store", None)
+
+
+class HstsMiddleware:
+    """``Strict-Transport-Security`` on every answer given over HTTPS (issue 13 item 12).
+
+    Browsers that once reached the server over TLS refuse plain HTTP to it afterwards, so a
+    forged plain-HTTP page on the LAN cannot collect an operator's password (CAC-FR-14).
+    """
+
+    HEADER = (b"strict-transport-security", b"max-age=31536000")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_hsts(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.HEADER]}
+            await send(message)
+
+        await self.app(scope, receive, send_hsts)
