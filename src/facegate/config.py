@@ -149,8 +149,8 @@ class Settings(BaseSettings):
     decode_pixel_budget: int = Field(default=120_000_000, ge=10_000)
     decode_budget_wait_s: float = Field(default=5.0, ge=0.0, le=120.0)
     # Images larger than this many pixels are decoded downscaled (JPEG draft mode, reduce on
-    # load): detection works on at most 640 px anyway.
-    decode_target_pixels: int = Field(default=12_000_000, ge=100_000)
+    # load): detection works on a 640 px copy, embedding on 112-150 px chips.
+    decode_target_pixels: int = Field(default=4_000_000, ge=100_000)
     # Formats that cannot be decoded downscaled (PNG, WebP, ...): refused from the header above
     # this many pixels, 16-bit samples counting twice (a 6000x6600 16-bit PNG of 88 KB would
     # otherwise take ~700 MB to decode).

@@ -45,7 +45,7 @@ class DecodeLimits:
     min_side: int = DEFAULT_MIN_SIDE
     # Larger images are decoded downscaled to about this many pixels (JPEG: in the decoder,
     # at 1/2, 1/4 or 1/8 scale; other formats: reduced right after decoding).
-    target_pixels: int = 12_000_000
+    target_pixels: int = 4_000_000
     # Formats with no downscaled decoding: refused from the header above this many pixel
     # units (16-bit samples count twice), before a byte of pixel data is inflated.
     max_full_pixels: int = 16_000_000
