@@ -74,10 +74,18 @@ def test_too_many_pixels_refused_from_the_header(shared_data, monkeypatch):
     assert not loaded
 
 
-def test_36mp_accepted_under_default_limit(shared_data):
-    """The 36 MP photo is below the 40 MP default; only a tighter limit refuses it."""
-    rgb = decode(shared_data / "detection" / "images" / "compreface" / "001_A.jpg")
-    assert rgb.shape[0] * rgb.shape[1] > 30_000_000
+def test_36mp_accepted_under_default_limit_and_decoded_downscaled(shared_data):
+    """The 36 MP photo is below the 40 MP default; only a tighter limit refuses it. It is
+    decoded downscaled (JPEG draft mode) to at most the target pixel count, same aspect."""
+    path = shared_data / "detection" / "images" / "compreface" / "001_A.jpg"
+    with Image.open(path) as im:
+        w, h = im.size
+    rgb = decode(path)
+    target = DecodeLimits().target_pixels
+    assert target / 4 <= rgb.shape[0] * rgb.shape[1] <= target
+    assert abs(rgb.shape[1] / rgb.shape[0] - w / h) < 0.01
+    full = decode(path, DecodeLimits(target_pixels=50_000_000))
+    assert full.shape[:2] == (h, w)
 
 
 def test_tiny_image_too_small(shared_data):
@@ -164,3 +172,113 @@ def test_grey_real_images(shared_data):
     for a in (orl, yale):
         assert a.ndim == 3 and a.shape[2] == 3
         assert (a[..., 0] == a[..., 1]).all()
+
+
+# --- decompression bombs (issue 13 item 3) -------------------------------------------------
+
+
+def png16(w: int, h: int) -> bytes:
+    """A 16-bit RGB PNG of ``w`` x ``h`` black pixels: a few hundred KB that inflate to
+    w * h * 6 bytes (made with zlib directly: Pillow cannot write 16-bit RGB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    c = zlib.compressobj(9)
+    rows = (b"\x00" + b"\x00" * (w * 6)) * 100
+    body = [c.compress(rows) for _ in range(h // 100)]
+    body.append(c.compress((b"\x00" + b"\x00" * (w * 6)) * (h % 100)))
+    body.append(c.flush())
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", b"".join(body))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _spy_load(monkeypatch) -> list[bool]:
+    loaded: list[bool] = []
+    original = Image.Image.load
+
+    def spy(self):
+        loaded.append(True)
+        return original(self)
+
+    monkeypatch.setattr(Image.Image, "load", spy)
+    return loaded
+
+
+def test_16bit_png_bomb_refused_from_the_header(monkeypatch):
+    """6000x6600 16-bit: under the 40 MP limit, but ~240 MB to inflate and more to convert.
+    PNG has no downscaled decoding, so it is refused before a pixel is inflated."""
+    from facegate.vision.decode import decode_units
+
+    bomb = png16(6000, 6600)
+    assert len(bomb) < 400_000
+    loaded = _spy_load(monkeypatch)
+    with pytest.raises(ImageTooLarge) as err:
+        decode(bomb)
+    assert "16-bit" in err.value.message and "JPEG" in err.value.message
+    with pytest.raises(ImageTooLarge):
+        decode_units(bomb)
+    assert not loaded
+    # A small 16-bit PNG still decodes (top byte kept).
+    assert decode(png16(200, 150)).shape == (150, 200, 3)
+
+
+def test_large_lossless_image_is_reduced_after_decoding():
+    arr = np.zeros((3000, 2000, 3), np.uint8)
+    arr[:, :, 1] = 128
+    rgb = decode(_png(arr), DecodeLimits(target_pixels=1_000_000))
+    assert rgb.shape[0] * rgb.shape[1] <= 1_000_000 and (rgb[..., 1] == 128).all()
+    assert abs(rgb.shape[0] / rgb.shape[1] - 1.5) < 0.01
+
+
+def test_request_pixels_are_bounded_from_the_headers(monkeypatch):
+    from facegate.vision.decode import check_request_pixels
+
+    four_mp = _png(np.zeros((2000, 2000, 3), np.uint8))
+    loaded = _spy_load(monkeypatch)
+    check_request_pixels([four_mp] * 2, 8_000_000)
+    with pytest.raises(ImageTooLarge):
+        check_request_pixels([four_mp] * 3, 8_000_000)
+    assert not loaded
+
+
+def test_pixel_budget_bounds_concurrent_decodes():
+    """Decodes in many threads never hold more pixels at once than the budget; a decode
+    that cannot get its share in time is refused as busy (503), not queued for ever."""
+    import threading
+
+    from facegate.errors import Busy
+    from facegate.vision.decode import PixelBudget
+
+    budget = PixelBudget(10, wait_s=5.0)
+    inside = []
+    lock = threading.Lock()
+    current = [0]
+
+    def work(units: int) -> None:
+        with budget.take(units):
+            with lock:
+                current[0] += units
+                inside.append(current[0])
+            threading.Event().wait(0.02)
+            with lock:
+                current[0] -= units
+
+    threads = [threading.Thread(target=work, args=(4,)) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(inside) <= 10 and budget.peak <= 10 and budget.in_use == 0
+    short = PixelBudget(10, wait_s=0.05)
+    with short.take(8), pytest.raises(Busy), short.take(4):
+        pass
+    assert short.in_use == 0

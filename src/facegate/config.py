@@ -137,6 +137,38 @@ class Settings(BaseSettings):
     # SFace likewise (same file, vectors equal to cosine 1.0, 7.9 vs 14.5 ms CPU per chip).
     sface_onnx: bool = True
 
+    # --- hardening: bodies, decoding, connections, TLS (issue 13 items 1-5, 11-14) ----------
+    # Every request body is limited on the byte stream, before it is parsed (Content-Length
+    # checked first, streamed bytes counted). JSON and form bodies; uploads have their own
+    # limits from max_frame_bytes (decide: x max_burst_frames, enroll: x 5).
+    max_json_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_form_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Decoded pixels: per request (all its images together) and across the whole process
+    # (a budget every decode takes from and gives back; beyond it a request waits, then 503).
+    max_request_pixels: int = Field(default=60_000_000, ge=10_000)
+    decode_pixel_budget: int = Field(default=120_000_000, ge=10_000)
+    decode_budget_wait_s: float = Field(default=5.0, ge=0.0, le=120.0)
+    # Images larger than this many pixels are decoded downscaled (JPEG draft mode, reduce on
+    # load): detection works on a 640 px copy, embedding on 112-150 px chips.
+    decode_target_pixels: int = Field(default=4_000_000, ge=100_000)
+    # Formats that cannot be decoded downscaled (PNG, WebP, ...): refused from the header above
+    # this many pixels, 16-bit samples counting twice (a 6000x6600 16-bit PNG of 88 KB would
+    # otherwise take ~700 MB to decode).
+    max_full_decode_pixels: int = Field(default=16_000_000, ge=10_000)
+    # Connections: request headers must arrive within this many seconds of connecting or of
+    # the previous response, a request body within body_timeout_s; at most max_connections
+    # open at once (beyond it new connections are closed at once).
+    header_timeout_s: float = Field(default=10.0, ge=0.5, le=600.0)
+    body_timeout_s: float = Field(default=30.0, ge=0.5, le=3600.0)
+    keep_alive_s: int = Field(default=5, ge=1, le=600)
+    max_connections: int = Field(default=4096, ge=16, le=1_000_000)
+    # /docs and /redoc (Swagger UI, ReDoc) load their scripts from a public CDN: off unless
+    # asked for (an on-site product makes no call off the site). /openapi.json stays.
+    api_docs: bool = False
+    # CAC-FR-14: set by `facegate serve --insecure-http` (plain HTTP beyond loopback, e.g.
+    # behind a TLS proxy); recorded so `facegate comply` reports the choice.
+    insecure_http: bool = False
+
     @property
     def database_url(self) -> str:
         if self.db_url:

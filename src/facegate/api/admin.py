@@ -398,8 +398,11 @@ async def enroll(
 
 def _enroll(rt: Any, principal: Principal, person_id: str, images: list[bytes]) -> Any:
     from facegate.api.gate import safe_decode
+    from facegate.vision.decode import DEFAULT_LIMITS, check_request_pixels
 
     pipe = rt.pipeline
+    limits = getattr(pipe, "limits", DEFAULT_LIMITS)
+    check_request_pixels(images, rt.settings.max_request_pixels, limits)  # issue 13 item 3
     decoded = [safe_decode(pipe, b) for b in images]
     with rt.store.session() as s:
         site_id = domain.get_person(s, person_id).site_id

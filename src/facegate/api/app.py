@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from facegate import __version__
 from facegate.api import admin, gate
 from facegate.api.errors import ErrorBody, install_error_handlers
+from facegate.api.limits import BodyLimitMiddleware, HstsMiddleware
 from facegate.api.observability import RequestIdMiddleware
 from facegate.api.runtime import GateRuntime
 from facegate.config import Settings
@@ -59,11 +60,19 @@ def create_app(
         description="Face access control that is lawful by construction. Errors are JSON "
         '`{"code", "message", "request_id"}`; no response ever carries a template or an image.',
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a public CDN: off unless asked for
+        # (issue 13 item 11; an on-site product makes no call off the site).
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
         responses={500: {"model": ErrorBody, "description": "Internal error (nothing leaked)"}},
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    # Bodies limited on the stream and keys checked before any body (issue 13 items 1, 2, 4);
+    # inside the request-id middleware so its answers carry the request id.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HstsMiddleware)
     app.include_router(gate.router)
     app.include_router(admin.router)
     install_web(app)  # console, kiosk and self-service pages (facegate.web, issue 8)

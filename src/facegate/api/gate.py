@@ -91,7 +91,12 @@ def safe_decode(pipeline, data: bytes):
 
 def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
     """Decode and embed each frame (worker thread); the pixels are dropped on return."""
+    # All frames of one request together, from their headers, before any is decoded.
     pipeline = rt.pipeline  # loads the models on first use, off the event loop
+    from facegate.vision.decode import DEFAULT_LIMITS, check_request_pixels
+
+    limits = getattr(pipeline, "limits", DEFAULT_LIMITS)
+    check_request_pixels(frames, rt.settings.max_request_pixels, limits)  # issue 13 item 3
     probes = []
     for data in frames:
         faces = pipeline.analyze(safe_decode(pipeline, data), profile="gate", max_faces=1)
@@ -227,3 +232,32 @@ def override_route(
         )
     rt.metrics.decisions.labels(result.method, result.decision).inc()
     return DecisionOut(**result.to_dict())
+
+
+class KioskInfoOut(BaseModel):
+    id: str
+    name: str
+    methods: list[str]
+    face_enabled: bool
+    operator_name: str = Field(description="the processor named in the notice (N1)")
+    operator_contact: str
+
+
+@router.get(
+    "/v1/access-points/{access_point_id}/kiosk",
+    response_model=KioskInfoOut,
+    summary="What the kiosk at this access point shows: its name, methods and the operator",
+    responses=error_responses(401, 403, 404),
+)
+def kiosk_info_route(
+    request: Request,
+    access_point_id: str = AccessPointId,
+    principal: Principal = Depends(require("gate:decide")),
+) -> KioskInfoOut:
+    """The kiosk page shows nothing until its key is presented here (issue 13 item 11)."""
+    from facegate.domain.activation import access_point_info
+
+    rt = request.app.state.runtime
+    _check_access_point(rt, principal, access_point_id)
+    with rt.store.session() as s:
+        return KioskInfoOut(**access_point_info(s, access_point_id))

@@ -15,6 +15,7 @@ import traceback
 import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("facegate.api")
@@ -86,6 +87,11 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-request (e.g. a gate dropping an upload): nobody is
+            # left to answer and nothing failed on our side (issue 13 item 5).
+            status["code"] = 499
+            log.info("client disconnected before the request was read")
         except Exception as exc:  # noqa: BLE001 - the catch-all: log the type, answer 500
             # The exception's message may quote SQL parameters (a name): log only where it
             # happened, never what it said.

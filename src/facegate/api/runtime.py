@@ -89,6 +89,10 @@ class GateRuntime:
         pipeline: Any | None = None,
     ) -> None:
         self.settings = settings
+        # Decoded pixels in flight across every request of this process (issue 13 item 3).
+        from facegate.vision.decode import set_pixel_budget
+
+        set_pixel_budget(settings.decode_pixel_budget, settings.decode_budget_wait_s)
         self.store = store or Store(settings.database_url)
         self.metrics = Metrics()
         self.pool = InferencePool(

@@ -149,6 +149,27 @@ async def read_images(request: Request, settings: Settings) -> list[bytes]:
     return files
 
 
+async def read_photo_form(
+    request: Request, settings: Settings, file_field: str = "photo"
+) -> tuple[bytes, dict[str, str]]:
+    """A web form with one photo and a CSRF token, parsed in memory within the frame limit.
+
+    Starlette's own form parser spools a file over 1 MB to a temporary file on disk; a face
+    photo must never touch the disk (principle 3, STD-41819-04), so pages use this instead.
+    """
+    limit = settings.max_frame_bytes + 64 * 1024
+    _check_declared(request, limit)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype.lower() != b"multipart/form-data":
+        raise UnsupportedMediaType(f"send the photo as multipart/form-data, field `{file_field}`")
+    files, fields = await _parse_multipart(
+        request, params.get(b"boundary"), file_field, 1, ("csrf",), settings.max_frame_bytes, limit
+    )
+    if not files:
+        raise InvalidInput("choose a photo")
+    return files[0], fields
+
+
 def _check_declared(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -13,6 +14,18 @@ from facegate.errors import FacegateError
 log = logging.getLogger("facegate.server")
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; anything else (0.0.0.0 too) reaches beyond the machine."""
+    import ipaddress
+
+    if host in _LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _settings(data_dir: Path | None, db: str | None, **extra: object) -> Settings:
@@ -40,7 +53,7 @@ def ensure_initialised(settings: Settings) -> str | None:
     from facegate.store.db import Store
     from facegate.store.models import Site
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # issue 13 item 13
     load_keyring(settings, create=True)
     store = Store(settings.database_url)
     try:
@@ -75,19 +88,50 @@ def serve(
         help="Make (once) a self-signed certificate in the data directory and serve HTTPS: "
         "phones and tablets give the camera only to secure pages",
     ),
+    insecure_http: bool = typer.Option(
+        False,
+        "--insecure-http",
+        help="Serve plain HTTP beyond loopback (e.g. behind a TLS-terminating proxy). Without "
+        "it, a non-loopback address needs TLS (CAC-FR-14); `facegate comply` reports the choice",
+    ),
 ) -> None:
     """Run the gate server (REST decision API, admin routes, /healthz, /metrics)."""
     import uvicorn
+
+    # Issue 13 item 13 (CAC-FR-14): everything this process creates (data directory, models/,
+    # tls/, the database, keys, caches) is owner-only: directories 0700, files 0600.
+    os.umask(0o077)
+    # Issue 13 item 3: large image buffers go back to the system when freed.
+    from facegate.vision.decode import tune_malloc
+
+    tune_malloc()
 
     from facegate.access.single_process import lock_for_database
     from facegate.api import create_app
     from facegate.api.observability import configure_logging
 
     try:
-        settings = _settings(data_dir, db, host=host, port=port, inference_workers=workers)
+        settings = _settings(
+            data_dir,
+            db,
+            host=host,
+            port=port,
+            inference_workers=workers,
+            insecure_http=insecure_http or None,
+        )
     except ValueError as exc:
         typer.echo(f"error: invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
+    tls = bool(tls_cert and tls_key) or self_signed
+    if not is_loopback(host) and not tls and not settings.insecure_http:
+        # CAC-FR-14: TLS on the LAN. Plain HTTP beyond loopback only when asked for by name.
+        typer.echo(
+            f"error: refusing to serve plain HTTP on {host} (beyond loopback; CAC-FR-14). Pass "
+            "--tls-cert and --tls-key, or --self-signed, or --insecure-http if a TLS proxy "
+            "sits in front of this server",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_json)
     try:
         # With SQLite one process serves; hold the lock for the whole process lifetime.
@@ -101,9 +145,15 @@ def serve(
         from facegate.web.tls import self_signed_pair
 
         tls_cert, tls_key = self_signed_pair(settings.data_dir, host)
-    if host not in _LOOPBACK and not (tls_cert and tls_key):
-        # CAC-FR-14: TLS on the LAN. Allowed (a gate may sit behind a TLS proxy) but said loudly.
-        log.warning("listening beyond loopback without TLS; pass --tls-cert and --tls-key")
+    if not is_loopback(host) and not (tls_cert and tls_key):
+        # Only reached with --insecure-http: said loudly, and recorded for `facegate comply`.
+        log.warning("listening beyond loopback without TLS (--insecure-http)")
+    try:
+        from facegate.compliance.live import record_listener
+
+        record_listener(settings, host, port, tls=bool(tls_cert and tls_key))
+    except FacegateError as exc:
+        raise _fail(exc) from None
     app = create_app(settings, warm_up=True)
     scheme = "https" if tls_cert and tls_key else "http"
     backend = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
@@ -121,6 +171,10 @@ def serve(
             "The certificate is self-signed: each phone or tablet asks once to accept it.",
             err=True,
         )
+    from facegate.api.connections import raise_fd_limit, uvicorn_options
+
+    # Issue 13 item 4: header deadline, keep-alive, connection cap, and the descriptors for it.
+    raise_fd_limit(settings.max_connections + 1024)
     try:
         uvicorn.run(
             app,
@@ -130,6 +184,7 @@ def serve(
             access_log=False,
             ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None,
+            **uvicorn_options(settings),
         )
     finally:
         if lock is not None:

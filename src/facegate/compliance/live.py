@@ -145,7 +145,7 @@ def load_facts(settings: Settings) -> LiveFacts:
 def save_facts(settings: Settings, facts: LiveFacts) -> Path:
     """Write the facts file atomically (a crash leaves the old or the new file, never half)."""
     path = facts_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f"{path.name}.tmp-{secrets.token_hex(4)}")
     body = yaml.safe_dump(
         facts.model_dump(mode="json", exclude_defaults=True), allow_unicode=True, sort_keys=False
@@ -156,6 +156,35 @@ def save_facts(settings: Settings, facts: LiveFacts) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
+
+
+def record_listener(settings: Settings, host: str, port: int, *, tls: bool) -> bool:
+    """Record what ``facegate serve`` listens on, for CAC-FR-14's TLS check (issue 13 item 12).
+
+    A listener beyond loopback is always recorded (so plain HTTP chosen with
+    ``--insecure-http`` is reported by ``facegate comply`` as ``no_tls``); a loopback one
+    only replaces an earlier record of the same port. Returns whether the file changed.
+    """
+    facts = load_facts(settings)
+    others = [li for li in facts.listeners if li.port != port]
+    entry = Listener(host=host, port=port, tls=tls)
+    loopback = host == "localhost" or _is_loopback_address(host)
+    if loopback and len(others) == len(facts.listeners):
+        return False
+    listeners = others if loopback else [*others, entry]
+    if listeners == facts.listeners:
+        return False
+    save_facts(settings, facts.model_copy(update={"listeners": listeners}))
+    return True
+
+
+def _is_loopback_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def normalize_location_type(value: str, what: str = "This access point") -> str:

@@ -189,7 +189,7 @@ class KeyFile:
 
     def write(self, data: dict[str, object]) -> None:
         """Replace the file atomically, created 0600 from the start (never briefly wider)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(self.path.name + f".tmp-{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -265,6 +265,16 @@ def _hook_providers(spec: str) -> list[KeyProvider]:
     return providers
 
 
+def missing_key_message(settings: Settings) -> str:
+    """One line: where the site key is expected and how to put it back."""
+    path = settings.key_file_path
+    return (
+        f"the site key {path} is missing but the database already holds this site's data; "
+        f"no new key was made. Restore site.key from your backup to {path} (chmod 600), or "
+        "point FACEGATE_KEY_FILE or FACEGATE_SITE_KEY at the key, then start again"
+    )
+
+
 def load_keyring(settings: Settings, *, create: bool = False) -> Keyring:
     """The keyring from the configured source (hook, environment, else the 0600 key file)."""
     if settings.site_key_hook:
@@ -279,6 +289,12 @@ def load_keyring(settings: Settings, *, create: bool = False) -> Keyring:
                 providers.append(prev)
         return Keyring(providers)
     key_file = KeyFile(settings.key_file_path)
-    if create:
+    if create and not key_file.exists():
+        from facegate.store.db import database_has_data
+
+        if database_has_data(settings.database_url):
+            # Issue 13 item 14 (CAC-FR-14): a new key beside existing data would lock every
+            # person's data key away for good; the missing key must be restored instead.
+            raise KeyUnavailable(missing_key_message(settings))
         key_file.create()
     return Keyring(key_file.providers(), key_file=key_file)

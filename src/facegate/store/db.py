@@ -97,6 +97,32 @@ def migrate(engine: Engine) -> None:
         command.upgrade(alembic_config(conn), "head")
 
 
+def database_has_data(url: str) -> bool:
+    """Whether the database already holds a facegate site (looked at without creating it).
+
+    Used before a new site key is made: a key is never created beside existing data
+    (issue 13 item 14), since the data keys in the database are wrapped by the old one.
+    """
+    from sqlalchemy import inspect
+
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return False
+        db_file = Path(parsed.database)
+        if not db_file.exists() or db_file.stat().st_size == 0:
+            return False
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("sites"):
+                return False
+            return conn.execute(text("SELECT 1 FROM sites LIMIT 1")).first() is not None
+    finally:
+        engine.dispose()
+
+
 class Store:
     """An engine plus a session factory, migrated on first use."""
 

@@ -8,7 +8,14 @@ pixels are decoded, so a hostile file cannot exhaust memory. Every failure is a 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
+import math
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error  # raised by some Pillow plugins on malformed data
@@ -16,7 +23,7 @@ from struct import error as struct_error  # raised by some Pillow plugins on mal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facegate.errors import ImageDecodeError, ImageTooLarge, ImageTooSmall
+from facegate.errors import Busy, ImageDecodeError, ImageTooLarge, ImageTooSmall
 
 # Formats a camera, a phone or a test set produces. Restricting the plugins keeps rarely used,
 # rarely audited decoders away from untrusted bytes.
@@ -36,9 +43,159 @@ class DecodeLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_side: int = DEFAULT_MIN_SIDE
+    # Larger images are decoded downscaled to about this many pixels (JPEG: in the decoder,
+    # at 1/2, 1/4 or 1/8 scale; other formats: reduced right after decoding).
+    target_pixels: int = 4_000_000
+    # Formats with no downscaled decoding: refused from the header above this many pixel
+    # units (16-bit samples count twice), before a byte of pixel data is inflated.
+    max_full_pixels: int = 16_000_000
 
 
 DEFAULT_LIMITS = DecodeLimits()
+
+
+class PixelBudget:
+    """Decoded pixels in flight across the whole process (issue 13 item 3).
+
+    Every decode takes its pixel units from the budget before inflating anything and gives
+    them back when done; when the budget is spent a decode waits up to ``wait_s`` seconds,
+    then is refused as busy (503), so concurrent hostile uploads cannot add up past it.
+    """
+
+    def __init__(self, total: int, wait_s: float = 5.0) -> None:
+        self.total = int(total)
+        self.wait_s = float(wait_s)
+        self.in_use = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def take(self, units: int) -> Iterator[None]:
+        units = min(int(units), self.total)  # one image within every limit always fits alone
+        deadline = time.monotonic() + self.wait_s
+        with self._cond:
+            while self.in_use + units > self.total:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Busy(
+                        "the server is decoding other large images; retry in a moment",
+                        retry_after=1,
+                    )
+                self._cond.wait(left)
+            self.in_use += units
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= units
+                self._cond.notify_all()
+            if units >= _TRIM_AFTER_UNITS:
+                release_free_memory()
+
+
+_TRIM_AFTER_UNITS = 2_000_000
+_budget = PixelBudget(120_000_000)
+
+
+def set_pixel_budget(total: int, wait_s: float = 5.0) -> PixelBudget:
+    """Set the process-wide decode budget (the gate server does so from its Settings)."""
+    global _budget
+    if _budget.total != total or _budget.wait_s != wait_s:
+        _budget = PixelBudget(total, wait_s)
+    return _budget
+
+
+def pixel_budget() -> PixelBudget:
+    return _budget
+
+
+_libc = None
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``; no-op elsewhere).
+
+    Decoding a large image allocates and frees hundreds of MB; without a trim glibc may keep
+    it in its arenas, so a long hostile session would ratchet the process's memory up.
+    """
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        try:
+            _libc = ctypes.CDLL(name) if name else False
+        except OSError:
+            _libc = False
+    trim = getattr(_libc, "malloc_trim", None) if _libc else None
+    if trim is not None:
+        trim(0)
+
+
+def tune_malloc(arena_max: int = 2, mmap_threshold: int = 1 << 20) -> bool:
+    """Fewer glibc arenas and a fixed mmap threshold, so large buffers return on free.
+
+    glibc raises its mmap threshold after each large free (up to 32 MB), after which image
+    buffers come from arenas that rarely shrink; fixing it keeps the server's memory flat
+    under a long series of large uploads. Returns False where ``mallopt`` is unavailable.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        libc = None
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    m_arena_max, m_mmap_threshold = -8, -3
+    ok = mallopt(m_arena_max, int(arena_max)) == 1
+    return mallopt(m_mmap_threshold, int(mmap_threshold)) == 1 and ok
+
+
+def decode_units(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> int:
+    """The pixel units decoding ``data`` would take (after any downscaled decoding), from
+    the header alone; raises the error ``decode`` would for an image over a limit."""
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(f"the image is larger than {limits.max_bytes:,} bytes")
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+            w, h = img.size
+            if w * h > limits.max_pixels:
+                raise _too_many_pixels((w, h), limits.max_pixels)
+            return _plan_decode(img, limits)
+    except Image.DecompressionBombError:
+        raise ImageTooLarge("the image has too many pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct_error):
+        raise ImageDecodeError("the data is not a readable image") from None
+
+
+def check_request_pixels(
+    images: Iterable[bytes], limit: int, limits: DecodeLimits = DEFAULT_LIMITS
+) -> None:
+    """All images of one request together decode to at most ``limit`` pixel units.
+
+    Read from the headers before any image is decoded (issue 13 item 3).
+    """
+    total = 0
+    for data in images:
+        total += decode_units(data, limits)
+        if total > limit:
+            raise ImageTooLarge(
+                f"the images of this request would decode to more than {limit:,} pixels "
+                "together; send fewer or smaller images",
+                limit=limit,
+            )
+
+
+def _sample_factor(img: Image.Image) -> int:
+    """2 for 16-bit samples (decoded at double width), else 1."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        return 2
+    for tile in getattr(img, "tile", None) or ():
+        args = tile.args if hasattr(tile, "args") else tile[3]
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str) and ";16" in raw:
+            return 2
+    return 1
 
 
 def decode(image: ImageInput, limits: DecodeLimits = DEFAULT_LIMITS) -> np.ndarray:
@@ -96,9 +253,13 @@ def _decode_bytes(data: bytes, limits: DecodeLimits) -> np.ndarray:
             raise _too_many_pixels((width, height), limits.max_pixels)
         if min(width, height) < limits.min_side:
             raise _too_small((width, height), limits.min_side)
+        units = _plan_decode(img, limits)
         try:
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
+            with _budget.take(units):
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                img = _reduce(img, limits)
+                return _check_size(_pil_to_rgb(img), limits)
         except Image.DecompressionBombError:
             raise _too_many_pixels((width, height), limits.max_pixels) from None
         except (OSError, ValueError, SyntaxError, EOFError, struct_error) as exc:
@@ -108,7 +269,44 @@ def _decode_bytes(data: bytes, limits: DecodeLimits) -> np.ndarray:
             ) from None
         except MemoryError:
             raise ImageTooLarge("the image needs more memory than is available") from None
-        return _check_size(_pil_to_rgb(img), limits)
+
+
+def _plan_decode(img: Image.Image, limits: DecodeLimits) -> int:
+    """Pick a downscaled decode where the format allows; the pixel units it will take.
+
+    JPEG (draft mode): decoded at 1/2, 1/4 or 1/8 scale, to between a quarter of and the
+    target pixel count. Others decode whole: refused here when that would exceed
+    ``max_full_pixels`` (issue 13 item 3: 16-bit 6000x6600 PNGs are refused from the header).
+    """
+    w, h = img.size
+    factor = _sample_factor(img)
+    if img.format == "JPEG" and w * h > limits.target_pixels:
+        s = math.sqrt(limits.target_pixels / (w * h)) / 2
+        img.draft("RGB", (max(1, int(w * s)), max(1, int(h * s))))
+        w, h = img.size
+    units = w * h * factor
+    if img.format != "JPEG" and units > limits.max_full_pixels:
+        raise ImageTooLarge(
+            f"a {img.format or 'non-JPEG'} image of {w}x{h}"
+            f"{' with 16-bit samples' if factor > 1 else ''} is too large to decode; "
+            f"send a JPEG or an image of at most {limits.max_full_pixels // factor:,} pixels",
+            pixels=w * h,
+            limit=limits.max_full_pixels,
+        )
+    return units
+
+
+def _reduce(img: Image.Image, limits: DecodeLimits) -> Image.Image:
+    """An image still above the target after decoding is reduced by a whole factor."""
+    w, h = img.size
+    if w * h <= limits.target_pixels:
+        return img
+    k = math.ceil(math.sqrt(w * h / limits.target_pixels))
+    if min(w, h) // k < limits.min_side or img.mode.startswith("I") or img.mode == "F":
+        return img  # (16-bit and float images within max_full_pixels are below the target)
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+    return img.reduce(k)
 
 
 def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ImageTooLarge:

@@ -505,7 +505,7 @@ def cached_onnx_model(source: Path, cache_dir: Path) -> tuple[bytes, Path]:
     detected and rebuilt rather than loaded.
     """
     source_sha = sha256_file(source)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # issue 13 item 13
     stem = f"dlib_resnet_v1_{source_sha[:16]}_c{CONVERTER_VERSION}"
     onnx_path = cache_dir / f"{stem}.onnx"
     meta_path = cache_dir / f"{stem}.json"

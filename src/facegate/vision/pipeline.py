@@ -109,7 +109,13 @@ class FacePipeline:
             )
         model_dir = model_dir if model_dir is not None else s.model_dir
         self.calibration: EmbedderCalibration = load_calibration(names, calibration_file)
-        self.limits = DecodeLimits(s.max_image_bytes, s.max_image_pixels, s.min_image_side)
+        self.limits = DecodeLimits(
+            s.max_image_bytes,
+            s.max_image_pixels,
+            s.min_image_side,
+            target_pixels=s.decode_target_pixels,
+            max_full_pixels=s.max_full_decode_pixels,
+        )
         self.detector = DETECTORS[s.detector](
             model_dir=model_dir, onnx=s.yunet_onnx, threads=s.inference_threads
         )

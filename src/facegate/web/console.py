@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import UploadFile
 
 from facegate import audit
+from facegate.api.uploads import read_photo_form
 from facegate.domain import (
     add_access_point,
     add_person,
@@ -438,12 +438,11 @@ async def person_invite(request: Request, person_id: str) -> Response:
 @router.post("/console/people/{person_id}/enroll", response_class=HTMLResponse)
 async def person_enroll(request: Request, person_id: str) -> Response:
     c = Ctx(request, STAFF)
-    form = await request.form()
-    c.check(form)
-    upload = form.get("photo")
-    if not isinstance(upload, UploadFile):
-        raise fail(request, InvalidInput("choose a photo"), f"/console/people/{person_id}")
-    data = await upload.read(c.rt.settings.max_image_bytes + 1)
+    try:  # parsed in memory: a photo never goes to a temporary file (principle 3)
+        data, fields = await read_photo_form(request, c.rt.settings)
+    except FacegateError as exc:
+        raise fail(request, exc, f"/console/people/{person_id}") from None
+    c.check(fields)
     try:
         image = decode_upload(c.rt, data)
         data = b""  # STD-41819-04: nothing of the photo outlives this request

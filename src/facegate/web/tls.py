@@ -49,7 +49,7 @@ def self_signed_pair(directory: Path, host: str) -> tuple[Path, Path]:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         if cert.not_valid_after_utc > datetime.now(UTC) + timedelta(days=7):
             return cert_path, key_path
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)  # issue 13 item 13: owner only
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName(socket.gethostname())]
     for addr in {"127.0.0.1", *lan_addresses(), *([host] if host not in _LOOPBACK else [])}:
@@ -81,7 +81,9 @@ def self_signed_pair(directory: Path, host: str) -> tuple[Path, Path]:
                 serialization.NoEncryption(),
             )
         )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(cert_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
 

@@ -30,6 +30,41 @@
   }
   if (!key) { say("deny", words.decisions.kiosk_nokey); return; }
 
+  // Nothing about this access point is in the page: ask the API with the kiosk's key.
+  fetch("/v1/access-points/" + encodeURIComponent(apId) + "/kiosk", {
+    headers: { "X-API-Key": key }, cache: "no-store"
+  }).then(function (r) {
+    return r.json().then(function (j) { return { status: r.status, body: j }; });
+  }).then(function (r) {
+    if (r.status >= 400) { say("deny", r.body.message || String(r.status)); return; }
+    start(r.body);
+  }).catch(function () { say("deny", "…"); });
+
+  function text(id, value) { document.getElementById(id).textContent = value; }
+
+  function start(ap) {
+    var hasFace = ap.methods.indexOf("face") >= 0;
+    text("sign-h", hasFace ? words.decisions.kiosk_face_here : ap.name);
+    text("ap-name", ap.name);
+    text("ap-operator", (ap.operator_name || "—") + (ap.operator_contact ? " · " + ap.operator_contact : ""));
+    var tags = document.getElementById("ap-alt-tags");
+    ap.methods.forEach(function (m) {
+      if (m === "face") return;
+      var tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = words.methods["m_" + m] || m;
+      tags.appendChild(tag);
+      tags.appendChild(document.createTextNode(" "));
+    });
+    document.getElementById("ap-alts").hidden = false;
+    document.getElementById("sign").hidden = false;
+    document.querySelectorAll(".kform").forEach(function (f) {
+      f.hidden = ap.methods.indexOf(f.dataset.kind) < 0;
+    });
+    if (hasFace) document.getElementById("preview").hidden = false;
+    if (hasFace && ap.face_enabled) startCamera();
+  }
+
   function decide(body, isFace) {
     busy = true;
     return fetch("/v1/access-points/" + encodeURIComponent(apId) + "/decide", {
@@ -58,13 +93,14 @@
     });
   });
 
-  if (root.dataset.face !== "1") return;
   var video = document.getElementById("kvideo");
   var canvas = document.getElementById("kcanvas");
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return;
-  navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false })
-    .then(function (stream) { video.srcObject = stream; setInterval(tick, 1200); })
-    .catch(function () { /* no camera: the other methods still work */ });
+  function startCamera() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return;
+    navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false })
+      .then(function (stream) { video.srcObject = stream; setInterval(tick, 1200); })
+      .catch(function () { /* no camera: the other methods still work */ });
+  }
 
   function tick() {
     if (busy || Date.now() < holdUntil || !video.videoWidth) return;
