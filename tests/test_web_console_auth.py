@@ -248,3 +248,58 @@ def test_keys_record_use_expire_and_are_listed_and_revoked(env):
     # Operators do not manage keys.
     login(env, "desk_a")
     assert client.get("/console/keys").status_code == 403
+
+
+def test_api_key_route_binds_gate_keys_and_lists_and_revokes(env):
+    """Issue 16 item 4 (the API's key creation) and item 9 through the REST API."""
+    client, ids, store = env["client"], env["ids"], env["store"]
+    with store.session() as s:
+        _, admin = create_api_key(s, actor="test", scopes=["admin"], site_id=ids["site_a"])
+    h = {"X-API-Key": admin}
+    r = client.post("/v1/keys", json={"scopes": ["gate:decide"]}, headers=h)
+    assert r.status_code == 422 and "access point" in r.json()["message"]
+    r = client.post(
+        "/v1/keys", json={"scopes": ["gate:decide"], "access_point_ids": ["ap-nope"]}, headers=h
+    )
+    assert r.status_code == 404
+    r = client.post(
+        "/v1/keys", json={"scopes": ["gate:decide"], "access_point_ids": [ids["ap_b"]]}, headers=h
+    )
+    assert r.status_code == 403  # another site's door
+    r = client.post(
+        "/v1/keys",
+        json={"scopes": ["gate:decide"], "access_point_ids": [ids["ap_a"]], "name": "tablet"},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["access_point_ids"] == [ids["ap_a"]] and made["key"].startswith("fg_")
+    every = client.post(
+        "/v1/keys", json={"scopes": ["gate:decide"], "all_access_points": True}, headers=h
+    )
+    assert every.status_code == 201 and every.json()["access_point_ids"] is None
+    listed = {k["id"]: k for k in client.get("/v1/keys", headers=h).json()}
+    assert made["id"] in listed and "key" not in listed[made["id"]]
+    assert all(k["site_id"] == ids["site_a"] for k in listed.values())
+    assert listed[made["id"]]["last_used_at"] is None
+    r = client.post(
+        f"/v1/access-points/{ids['ap_a']}/decide",
+        json={"card": "card-a"},
+        headers={"X-API-Key": made["key"]},
+    )
+    assert r.status_code == 200
+    listed = {k["id"]: k for k in client.get("/v1/keys", headers=h).json()}
+    assert listed[made["id"]]["last_used_at"] is not None
+    r = client.post(f"/v1/keys/{made['id']}/revoke", headers=h)
+    assert r.status_code == 200 and r.json()["revoked_at"], r.text
+    r = client.post(
+        f"/v1/access-points/{ids['ap_a']}/decide",
+        json={"card": "card-a"},
+        headers={"X-API-Key": made["key"]},
+    )
+    assert r.status_code == 401
+    # Another site's key cannot be revoked from here.
+    with store.session() as s:
+        other, _ = create_api_key(s, actor="test", scopes=["admin"], site_id=ids["site_b"])
+        other_id = other.id
+    assert client.post(f"/v1/keys/{other_id}/revoke", headers=h).status_code == 404
