@@ -21,9 +21,10 @@ from facegate.errors import (
     SetupCodeInvalid,
     Unauthorized,
 )
-from facegate.store.models import AuditEntry, Credential
+from facegate.store.models import AuditEntry, Credential, utcnow
 from facegate.store.web_models import (
     Invitation,
+    KnownDevice,
     LoginThrottle,
     OperatorAccount,
     SetupCode,
@@ -169,6 +170,57 @@ def test_login_delays_grow_per_name_and_end_no_hard_lock(store, settings, site):
         assert throttled and {e.details["scope"] for e in throttled} == {"name"}
         assert all(e.details["operator_id"] for e in throttled)
         assert audit.verify(s).ok
+
+
+def test_others_failures_cannot_keep_an_operator_out_of_a_known_browser(store, settings, site):
+    """Failures sent under an operator's name from many addresses delay that name, but the
+    operator's own browser (signed in from before) is not delayed by them."""
+    settings.web_login_max_failures = 2
+    t0 = utcnow()  # one instant throughout: no race with the delay on a loaded machine
+    with store.session() as s:
+        admin = _first_admin(s, settings)
+        accounts.authenticate(
+            s, settings, username="boss", password="a long passphrase", client="10.0.0.1", now=t0
+        )
+        device = accounts.remember_device(s, settings, operator_id=admin.id)
+        assert device not in {r.token_hash for r in s.execute(select(KnownDevice)).scalars()}
+        for i in range(2):  # an attacker, a new address each time
+            with pytest.raises(Unauthorized):
+                accounts.authenticate(
+                    s, settings, username="boss", password="guess!", client=f"10.7.0.{i}", now=t0
+                )
+        with pytest.raises(LoginThrottled):  # the name is delayed for everyone else...
+            accounts.authenticate(
+                s,
+                settings,
+                username="boss",
+                password="a long passphrase",
+                client="10.0.0.1",
+                now=t0,
+            )
+        # A made-up device token does not help.
+        with pytest.raises(LoginThrottled):
+            accounts.authenticate(
+                s,
+                settings,
+                username="boss",
+                password="a long passphrase",
+                client="10.0.0.1",
+                device_token="made-up",
+                now=t0,
+            )
+        # The operator's own browser is not delayed, and its cookie is renewed, not copied.
+        ok = accounts.authenticate(
+            s,
+            settings,
+            username="boss",
+            password="a long passphrase",
+            client="10.0.0.1",
+            device_token=device,
+            now=t0,
+        )
+        assert ok.id == admin.id
+        assert accounts.remember_device(s, settings, operator_id=admin.id, token=device) == device
 
 
 def test_login_throttles_an_address_guessing_many_names(store, settings, site):

@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     web_login_address_max_delay_s: int = Field(default=15 * 60, ge=1, le=24 * 3600)
     # A name or address with no failure for this long starts again from zero.
     web_login_forget_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # A browser an operator signed in from skips the per-name delay for this long.
+    web_known_device_days: int = Field(default=90, ge=1, le=400)
     # An API key's last_used_at is written at most this often (no write per request).
     api_key_touch_interval_s: int = Field(default=60, ge=1, le=24 * 3600)
 

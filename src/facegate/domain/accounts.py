@@ -40,6 +40,7 @@ from facegate.errors import (
 from facegate.store.models import AccessPoint, Person, RightsRequest, Site, new_id
 from facegate.store.web_models import (
     OPERATOR_ROLES,
+    KnownDevice,
     LoginThrottle,
     OperatorAccount,
     OperatorSite,
@@ -279,6 +280,7 @@ def authenticate(
     username: str,
     password: str,
     client: str = "",
+    device_token: str | None = None,
     now: datetime | None = None,
 ) -> OperatorAccount:
     """Check a sign-in.
@@ -288,17 +290,25 @@ def authenticate(
     counted per user name (known or not) and per client address; past the free failures each
     one makes the next attempt wait a growing delay, capped (``LoginThrottled``, 429, again the
     same for every name). Attempts during a delay are answered at once, not checked and not
-    counted, so a delay never grows into a lock an attacker holds at will. Every failure and
-    every delay started is in the audit log (CAC-FR-14)."""
+    counted, so a delay never grows into a lock an attacker holds at will; and a browser the
+    operator signed in from before (``device_token``, see ``remember_device``) skips the
+    per-name delay altogether, so failures others send under that name cannot keep its owner
+    out. Every failure and every delay started is in the audit log (CAC-FR-14)."""
     now = now or utcnow()
     forget = timedelta(minutes=settings.web_login_forget_minutes)
     name_key = _throttle_key("name", username)
     addr_key = _throttle_key("addr", client or "unknown")
+    # Old counts go as new ones come, so guessed names do not pile up.
+    session.execute(delete(LoginThrottle).where(LoginThrottle.last_failure_at < now - forget))
     rows = _throttle_rows(session, [name_key, addr_key], now, forget)
+    known = _known_device(session, device_token, username, now)
     waits = [
         math.ceil((r.blocked_until - now).total_seconds())
-        for r in rows
-        if r is not None and r.blocked_until is not None and r.blocked_until > now
+        for key, r in zip((name_key, addr_key), rows, strict=True)
+        if r is not None
+        and r.blocked_until is not None
+        and r.blocked_until > now
+        and not (known and key == name_key)
     ]
     if waits:
         session.commit()
@@ -334,7 +344,7 @@ def authenticate(
             operation="operator_login",
             purpose=PURPOSE_SECURITY,
             outcome="ok",
-            details={"operator_id": account.id},
+            details={"operator_id": account.id, "known_device": known},
         )
         session.commit()
         return account
@@ -390,6 +400,43 @@ def authenticate(
             )
     session.commit()
     raise Unauthorized("wrong user name or password")
+
+
+def _known_device(session: Session, token: str | None, username: str, now: datetime) -> bool:
+    """True when ``token`` is a live known-device token of the account named ``username``."""
+    if not token or len(token) > 200:
+        return False
+    row = session.get(KnownDevice, _token_hash(token))
+    if row is None or row.expires_at <= now:
+        return False
+    account = session.get(OperatorAccount, row.operator_id)
+    return account is not None and account.username == username
+
+
+def remember_device(
+    session: Session, settings: Settings, *, operator_id: str, token: str | None = None
+) -> str:
+    """After a successful sign-in: the token for this browser's known-device cookie (a new
+    one, or ``token`` renewed when it is already this operator's)."""
+    now = utcnow()
+    session.execute(delete(KnownDevice).where(KnownDevice.expires_at <= now))
+    expires = now + timedelta(days=settings.web_known_device_days)
+    row = session.get(KnownDevice, _token_hash(token)) if token and len(token) <= 200 else None
+    if row is not None and row.operator_id == operator_id:
+        row.expires_at = expires
+        session.commit()
+        return str(token)
+    token = secrets.token_urlsafe(32)
+    session.add(
+        KnownDevice(
+            token_hash=_token_hash(token),
+            operator_id=operator_id,
+            created_at=now,
+            expires_at=expires,
+        )
+    )
+    session.commit()
+    return token
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,19 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KnownDevice(Base):
+    """A browser an operator signed in from before: a random token in a long-lived cookie,
+    only its SHA-256 kept. Sign-ins from it skip the per-name delay, so failures that others
+    send under that name cannot keep the operator out (issue 13 item 7; OWASP "device
+    cookies"). The per-address delay still applies."""
+
+    __tablename__ = "known_devices"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(
+        ForeignKey("operator_accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

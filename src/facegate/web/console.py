@@ -36,6 +36,7 @@ from facegate.domain.accounts import (
     open_session,
     operator_for,
     operator_site_map,
+    remember_device,
     require_role,
     visible_person,
     visible_rights_request,
@@ -60,6 +61,7 @@ from facegate.errors import (
 )
 from facegate.store.models import ACCESS_POINT_KINDS, CATEGORIES, METHODS
 from facegate.web.common import (
+    DEVICE_COOKIE,
     OPERATOR_COOKIE,
     PRE_CSRF_COOKIE,
     Redirect,
@@ -202,6 +204,10 @@ async def login_submit(request: Request) -> Response:
                 username=str(form.get("username", ""))[:64],
                 password=str(form.get("password", ""))[:1024],
                 client=request.client.host if request.client else "",
+                device_token=request.cookies.get(DEVICE_COOKIE),
+            )
+            device = remember_device(
+                s, rt.settings, operator_id=account.id, token=request.cookies.get(DEVICE_COOKIE)
             )
             opened = open_session(
                 s,
@@ -223,6 +229,7 @@ async def login_submit(request: Request) -> Response:
         return with_pre_csrf(request, resp, token)
     resp = redirect("/console")
     set_cookie(request, resp, OPERATOR_COOKIE, opened.token, rt.settings.web_session_hours * 3600)
+    set_cookie(request, resp, DEVICE_COOKIE, device, rt.settings.web_known_device_days * 86400)
     return resp
 
 

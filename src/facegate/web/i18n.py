@@ -139,8 +139,9 @@ _T: dict[str, tuple[str, str]] = {
     "add": ("添加", "Add"),
     "kiosk_key": ("生成平板终端链接", "Make a kiosk link"),
     "kiosk_link_once": (
-        "平板终端链接（只显示一次，请在出入口的平板上打开）：",
-        "Kiosk link (shown once; open it on the tablet at this entrance):",
+        "平板终端链接（只显示一次，请在出入口的平板上打开；为此出入口生成新链接后，旧链接即失效）：",
+        "Kiosk link (shown once; open it on the tablet at this entrance. Making a new link for "
+        "this entrance switches the previous one off):",
     ),
     "activate_face": ("启用刷脸", "Switch face on"),
     "deactivate_face": ("关闭刷脸", "Switch face off"),

@@ -1,5 +1,5 @@
-"""harden auth (issue 13 items 6-10, issue 16 item 4): setup codes, login throttles,
-operator sites, API key expiry and kiosk binding
+"""harden auth (issue 13 items 6-10, issue 16 item 4): setup codes, login throttles, known
+devices, operator sites, API key expiry and kiosk binding
 
 Revision ID: 0004
 Revises: 0003
@@ -56,6 +56,23 @@ def upgrade() -> None:
         sa.Column("blocked_until", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttles")),
     )
+    op.create_table(
+        "known_devices",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("operator_id", sa.String(length=40), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["operator_id"],
+            ["operator_accounts.id"],
+            name=op.f("fk_known_devices_operator_id_operator_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_known_devices")),
+    )
+    op.create_index(
+        op.f("ix_known_devices_operator_id"), "known_devices", ["operator_id"], unique=False
+    )
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("kiosk_access_point_id", sa.String(length=40), nullable=True))
@@ -69,6 +86,8 @@ def downgrade() -> None:
         batch.drop_index(op.f("ix_api_keys_kiosk_access_point_id"))
         batch.drop_column("kiosk_access_point_id")
         batch.drop_column("expires_at")
+    op.drop_index(op.f("ix_known_devices_operator_id"), table_name="known_devices")
+    op.drop_table("known_devices")
     op.drop_table("login_throttles")
     op.drop_table("setup_codes")
     op.drop_table("operator_sites")
