@@ -147,6 +147,10 @@ def test_admin_accounts_and_setup_code_on_the_machine(settings, monkeypatch):
     runner = CliRunner()
     common = ["--data-dir", str(settings.data_dir), "--db", settings.db_url, "--json"]
     assert runner.invoke(app, ["init", *common]).exit_code == 0
+    from facegate.cli.server_cmds import _first_run_code
+
+    printed = _first_run_code(settings)  # what `facegate serve` prints on a fresh install
+    assert printed and len(printed) == 19
     res = runner.invoke(app, ["admin", "setup-code", *common])
     assert res.exit_code == 0, res.output
     code = json.loads(res.stdout)["setup_code"]
@@ -160,6 +164,7 @@ def test_admin_accounts_and_setup_code_on_the_machine(settings, monkeypatch):
     # An account exists: no more setup codes, and the one printed before is spent.
     res = runner.invoke(app, ["admin", "setup-code", *common])
     assert res.exit_code == 1 and "account exists" in res.stderr
+    assert _first_run_code(settings) is None
     store = Store(settings.db_url)
     try:
         with store.session() as s:

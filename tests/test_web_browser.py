@@ -212,6 +212,8 @@ def test_first_run_creates_admin_then_login_and_lockout(console):
     page.goto(W.base + "/console/login")
     assert page.url.endswith("/console/setup")  # still no account
     page.fill("#setup_code", setup_code_printed())
+    # The start-up banner suggests a gate key bound to an access point (issue 16 item 4).
+    assert "keys create --scope gate:decide --access-point" in W.log.read_text()
     page.fill("#username", ADMIN)
     page.fill("#password", ADMIN_PW)
     page.click("button[type=submit]")
