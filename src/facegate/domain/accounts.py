@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from facegate import audit
@@ -398,7 +399,12 @@ def authenticate(
                     "client": client,
                 },
             )
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another failure for the same new name or address was counted at the same instant;
+        # this one is not counted, and the answer is the same.
+        session.rollback()
     raise Unauthorized("wrong user name or password")
 
 
