@@ -149,7 +149,9 @@ def setup_page(request: Request) -> Response:
         if has_operators(s):
             return redirect("/console/login")
     token = pre_csrf(request)
-    return with_pre_csrf(request, render(request, "setup.html", csrf=token), token)
+    minutes = runtime(request).settings.web_setup_code_minutes
+    resp = render(request, "setup.html", {"minutes": minutes}, csrf=token)
+    return with_pre_csrf(request, resp, token)
 
 
 @router.post("/console/setup")
@@ -169,7 +171,10 @@ async def setup_submit(request: Request) -> Response:
             )
     except FacegateError as exc:
         token = pre_csrf(request)
-        ctx = {"username": username}
+        ctx: dict[str, Any] = {
+            "username": username,
+            "minutes": rt.settings.web_setup_code_minutes,
+        }
         if isinstance(exc, SetupCodeInvalid):
             ctx["error_key"] = "setup_code_invalid"
         elif isinstance(exc, Conflict):

@@ -66,10 +66,10 @@ _T: dict[str, tuple[str, str]] = {
     ),
     "setup_code": ("设置码", "Setup code"),
     "setup_code_help": (
-        "设置码由运行 facegate serve 的控制台在启动时显示（一次有效，30 分钟内）。"
+        "设置码由运行 facegate serve 的控制台在启动时显示（一次有效，{m} 分钟内）。"
         "也可以在服务器上运行 facegate admin create 创建管理员。",
         "The setup code is shown on the console where facegate serve runs, when it starts "
-        "(valid once, for 30 minutes). You can also run facegate admin create on the server.",
+        "(valid once, for {m} minutes). You can also run facegate admin create on the server.",
     ),
     "setup_code_invalid": (
         "设置码错误、已使用或已过期。请输入 facegate serve 启动时在控制台显示的设置码，"
