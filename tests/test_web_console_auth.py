@@ -100,7 +100,8 @@ def test_operator_of_site_a_cannot_see_or_act_on_site_b(env):
     assert ids["p_a"] in people and ids["p_b"] not in people
     # Site B's person does not exist for this operator: a 404 page, not the record.
     r = client.get(f"/console/people/{ids['p_b']}")
-    assert r.status_code == 404 and ids["p_b"] in r.text and "card-b" not in r.text
+    assert r.status_code == 404 and "card-b" not in r.text
+    assert f"There is no such person ({ids['p_b']}) at the sites you work for" in r.text
     assert client.get(f"/console/people/{ids['p_a']}").status_code == 200
     # Nor can it act on them: a card, consent, invitation, withdrawal, enrollment.
     for action, form in (
@@ -190,7 +191,8 @@ def test_kiosk_link_knows_its_site_replaces_the_previous_and_refuses_unknown(env
     # An access point that does not exist: a clear 404, and no key made.
     before = len(client.get("/console/keys").text)
     r = client.post("/console/access-points/ap-nonexistent/kiosk", data={"csrf": csrf})
-    assert r.status_code == 404 and "no access point 'ap-nonexistent'" in html.unescape(r.text)
+    assert r.status_code == 404
+    assert "There is no access point ap-nonexistent" in html.unescape(r.text)
     with store.session() as s:
         assert s.execute(select(ApiKey).where(ApiKey.name.like("%nonexistent%"))).first() is None
     assert before > 0
@@ -303,3 +305,51 @@ def test_api_key_route_binds_gate_keys_and_lists_and_revokes(env):
         other, _ = create_api_key(s, actor="test", scopes=["admin"], site_id=ids["site_b"])
         other_id = other.id
     assert client.post(f"/v1/keys/{other_id}/revoke", headers=h).status_code == 404
+
+
+def test_upgrade_gives_existing_operators_every_existing_site(tmp_path):
+    """Migration 0004: accounts made before sites were scoped keep seeing what they saw."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from facegate.store.db import alembic_config, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+        conn.execute(
+            text(
+                "INSERT INTO organizations (id, name, address, contact, pipo_contact, created_at)"
+                " VALUES ('org-1', 'Old', '', '', '', '2025-01-01')"
+            )
+        )
+        for site in ("site-1", "site-2"):
+            conn.execute(
+                text(
+                    "INSERT INTO sites (id, organization_id, name, face_enabled, created_at)"
+                    " VALUES (:id, 'org-1', :id, 0, '2025-01-01')"
+                ),
+                {"id": site},
+            )
+        for op_id, role in (("op-a", "admin"), ("op-d", "operator"), ("op-x", "auditor")):
+            conn.execute(
+                text(
+                    "INSERT INTO operator_accounts (id, username, password_hash, role,"
+                    " failed_attempts, created_at) VALUES (:id, :id, 'h', :role, 0, '2025-01-01')"
+                ),
+                {"id": op_id, "role": role},
+            )
+    engine.dispose()
+    store = Store(url)  # upgrades to the head on first use
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT operator_id, site_id FROM operator_sites")).all()
+        assert sorted(rows) == [
+            ("op-d", "site-1"),
+            ("op-d", "site-2"),
+            ("op-x", "site-1"),
+            ("op-x", "site-2"),
+        ]
+    finally:
+        store.dispose()

@@ -56,6 +56,7 @@ from facegate.errors import (
     Forbidden,
     InvalidInput,
     LoginThrottled,
+    NotFound,
     SetupCodeInvalid,
     Unauthorized,
 )
@@ -74,6 +75,7 @@ from facegate.web.common import (
     render,
     runtime,
     set_cookie,
+    translator,
     with_pre_csrf,
 )
 from facegate.web.faces import decode_upload, enroll_from_body, quality_feedback
@@ -133,8 +135,12 @@ class Ctx:
         try:
             with self.rt.store.session() as s:
                 visible_person(s, self.sites, person_id)
-        except FacegateError as exc:
-            raise fail(self.request, exc, back) from None
+        except NotFound:
+            raise self.not_here(person_id, back) from None
+
+    def not_here(self, person_id: str, back: str = "/console/people") -> WebFailure:
+        words = translator(self.request)("person_not_here").replace("{id}", person_id[:40])
+        return WebFailure(404, "error_title", words, back)
 
     def overview(self, s: Any) -> list[dict[str, Any]]:
         return site_overview(s, self.sites)
@@ -351,6 +357,9 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
             # The access point's own site, any number of sites; a new link for the same
             # access point revokes the previous one (issue 13 items 9, 10).
             _, secret = make_kiosk_key(s, actor=c.actor, access_point_id=ap_id)
+    except NotFound:
+        words = translator(request)("kiosk_no_ap").replace("{id}", ap_id[:40])
+        raise WebFailure(404, "error_title", words, "/console/sites") from None
     except FacegateError as exc:
         raise fail(request, exc, "/console/sites") from None
     base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
@@ -416,7 +425,10 @@ async def people_add(request: Request) -> Response:
 def _person_page(c: Ctx, person_id: str, **extra: Any) -> Response:
     try:
         with c.rt.store.session() as s:
-            person = visible_person(s, c.sites, person_id)
+            try:
+                person = visible_person(s, c.sites, person_id)
+            except NotFound:
+                raise c.not_here(person_id) from None
             summary = person_summary(s, person_id, model_id=None)
             state = face_states(s, [person_id])[person_id]
             events = recent_access_events(s, person_id=person_id, limit=20)

@@ -85,6 +85,15 @@ _T: dict[str, tuple[str, str]] = {
     ),
     "sites_of_account": ("负责的场所", "Works for sites"),
     "all_sites": ("全部场所", "All sites"),
+    "person_not_here": (
+        "在您负责的场所中没有这个人（编号 {id}）。",
+        "There is no such person ({id}) at the sites you work for.",
+    ),
+    "kiosk_no_ap": (
+        "没有这个出入口（{id}）。请在“场所与出入口”页面为已有的出入口生成平板终端链接。",
+        "There is no access point {id}. Make the kiosk link from an entrance listed on the "
+        "Sites & entrances page.",
+    ),
     "api_keys": ("API 密钥", "API keys"),
     "key_name": ("用途", "What it is for"),
     "key_scopes": ("权限", "Scopes"),
