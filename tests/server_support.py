@@ -119,7 +119,13 @@ def make_site(settings: Settings) -> SiteSetup:
                 ("other_admin", ["admin", "enroll", "rights"], setup.other_site, None),
             ]:
                 _, secret = create_api_key(
-                    s, actor="test", scopes=scopes, site_id=site, access_point_ids=aps, name=name
+                    s,
+                    actor="test",
+                    scopes=scopes,
+                    site_id=site,
+                    access_point_ids=aps,
+                    all_access_points=aps is None,  # explicit (issue 16 item 4)
+                    name=name,
                 )
                 setup.keys[name] = secret
             add_person(s, actor="test", category="resident", site_id=setup.other_site)

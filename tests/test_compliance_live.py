@@ -302,13 +302,14 @@ def test_operator_facts_preview_publish_signage_then_face_on(store, settings, si
 
 
 def test_admin_credentials_fact_comes_from_the_accounts_table(store, settings, site):
-    from facegate.domain.accounts import create_first_admin
+    from facegate.domain.accounts import create_first_admin, issue_setup_code
     from facegate.store.web_models import OperatorAccount
 
     with store.session() as s:
         sec = deployment_from_store(s, settings).security
         assert (sec.default_admin_credentials, sec.weak_admin_credentials) == (None, None)
-        create_first_admin(s, username="chief", password="correct horse battery")
+        code = issue_setup_code(s, settings, actor="test")
+        create_first_admin(s, username="chief", password="correct horse battery", setup_code=code)
         sec = deployment_from_store(s, settings).security
         assert (sec.default_admin_credentials, sec.weak_admin_credentials) == (False, False)
         assert not {f.rule_id for f in run_checks(deployment_from_store(s, settings))} & {

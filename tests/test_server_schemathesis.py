@@ -57,6 +57,7 @@ def served(tmp_path_factory):
             actor="test",
             scopes=["gate:decide", "admin", "enroll", "rights"],
             site_id=setup.site_id,
+            all_access_points=True,
         )
     store.dispose()
     port = free_port()

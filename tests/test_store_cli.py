@@ -118,3 +118,77 @@ def test_cli_entry_point_errors_cleanly(tmp_path):
         text=True,
     )
     assert res.returncode == 1 and "facegate init" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_gate_keys_are_bound_to_access_points_by_default(cli):
+    """Issue 16 item 4: an all-doors gate key needs --all-access-points, explicitly."""
+    cli("init", "--operator-name", "ACME Property")
+    ap = cli("access-point", "add", "North gate", "--kind", "gate", "--methods", "face,card")
+    unbound = cli("keys", "create", "--scope", "gate:decide", ok=False)
+    assert "--access-point" in unbound.stderr and "--all-access-points" in unbound.stderr
+    missing = cli("keys", "create", "--scope", "gate:decide", "--access-point", "ap-x", ok=False)
+    assert "no access point 'ap-x'" in missing.stderr
+    bound = cli("keys", "create", "--scope", "gate:decide", "--access-point", ap["id"])
+    assert bound["access_point_ids"] == [ap["id"]]
+    every = cli("keys", "create", "--scope", "gate:decide", "--all-access-points")
+    assert every["access_point_ids"] is None
+    admin = cli("keys", "create", "--scope", "admin", "--expires", "2099-01-31")
+    assert admin["expires_at"].startswith("2099-01-31")
+    past = cli("keys", "create", "--scope", "admin", "--expires", "2001-01-01", ok=False)
+    assert "future" in past.stderr
+    listed = {k["id"]: k for k in cli("keys", "list")}
+    assert listed[admin["id"]]["last_used_at"] is None
+
+
+def test_admin_accounts_and_setup_code_on_the_machine(settings, monkeypatch):
+    """Issue 13 item 6: the machine is the other way to the first admin."""
+    from facegate.domain import accounts
+
+    runner = CliRunner()
+    common = ["--data-dir", str(settings.data_dir), "--db", settings.db_url, "--json"]
+    assert runner.invoke(app, ["init", *common]).exit_code == 0
+    from facegate.cli.server_cmds import _first_run_code
+
+    printed = _first_run_code(settings)  # what `facegate serve` prints on a fresh install
+    assert printed and len(printed) == 19
+    res = runner.invoke(app, ["admin", "setup-code", *common])
+    assert res.exit_code == 0, res.output
+    code = json.loads(res.stdout)["setup_code"]
+    res = runner.invoke(
+        app,
+        ["admin", "create", "--username", "chief", "--password-stdin", *common],
+        input="correct horse battery\n",
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["role"] == "admin"
+    # An account exists: no more setup codes, and the one printed before is spent.
+    res = runner.invoke(app, ["admin", "setup-code", *common])
+    assert res.exit_code == 1 and "account exists" in res.stderr
+    assert _first_run_code(settings) is None
+    store = Store(settings.db_url)
+    try:
+        with store.session() as s:
+            assert accounts.authenticate(
+                s, settings, username="chief", password="correct horse battery"
+            )
+            with pytest.raises(Exception, match="already exists"):
+                accounts.create_first_admin(
+                    s, username="other", password="another long one", setup_code=code
+                )
+    finally:
+        store.dispose()
+    weak = runner.invoke(
+        app,
+        [
+            "admin",
+            "create",
+            "--username",
+            "desk",
+            "--role",
+            "operator",
+            "--password-stdin",
+            *common,
+        ],
+        input="short\n",
+    )
+    assert weak.exit_code == 1 and "at least 10" in weak.stderr

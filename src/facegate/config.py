@@ -90,9 +90,7 @@ class Settings(BaseSettings):
     rights_response_days: int = Field(default=15, ge=1, le=30)
 
     # --- web console and self-service (issue 8) ---------------------------------------------
-    # Failed logins before an operator account is locked, and for how long (CAC-FR-14).
-    web_login_max_failures: int = Field(default=5, ge=1, le=100)
-    web_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # (Sign-in throttling: see the issue 13 block below.)
     web_session_hours: int = Field(default=8, ge=1, le=24 * 7)
     # A resident's one-time invitation link, and the self-service session it opens.
     web_invitation_hours: int = Field(default=72, ge=1, le=24 * 30)
@@ -168,6 +166,25 @@ class Settings(BaseSettings):
     # CAC-FR-14: set by `facegate serve --insecure-http` (plain HTTP beyond loopback, e.g.
     # behind a TLS proxy); recorded so `facegate comply` reports the choice.
     insecure_http: bool = False
+    # --- sign-in, first run and API keys (issue 13 items 6, 7, 9; issue 16 item 4) ---------
+    # The one-time code `facegate serve` prints while no account exists; it lasts this long.
+    web_setup_code_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Failed sign-ins are counted per user name (known or not, so the answer reveals no
+    # account) and per client address. After the free failures each further failure makes
+    # the next attempt wait a growing delay (base doubled per failure, capped); attempts
+    # during a delay are answered at once and not checked. The per-name cap stays short, so
+    # nobody can keep an operator out for long; an address guessing many names waits longer.
+    web_login_max_failures: int = Field(default=5, ge=1, le=100)  # free, per user name
+    web_login_address_free_failures: int = Field(default=10, ge=1, le=1000)
+    web_login_base_delay_s: int = Field(default=2, ge=1, le=60)
+    web_login_account_max_delay_s: int = Field(default=60, ge=1, le=3600)
+    web_login_address_max_delay_s: int = Field(default=15 * 60, ge=1, le=24 * 3600)
+    # A name or address with no failure for this long starts again from zero.
+    web_login_forget_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # A browser an operator signed in from skips the per-name delay for this long.
+    web_known_device_days: int = Field(default=90, ge=1, le=400)
+    # An API key's last_used_at is written at most this often (no write per request).
+    api_key_touch_interval_s: int = Field(default=60, ge=1, le=24 * 3600)
 
     @property
     def database_url(self) -> str:

@@ -218,11 +218,26 @@ class AuditChainBroken(FacegateError):
 # --- web console ----------------------------------------------------------------------------------
 
 
-class AccountLocked(FacegateError):
-    """Too many failed logins: the account is locked for a while (CAC-FR-14)."""
+class LoginThrottled(FacegateError):
+    """Too many failed sign-ins for this user name or from this address: wait a little and try
+    again (CAC-FR-14). The same answer whether or not the account exists."""
 
-    code = "account_locked"
+    code = "login_throttled"
     http_status = 429
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many failed sign-ins; wait {retry_after_s} seconds and try again",
+            retry_after_s=retry_after_s,
+        )
+        self.retry_after_s = retry_after_s
+
+
+class SetupCodeInvalid(FacegateError):
+    """The first-run setup code is wrong, used or expired."""
+
+    code = "setup_code_invalid"
+    http_status = 403
 
 
 class CsrfRejected(FacegateError):

@@ -7,8 +7,8 @@ and renders the result. No route returns a template, an image or a person's name
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -732,3 +732,106 @@ def publish_notice(
         out = _notice_out(n)
     rt.after_change()
     return out
+
+
+# --- API keys (issue 13 item 9, issue 16 item 4) ----------------------------------------------
+
+
+class KeyIn(BaseModel):
+    scopes: list[Literal["gate:decide", "admin", "enroll", "rights"]] = Field(min_length=1)
+    # A gate:decide key names the access points it serves, unless all_access_points is true.
+    access_point_ids: (
+        list[Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")]]
+        | None
+    ) = Field(default=None, max_length=100)
+    all_access_points: bool = False
+    name: str = Field(default="", max_length=100)
+    expires_at: datetime | None = None
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    site_id: str
+    access_point_ids: list[str] | None
+    created_at: str | None
+    last_used_at: str | None
+    expires_at: str | None
+    revoked_at: str | None
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="the secret, shown once; only its SHA-256 is stored")
+
+
+def _key_out(k: Any) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "name": k.name,
+        "scopes": list(k.scopes or []),
+        "site_id": k.site_id,
+        "access_point_ids": k.access_point_ids,
+        "created_at": _iso(k.created_at),
+        "last_used_at": _iso(k.last_used_at),
+        "expires_at": _iso(k.expires_at),
+        "revoked_at": _iso(k.revoked_at),
+    }
+
+
+@router.post(
+    "/v1/keys",
+    response_model=NewKeyOut,
+    status_code=201,
+    tags=["admin"],
+    responses=error_responses(401, 403, 404, 422),
+)
+def create_key(
+    body: KeyIn, request: Request, principal: Principal = Depends(require("admin"))
+) -> NewKeyOut:
+    """Make an API key for this key's site. A gate:decide key is bound to the access points
+    it names; a key valid at every access point needs ``all_access_points: true``."""
+    rt = _rt(request)
+    _access_points(rt, principal, body.access_point_ids)  # 404 unknown, 403 another site's
+    expires = body.expires_at
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    with rt.store.session() as s:
+        row, secret = domain.create_api_key(
+            s,
+            actor=principal.actor,
+            scopes=body.scopes,
+            site_id=principal.site_id,
+            access_point_ids=body.access_point_ids or None,
+            all_access_points=body.all_access_points,
+            name=body.name,
+            expires_at=expires,
+        )
+        return NewKeyOut(key=secret, **_key_out(row))
+
+
+@router.get(
+    "/v1/keys", response_model=list[KeyOut], tags=["admin"], responses=error_responses(401, 403)
+)
+def list_keys(request: Request, principal: Principal = Depends(require("admin"))) -> list[KeyOut]:
+    """This site's keys with their last use and expiry (never their secrets)."""
+    with _rt(request).store.session() as s:
+        return [KeyOut(**_key_out(k)) for k in domain.list_api_keys(s, principal.site_id)]
+
+
+@router.post(
+    "/v1/keys/{key_id}/revoke",
+    response_model=KeyOut,
+    tags=["admin"],
+    responses=error_responses(401, 403, 404),
+)
+def revoke_key(
+    request: Request,
+    key_id: str = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$"),
+    principal: Principal = Depends(require("admin")),
+) -> KeyOut:
+    """Revoke one of this site's keys; it is refused from the next request on."""
+    with _rt(request).store.session() as s:
+        if key_id not in {k.id for k in domain.list_api_keys(s, principal.site_id)}:
+            raise NotFound(f"no API key {key_id!r}")
+        return KeyOut(**_key_out(domain.revoke_api_key(s, actor=principal.actor, key_id=key_id)))

@@ -50,11 +50,11 @@ def _authenticate(
         raise Unauthorized("send an API key in X-API-Key (make one with `facegate keys create`)")
     if len(secret) > 200:
         raise Unauthorized("the API key is not valid")
-    store = request.app.state.runtime.store
-    with store.session() as s:
-        row = lookup_api_key(s, secret)
+    rt = request.app.state.runtime
+    with rt.store.session() as s:
+        row = lookup_api_key(s, secret, touch_interval_s=rt.settings.api_key_touch_interval_s)
         if row is None:
-            raise Unauthorized("the API key is not valid or was revoked")
+            raise Unauthorized("the API key is not valid, expired or was revoked")
         return Principal(
             key_id=row.id,
             site_id=row.site_id,

@@ -66,6 +66,19 @@ def ensure_initialised(settings: Settings) -> str | None:
         store.dispose()
 
 
+def _first_run_code(settings: Settings) -> str | None:
+    """A one-time setup code while no console account exists, else None."""
+    from facegate.domain.accounts import issue_setup_code
+    from facegate.store.db import Store
+
+    store = Store(settings.database_url)
+    try:
+        with store.session() as s:
+            return issue_setup_code(s, settings, actor="facegate serve")
+    finally:
+        store.dispose()
+
+
 def serve(
     db: str | None = typer.Option(
         None, "--db", help="Database URL; default: the SQLite file in the data directory"
@@ -154,12 +167,14 @@ def serve(
         record_listener(settings, host, port, tls=bool(tls_cert and tls_key))
     except FacegateError as exc:
         raise _fail(exc) from None
+    setup_code = _first_run_code(settings)
     app = create_app(settings, warm_up=True)
     scheme = "https" if tls_cert and tls_key else "http"
     backend = "PostgreSQL" if settings.database_url.startswith("postgres") else "SQLite"
     typer.echo(
         f"facegate serving on {scheme}://{host}:{port} (database: {backend}, data: "
-        f"{settings.data_dir}). Make a gate key with: facegate keys create --scope gate:decide",
+        f"{settings.data_dir}). Make a key for one gate with: facegate keys create --scope "
+        "gate:decide --access-point ID (ids: facegate access-point list)",
         err=True,
     )
     from facegate.web.tls import open_urls
@@ -169,6 +184,14 @@ def serve(
     if self_signed:
         typer.echo(
             "The certificate is self-signed: each phone or tablet asks once to accept it.",
+            err=True,
+        )
+    if setup_code:
+        # Issue 13 item 6: only someone who sees this console may create the first admin.
+        typer.echo(
+            f"First run: no console account exists yet. Open /console/setup and enter the "
+            f"setup code {setup_code} (valid once, for {settings.web_setup_code_minutes} "
+            "minutes), or run `facegate admin create` on this machine.",
             err=True,
         )
     from facegate.api.connections import raise_fd_limit, uvicorn_options

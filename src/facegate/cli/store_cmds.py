@@ -40,6 +40,10 @@ keys_app = typer.Typer(help="Site key rotation and API keys.", no_args_is_help=T
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 notice_app = typer.Typer(help="The privacy notice (processing rules).", no_args_is_help=True)
 ap_app = typer.Typer(help="Access points (gates, doors, elevators).", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Console accounts, made on the machine itself (no default password exists).",
+    no_args_is_help=True,
+)
 
 
 def _actor() -> str:
@@ -742,9 +746,21 @@ def keys_rotate(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json)
 @keys_app.command("create")
 def keys_create(
     scope: list[str] = typer.Option(..., "--scope", help="gate:decide, admin, enroll, rights"),
-    access_point: list[str] = typer.Option(None, "--access-point", help="Bind to (repeatable)."),
+    access_point: list[str] = typer.Option(
+        None,
+        "--access-point",
+        help="Access point the key serves (repeatable); a gate:decide key needs at least one.",
+    ),
+    all_access_points: bool = typer.Option(
+        False,
+        "--all-access-points",
+        help="Make a gate:decide key valid at every access point of the site (explicitly).",
+    ),
     site: str = typer.Option(None, "--site", help="Site id (default: the only site)."),
     name: str = typer.Option("", help="What the key is for, e.g. 'north gate'."),
+    expires: str = typer.Option(
+        None, "--expires", help="End of validity, e.g. 2027-06-30 (UTC); default: until revoked."
+    ),
     data_dir: Path = DataDir,
     db: str = DbUrl,
     as_json: bool = Json,
@@ -752,6 +768,13 @@ def keys_create(
     """Create an API key; it is printed once and stored only hashed."""
 
     def go() -> None:
+        if "gate:decide" in scope and not access_point and not all_access_points:
+            # Issue 16 item 4: a gate key opens only the doors it names, unless asked.
+            raise InvalidInput(
+                "a gate:decide key is bound to the access points it serves: add "
+                "--access-point ID (repeatable; ids: facegate access-point list), or "
+                "--all-access-points for a key valid at every access point of the site"
+            )
         with _session(_settings(data_dir, db)) as s:
             row, secret = domain.create_api_key(
                 s,
@@ -759,7 +782,9 @@ def keys_create(
                 scopes=scope,
                 site_id=site,
                 access_point_ids=access_point or None,
+                all_access_points=all_access_points,
                 name=name,
+                expires_at=_datetime(expires, "--expires"),
             )
             _out(
                 as_json,
@@ -769,6 +794,7 @@ def keys_create(
                     "scopes": row.scopes,
                     "site_id": row.site_id,
                     "access_point_ids": row.access_point_ids,
+                    "expires_at": row.expires_at.isoformat() if row.expires_at else None,
                 },
                 f"{secret}\n(key {row.id}; shown once, store it now)",
             )
@@ -790,6 +816,9 @@ def keys_list(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json) -
                     "scopes": r.scopes,
                     "site_id": r.site_id,
                     "access_point_ids": r.access_point_ids,
+                    "created_at": r.created_at.isoformat(),
+                    "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                    "expires_at": r.expires_at.isoformat() if r.expires_at else None,
                     "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
                 }
                 for r in rows
@@ -799,6 +828,8 @@ def keys_list(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json) -
                 data,
                 "\n".join(
                     f"{d['id']}  {','.join(d['scopes'])}  {d['name']}"
+                    + f"  last used: {d['last_used_at'] or 'never'}"
+                    + (f"  expires: {d['expires_at']}" if d["expires_at"] else "")
                     + ("  (revoked)" if d["revoked_at"] else "")
                     for d in data
                 )
@@ -818,6 +849,69 @@ def keys_revoke(
         with _session(_settings(data_dir, db)) as s:
             row = domain.revoke_api_key(s, actor=_actor(), key_id=key_id)
             _out(as_json, {"id": row.id, "revoked": True}, f"revoked {row.id}")
+
+    _guard(as_json, go)
+
+
+@admin_app.command("create")
+def admin_create(
+    username: str = typer.Option(..., "--username", help="User name (3-64 letters, digits, . _)."),
+    role: str = typer.Option("admin", "--role", help="admin, operator (front desk) or auditor."),
+    site: list[str] = typer.Option(
+        None, "--site", help="Site an operator or auditor works for (repeatable)."
+    ),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Create a console account on this machine: the alternative to the first-run code."""
+
+    def go() -> None:
+        if password_stdin:
+            password = typer.get_text_stream("stdin").readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        from facegate.domain.accounts import create_operator
+
+        with _session(_settings(data_dir, db)) as s:
+            account = create_operator(
+                s,
+                actor=_actor(),
+                username=username,
+                password=password,
+                role=role,
+                site_ids=site or None,
+            )
+            _out(
+                as_json,
+                {"id": account.id, "username": account.username, "role": account.role},
+                f"created {account.role} {account.username}; sign in at /console/login",
+            )
+
+    _guard(as_json, go)
+
+
+@admin_app.command("setup-code")
+def admin_setup_code(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json) -> None:
+    """Print a new one-time code for /console/setup (only while no account exists)."""
+
+    def go() -> None:
+        from facegate.domain.accounts import issue_setup_code
+
+        settings = _settings(data_dir, db)
+        with _session(settings) as s:
+            code = issue_setup_code(s, settings, actor=_actor())
+        if code is None:
+            raise InvalidInput("an account exists already: sign in, or ask an admin")
+        _out(
+            as_json,
+            {"setup_code": code, "valid_minutes": settings.web_setup_code_minutes},
+            f"setup code: {code} (valid once, for {settings.web_setup_code_minutes} minutes; "
+            "enter it on /console/setup)",
+        )
 
     _guard(as_json, go)
 
@@ -852,3 +946,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(notice_app, name="notice")
     app.add_typer(ap_app, name="access-point")
+    app.add_typer(admin_app, name="admin")

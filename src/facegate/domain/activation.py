@@ -14,10 +14,14 @@ from facegate.errors import NotFound
 from facegate.store.models import AccessPoint, Person, Site, Template
 
 
-def site_overview(session: Session) -> list[dict[str, Any]]:
-    """Every site with its access points and head counts (no names, no face data)."""
+def site_overview(session: Session, site_ids: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Every site (or those of ``site_ids``) with its access points and head counts (no
+    names, no face data)."""
     out = []
-    for site in session.execute(select(Site).order_by(Site.created_at)).scalars():
+    stmt = select(Site).order_by(Site.created_at)
+    if site_ids is not None:
+        stmt = stmt.where(Site.id.in_(site_ids))
+    for site in session.execute(stmt).scalars():
         aps = (
             session.execute(
                 select(AccessPoint)

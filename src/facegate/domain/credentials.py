@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from facegate import audit
 from facegate.domain.common import PURPOSE_ACCESS, PURPOSE_SECURITY, get_person, get_site, run
 from facegate.errors import Conflict, Forbidden, InvalidInput, NotFound
-from facegate.store.models import ApiKey, Credential, new_id, utcnow
+from facegate.store.models import AccessPoint, ApiKey, Credential, new_id, utcnow
 
 API_SCOPES = ("gate:decide", "admin", "enroll", "rights")
 _ph = PasswordHasher()
@@ -304,6 +304,86 @@ def active_credentials(session: Session, person_id: str) -> list[Credential]:
 # --- API keys --------------------------------------------------------------------------------
 
 
+def _access_points_site(
+    session: Session, access_point_ids: Sequence[str], site_id: str | None
+) -> str:
+    """The one site of these access points (each must exist); refuses a mix of sites."""
+    sites = set()
+    for ap_id in access_point_ids:
+        ap = session.get(AccessPoint, ap_id)
+        if ap is None:
+            raise NotFound(
+                f"no access point {ap_id!r}: list them with `facegate access-point list` "
+                "or on the console's Sites page"
+            )
+        sites.add(ap.site_id)
+    if len(sites) > 1:
+        raise InvalidInput("a key serves the access points of one site; make one key per site")
+    (only,) = sites
+    if site_id is not None and site_id != only:
+        raise InvalidInput("these access points belong to another site than the one named")
+    return only
+
+
+def _new_api_key(
+    session: Session,
+    *,
+    actor: str,
+    scopes: Sequence[str],
+    site_id: str | None,
+    access_point_ids: Sequence[str] | None,
+    all_access_points: bool,
+    name: str,
+    expires_at: datetime | None,
+    kiosk_access_point_id: str | None = None,
+) -> tuple[ApiKey, str]:
+    bad = [s for s in scopes if s not in API_SCOPES]
+    if bad or not scopes:
+        raise InvalidInput(f"scopes must be among {', '.join(API_SCOPES)}")
+    aps = list(dict.fromkeys(access_point_ids or ()))
+    if aps and all_access_points:
+        raise InvalidInput("name access points or ask for all access points, not both")
+    # Issue 16 item 4: a gate key opens only the doors it is bound to, unless an all-doors
+    # key is asked for explicitly (least privilege, CAC-FR-14).
+    if "gate:decide" in scopes and not aps and not all_access_points:
+        raise InvalidInput(
+            "a gate:decide key is bound to the access points it serves: name one or more "
+            "access points (--access-point ID), or ask explicitly for a key valid at every "
+            "access point of the site (--all-access-points)"
+        )
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidInput("the expiry must be in the future")
+    sid = _access_points_site(session, aps, site_id) if aps else get_site(session, site_id).id
+    key_id = new_id("key")
+    secret = f"fg_{key_id}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(
+        id=key_id,
+        site_id=sid,
+        name=name,
+        key_hash=sha256_hex(secret),
+        scopes=list(dict.fromkeys(scopes)),
+        access_point_ids=aps or None,
+        expires_at=expires_at,
+        kiosk_access_point_id=kiosk_access_point_id,
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        operation="api_key_create",
+        purpose=PURPOSE_SECURITY,
+        outcome="ok",
+        details={
+            "key_id": key_id,
+            "scopes": row.scopes,
+            "access_point_ids": row.access_point_ids,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return row, secret
+
+
 def create_api_key(
     session: Session,
     *,
@@ -311,36 +391,27 @@ def create_api_key(
     scopes: Sequence[str],
     site_id: str | None = None,
     access_point_ids: Sequence[str] | None = None,
+    all_access_points: bool = False,
     name: str = "",
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns (row, secret). The secret is shown once and stored as SHA-256."""
+    """Create a key; returns (row, secret). The secret is shown once and stored as SHA-256.
+
+    The site is the access points' site (each must exist), else ``site_id`` or the only site.
+    A ``gate:decide`` key needs ``access_point_ids`` unless ``all_access_points`` is set
+    explicitly. ``expires_at``: optional end of validity."""
 
     def work() -> tuple[ApiKey, str]:
-        site = get_site(session, site_id)
-        bad = [s for s in scopes if s not in API_SCOPES]
-        if bad or not scopes:
-            raise InvalidInput(f"scopes must be among {', '.join(API_SCOPES)}")
-        key_id = new_id("key")
-        secret = f"fg_{key_id}_{secrets.token_urlsafe(32)}"
-        row = ApiKey(
-            id=key_id,
-            site_id=site.id,
-            name=name,
-            key_hash=sha256_hex(secret),
-            scopes=list(dict.fromkeys(scopes)),
-            access_point_ids=list(access_point_ids) if access_point_ids is not None else None,
-        )
-        session.add(row)
-        session.flush()
-        audit.append(
+        return _new_api_key(
             session,
             actor=actor,
-            operation="api_key_create",
-            purpose=PURPOSE_SECURITY,
-            outcome="ok",
-            details={"key_id": key_id, "scopes": row.scopes},
+            scopes=scopes,
+            site_id=site_id,
+            access_point_ids=access_point_ids,
+            all_access_points=all_access_points,
+            name=name,
+            expires_at=expires_at,
         )
-        return row, secret
 
     return run(
         session,
@@ -352,13 +423,73 @@ def create_api_key(
     )
 
 
-def lookup_api_key(session: Session, secret: str) -> ApiKey | None:
-    """The active key with this secret, or None (the caller answers 401)."""
+def make_kiosk_key(
+    session: Session, *, actor: str, access_point_id: str, expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """The gate key of a kiosk link: bound to this one access point (whatever its site), and
+    replacing (revoking) the key of any earlier kiosk link for it (issue 13 items 9, 10)."""
+
+    def work() -> tuple[ApiKey, str]:
+        ap = session.get(AccessPoint, access_point_id)
+        if ap is None:
+            raise NotFound(
+                f"no access point {access_point_id!r}: make the kiosk link from an entrance "
+                "listed on the Sites page"
+            )
+        previous = session.execute(
+            select(ApiKey).where(ApiKey.kiosk_access_point_id == ap.id, ApiKey.revoked_at.is_(None))
+        ).scalars()
+        now = utcnow()
+        for old in previous:
+            old.revoked_at = now
+            audit.append(
+                session,
+                actor=actor,
+                operation="api_key_revoke",
+                purpose=PURPOSE_SECURITY,
+                outcome="ok",
+                details={"key_id": old.id, "reason": "replaced by a new kiosk link"},
+            )
+        return _new_api_key(
+            session,
+            actor=actor,
+            scopes=["gate:decide"],
+            site_id=ap.site_id,
+            access_point_ids=[ap.id],
+            all_access_points=False,
+            name=f"kiosk {ap.name}",
+            expires_at=expires_at,
+            kiosk_access_point_id=ap.id,
+        )
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="api_key_create",
+        subject=None,
+        purpose=PURPOSE_SECURITY,
+    )
+
+
+def lookup_api_key(
+    session: Session, secret: str, *, touch_interval_s: int = 60, now: datetime | None = None
+) -> ApiKey | None:
+    """The active, unexpired key with this secret, or None (the caller answers 401).
+
+    Records ``last_used_at``, at most once per ``touch_interval_s`` per key, so a gate
+    deciding many times a second costs no write per request."""
     row = session.execute(
         select(ApiKey).where(ApiKey.key_hash == sha256_hex(secret))
     ).scalar_one_or_none()
+    now = now or utcnow()
     if row is None or row.revoked_at is not None:
         return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    if row.last_used_at is None or row.last_used_at <= now - timedelta(seconds=touch_interval_s):
+        row.last_used_at = now
+        session.commit()
     return row
 
 

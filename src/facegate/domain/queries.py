@@ -35,6 +35,9 @@ def list_access_events(session: Session, site_id: str, limit: int = 100) -> list
     return list(session.execute(stmt).scalars())
 
 
-def list_api_keys(session: Session) -> list[ApiKey]:
-    """Every API key (hashed; the secret is never stored)."""
-    return list(session.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars())
+def list_api_keys(session: Session, site_id: str | None = None) -> list[ApiKey]:
+    """Every API key, or those of one site (hashed; the secret is never stored)."""
+    stmt = select(ApiKey).order_by(ApiKey.created_at)
+    if site_id is not None:
+        stmt = stmt.where(ApiKey.site_id == site_id)
+    return list(session.execute(stmt).scalars())

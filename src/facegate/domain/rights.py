@@ -160,10 +160,17 @@ def reject_rights_request(
     )
 
 
-def list_rights_requests(session: Session, *, open_only: bool = False) -> list[RightsRequest]:
+def list_rights_requests(
+    session: Session, *, open_only: bool = False, site_ids: frozenset[str] | None = None
+) -> list[RightsRequest]:
+    """Rights requests by deadline; ``site_ids``: only those of people of these sites."""
     stmt = select(RightsRequest).order_by(RightsRequest.deadline_at)
     if open_only:
         stmt = stmt.where(RightsRequest.status == "open")
+    if site_ids is not None:
+        stmt = stmt.join(Person, Person.id == RightsRequest.person_id).where(
+            Person.site_id.in_(site_ids)
+        )
     return list(session.execute(stmt).scalars())
 
 

@@ -204,13 +204,19 @@ def face_states(session: Session, person_ids: list[str]) -> dict[str, dict[str, 
 
 
 def recent_access_events(
-    session: Session, *, person_id: str | None = None, limit: int = 100
+    session: Session,
+    *,
+    person_id: str | None = None,
+    limit: int = 100,
+    site_ids: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Latest access events, newest first: pseudonym, method, outcome, reason. There is no
-    face to show: none is ever kept (principle 3)."""
+    face to show: none is ever kept (principle 3). ``site_ids``: only those sites' events."""
     stmt = select(AccessEvent).order_by(AccessEvent.occurred_at.desc(), AccessEvent.id.desc())
     if person_id is not None:
         stmt = stmt.where(AccessEvent.person_pseudonym == person_id)
+    if site_ids is not None:
+        stmt = stmt.where(AccessEvent.site_id.in_(site_ids))
     return [
         {
             "at": e.occurred_at.isoformat(timespec="seconds"),

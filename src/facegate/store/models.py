@@ -292,8 +292,14 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     access_point_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Refreshed at most once a minute per key, so that use costs no write per request.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Optional end of validity (issue 13 item 9); None = until revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set on a key made by "Make a kiosk link": a new link for the same access point
+    # revokes the previous one (issue 13 item 9).
+    kiosk_access_point_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
 
 
 class AccessEvent(Base):

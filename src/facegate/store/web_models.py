@@ -60,3 +60,59 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OperatorSite(Base):
+    """The sites an operator or auditor account works for (issue 13 item 8). Admins see every
+    site and need no row here; an operator or auditor with no row sees no one (least
+    privilege, CAC-FR-14)."""
+
+    __tablename__ = "operator_sites"
+
+    operator_id: Mapped[str] = mapped_column(
+        ForeignKey("operator_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+
+
+class SetupCode(Base):
+    """A one-time code printed by ``facegate serve`` on its own console while no account
+    exists; whoever creates the first admin on the web must enter it (issue 13 item 6).
+    Only its SHA-256 is kept; it is valid once, for a short time."""
+
+    __tablename__ = "setup_codes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted per client address and per user name (known or not), each
+    with a growing delay before the next attempt is checked (issue 13 item 7). The key is a
+    SHA-256, so no typed user name (or password typed into the wrong field) is stored."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KnownDevice(Base):
+    """A browser an operator signed in from before: a random token in a long-lived cookie,
+    only its SHA-256 kept. Sign-ins from it skip the per-name delay, so failures that others
+    send under that name cannot keep the operator out (issue 13 item 7; OWASP "device
+    cookies"). The per-address delay still applies."""
+
+    __tablename__ = "known_devices"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(
+        ForeignKey("operator_accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -178,11 +178,10 @@ async def pia_register(request: Request) -> Response:
 
 def _signage_page(c: Ctx, *, status: int = 200, **extra: Any) -> Response:
     from facegate.compliance.live import load_facts
-    from facegate.domain.activation import site_overview
     from facegate.domain.notice import current_notice
 
     with c.rt.store.session() as s:
-        ov = site_overview(s)
+        ov = c.overview(s)  # the sites this account works for (issue 13 item 8)
         versions = {}
         for site in ov:
             n = current_notice(s, site["id"])

@@ -21,6 +21,7 @@ OPERATOR_COOKIE = "fg_op"
 PERSON_COOKIE = "fg_me"
 PRE_CSRF_COOKIE = "fg_csrf"  # double-submit token for forms shown before any session
 LANG_COOKIE = "fg_lang"
+DEVICE_COOKIE = "fg_dev"  # a browser an operator signed in from before (sign-in throttling)
 
 NOTICE_TITLES = {
     "N1": ("处理者及联系方式", "Who processes your data"),

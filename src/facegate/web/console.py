@@ -14,16 +14,19 @@ from facegate.api.uploads import read_photo_form
 from facegate.domain import (
     add_access_point,
     add_person,
-    create_api_key,
     enroll,
     issue_card,
+    list_api_keys,
     list_persons,
+    make_kiosk_key,
     person_summary,
     record_consent,
+    revoke_api_key,
     withdraw,
 )
 from facegate.domain.accounts import (
     authenticate,
+    check_site_visible,
     close_session,
     create_first_admin,
     create_operator,
@@ -32,7 +35,12 @@ from facegate.domain.accounts import (
     lookup_session,
     open_session,
     operator_for,
+    operator_site_map,
+    remember_device,
     require_role,
+    visible_person,
+    visible_rights_request,
+    visible_sites,
 )
 from facegate.domain.activation import site_overview
 from facegate.domain.rights import (
@@ -42,9 +50,19 @@ from facegate.domain.rights import (
     reject_rights_request,
 )
 from facegate.domain.selfservice import create_invitation, face_states, recent_access_events
-from facegate.errors import FacegateError, Forbidden, InvalidInput
+from facegate.errors import (
+    Conflict,
+    FacegateError,
+    Forbidden,
+    InvalidInput,
+    LoginThrottled,
+    NotFound,
+    SetupCodeInvalid,
+    Unauthorized,
+)
 from facegate.store.models import ACCESS_POINT_KINDS, CATEGORIES, METHODS
 from facegate.web.common import (
+    DEVICE_COOKIE,
     OPERATOR_COOKIE,
     PRE_CSRF_COOKIE,
     Redirect,
@@ -57,6 +75,7 @@ from facegate.web.common import (
     render,
     runtime,
     set_cookie,
+    translator,
     with_pre_csrf,
 )
 from facegate.web.faces import decode_upload, enroll_from_body, quality_feedback
@@ -92,6 +111,8 @@ class Ctx:
                 raise Redirect("/console/login")
             account = operator_for(s, ws)
             self.username, self.role, self.csrf = account.username, account.role, ws.csrf_token
+            # Issue 13 item 8: operators and auditors see only the sites they work for.
+            self.sites = visible_sites(s, account)
             try:
                 require_role(account, *roles)
             except Forbidden as exc:
@@ -109,6 +130,21 @@ class Ctx:
     def check(self, form: Any) -> None:
         check_csrf(form.get("csrf"), self.csrf)
 
+    def person(self, person_id: str, back: str = "/console/people") -> None:
+        """Refuse (404 page) a person outside the sites this account works for."""
+        try:
+            with self.rt.store.session() as s:
+                visible_person(s, self.sites, person_id)
+        except NotFound:
+            raise self.not_here(person_id, back) from None
+
+    def not_here(self, person_id: str, back: str = "/console/people") -> WebFailure:
+        words = translator(self.request)("person_not_here").replace("{id}", person_id[:40])
+        return WebFailure(404, "error_title", words, back)
+
+    def overview(self, s: Any) -> list[dict[str, Any]]:
+        return site_overview(s, self.sites)
+
 
 # --- first run, sign in, sign out ------------------------------------------------------------
 
@@ -119,7 +155,9 @@ def setup_page(request: Request) -> Response:
         if has_operators(s):
             return redirect("/console/login")
     token = pre_csrf(request)
-    return with_pre_csrf(request, render(request, "setup.html", csrf=token), token)
+    minutes = runtime(request).settings.web_setup_code_minutes
+    resp = render(request, "setup.html", {"minutes": minutes}, csrf=token)
+    return with_pre_csrf(request, resp, token)
 
 
 @router.post("/console/setup")
@@ -127,13 +165,30 @@ async def setup_submit(request: Request) -> Response:
     form = await request.form()
     check_csrf(form.get("csrf"), request.cookies.get(PRE_CSRF_COOKIE))
     rt = runtime(request)
+    username = str(form.get("username", ""))
     try:
         with rt.store.session() as s:
+            # Issue 13 item 6: the one-time code printed on the machine, not "first come".
             create_first_admin(
-                s, username=str(form.get("username", "")), password=str(form.get("password", ""))
+                s,
+                username=username,
+                password=str(form.get("password", "")),
+                setup_code=str(form.get("setup_code", ""))[:40],
             )
     except FacegateError as exc:
-        raise fail(request, exc, "/console/setup") from None
+        token = pre_csrf(request)
+        ctx: dict[str, Any] = {
+            "username": username,
+            "minutes": rt.settings.web_setup_code_minutes,
+        }
+        if isinstance(exc, SetupCodeInvalid):
+            ctx["error_key"] = "setup_code_invalid"
+        elif isinstance(exc, Conflict):
+            return redirect("/console/login")
+        else:
+            ctx["error"] = exc.message
+        resp = render(request, "setup.html", ctx, status=exc.http_status, csrf=token)
+        return with_pre_csrf(request, resp, token)
     return redirect("/console/login")
 
 
@@ -153,11 +208,17 @@ async def login_submit(request: Request) -> Response:
     rt = runtime(request)
     try:
         with rt.store.session() as s:
+            # Throttled per name and per address, the same answer for unknown names (item 7).
             account = authenticate(
                 s,
                 rt.settings,
-                username=str(form.get("username", "")),
-                password=str(form.get("password", "")),
+                username=str(form.get("username", ""))[:64],
+                password=str(form.get("password", ""))[:1024],
+                client=request.client.host if request.client else "",
+                device_token=request.cookies.get(DEVICE_COOKIE),
+            )
+            device = remember_device(
+                s, rt.settings, operator_id=account.id, token=request.cookies.get(DEVICE_COOKIE)
             )
             opened = open_session(
                 s,
@@ -167,12 +228,19 @@ async def login_submit(request: Request) -> Response:
             )
     except FacegateError as exc:
         token = pre_csrf(request)
-        resp = render(
-            request, "login.html", {"error": exc.message}, status=exc.http_status, csrf=token
-        )
+        ctx: dict[str, Any] = {"error": exc.message}
+        headers = {}
+        if isinstance(exc, LoginThrottled):
+            ctx = {"error_key": "login_throttled", "retry_after": exc.retry_after_s}
+            headers["Retry-After"] = str(exc.retry_after_s)
+        elif isinstance(exc, Unauthorized):
+            ctx = {"error_key": "login_failed"}
+        resp = render(request, "login.html", ctx, status=exc.http_status, csrf=token)
+        resp.headers.update(headers)
         return with_pre_csrf(request, resp, token)
     resp = redirect("/console")
     set_cookie(request, resp, OPERATOR_COOKIE, opened.token, rt.settings.web_session_hours * 3600)
+    set_cookie(request, resp, DEVICE_COOKIE, device, rt.settings.web_known_device_days * 86400)
     return resp
 
 
@@ -199,7 +267,7 @@ def root() -> Response:
 def home(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
     with c.rt.store.session() as s:
-        overview = site_overview(s)
+        overview = c.overview(s)
     return c.page("home.html", {"ov": overview})
 
 
@@ -207,7 +275,7 @@ def home(request: Request) -> Response:
 def sites(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
     with c.rt.store.session() as s:
-        overview = site_overview(s)
+        overview = c.overview(s)
     return c.page(
         "sites.html",
         {
@@ -238,7 +306,7 @@ async def add_ap(request: Request) -> Response:
             )
     except FacegateError as exc:
         with c.rt.store.session() as s:
-            overview = site_overview(s)
+            overview = c.overview(s)
         return c.page(
             "sites.html",
             {
@@ -286,13 +354,12 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
     c.check(form)
     try:
         with c.rt.store.session() as s:
-            _, secret = create_api_key(
-                s,
-                actor=c.actor,
-                scopes=["gate:decide"],
-                access_point_ids=[ap_id],
-                name=f"kiosk {ap_id}",
-            )
+            # The access point's own site, any number of sites; a new link for the same
+            # access point revokes the previous one (issue 13 items 9, 10).
+            _, secret = make_kiosk_key(s, actor=c.actor, access_point_id=ap_id)
+    except NotFound:
+        words = translator(request)("kiosk_no_ap").replace("{id}", ap_id[:40])
+        raise WebFailure(404, "error_title", words, "/console/sites") from None
     except FacegateError as exc:
         raise fail(request, exc, "/console/sites") from None
     base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
@@ -314,10 +381,14 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
 def people(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
     with c.rt.store.session() as s:
-        persons = list_persons(s)
+        persons = list_persons(s, site_ids=c.sites)
         states = face_states(s, [p.id for p in persons])
         rows = [person_summary(s, p.id) for p in persons]
-    return c.page("people.html", {"rows": rows, "states": states, "categories": CATEGORIES})
+        sites = c.overview(s)
+    return c.page(
+        "people.html",
+        {"rows": rows, "states": states, "categories": CATEGORIES, "sites": sites},
+    )
 
 
 @router.post("/console/people", response_class=HTMLResponse)
@@ -331,10 +402,16 @@ async def people_add(request: Request) -> Response:
             birth_date = date.fromisoformat(birth) if birth else None
         except ValueError:
             raise InvalidInput("the birth date must look like 2015-06-30") from None
+        site_id = str(form.get("site_id") or "").strip() or None
         with c.rt.store.session() as s:
+            if site_id is None and c.sites is not None and len(c.sites) == 1:
+                site_id = next(iter(c.sites))
+            if site_id is not None or c.sites is not None:
+                check_site_visible(c.sites, site_id)
             person = add_person(
                 s,
                 actor=c.actor,
+                site_id=site_id,
                 category=str(form.get("category", "resident")),
                 birth_date=birth_date,
                 name=str(form.get("name", "")).strip(),
@@ -348,10 +425,14 @@ async def people_add(request: Request) -> Response:
 def _person_page(c: Ctx, person_id: str, **extra: Any) -> Response:
     try:
         with c.rt.store.session() as s:
+            try:
+                person = visible_person(s, c.sites, person_id)
+            except NotFound:
+                raise c.not_here(person_id) from None
             summary = person_summary(s, person_id, model_id=None)
             state = face_states(s, [person_id])[person_id]
             events = recent_access_events(s, person_id=person_id, limit=20)
-            others = [p for p in list_persons(s) if p.id != person_id]
+            others = [p for p in list_persons(s, site_id=person.site_id) if p.id != person_id]
     except FacegateError as exc:
         raise fail(c.request, exc, "/console/people") from None
     return c.page(
@@ -370,6 +451,7 @@ async def person_card(request: Request, person_id: str) -> Response:
     c = Ctx(request, STAFF)
     form = await request.form()
     c.check(form)
+    c.person(person_id)
     try:
         with c.rt.store.session() as s:
             issue_card(
@@ -389,10 +471,13 @@ async def person_consent(request: Request, person_id: str) -> Response:
     c = Ctx(request, STAFF)
     form = await request.form()
     c.check(form)
+    c.person(person_id)
     try:
         if form.get("read_notice") != "yes":
             raise InvalidInput("the person must have read the notice and said yes themselves")
         guardian = str(form.get("guardian_id") or "").strip() or None
+        if guardian:
+            c.person(guardian, f"/console/people/{person_id}")
         with c.rt.store.session() as s:
             record_consent(
                 s,
@@ -412,7 +497,10 @@ async def person_invite(request: Request, person_id: str) -> Response:
     c = Ctx(request, STAFF)
     form = await request.form()
     c.check(form)
+    c.person(person_id)
     guardian = str(form.get("guardian_id") or "").strip() or None
+    if guardian:
+        c.person(guardian, f"/console/people/{person_id}")
     try:
         with c.rt.store.session() as s:
             issued = create_invitation(
@@ -443,6 +531,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
     except FacegateError as exc:
         raise fail(request, exc, f"/console/people/{person_id}") from None
     c.check(fields)
+    c.person(person_id)
     try:
         image = decode_upload(c.rt, data)
         data = b""  # STD-41819-04: nothing of the photo outlives this request
@@ -468,6 +557,7 @@ async def person_withdraw(request: Request, person_id: str) -> Response:
     c = Ctx(request, STAFF)
     form = await request.form()
     c.check(form)
+    c.person(person_id)
     try:
         with c.rt.store.session() as s:
             withdraw(s, actor=c.actor, person_id=person_id, channel="front_desk")
@@ -482,6 +572,7 @@ async def person_enroll_camera(request: Request, person_id: str) -> Response:
     """Front-desk webcam enrollment: the confirmed photo as the raw body, JSON back."""
     c = Ctx(request, STAFF)
     check_csrf(request.headers.get("x-csrf-token"), c.csrf)
+    c.person(person_id)
     return await enroll_from_body(
         request, c.rt, keyring(request), person_id=person_id, actor=c.actor
     )
@@ -502,7 +593,7 @@ async def console_quality(request: Request) -> Response:
 def rights(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
     with c.rt.store.session() as s:
-        reqs = list_rights_requests(s)
+        reqs = list_rights_requests(s, site_ids=c.sites)
     return c.page("rights.html", {"reqs": reqs})
 
 
@@ -519,6 +610,10 @@ async def rights_answer(request: Request, request_id: str) -> Response:
     person_id = str(form.get("person_id", ""))
     try:
         with c.rt.store.session() as s:
+            req = visible_rights_request(s, c.sites, request_id)
+            if person_id and person_id != req.person_id:
+                raise InvalidInput("this request is not this person's")
+            person_id = req.person_id
             if action == "reject":
                 reject_rights_request(
                     s, actor=c.actor, request_id=request_id, reason=str(form.get("reason", ""))
@@ -561,7 +656,7 @@ async def rights_answer(request: Request, request_id: str) -> Response:
 def events(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
     with c.rt.store.session() as s:
-        rows = recent_access_events(s, limit=200)
+        rows = recent_access_events(s, limit=200, site_ids=c.sites)
     return c.page("events.html", {"events": rows})
 
 
@@ -578,7 +673,17 @@ def operators(request: Request) -> Response:
     c = Ctx(request, ("admin",))
     with c.rt.store.session() as s:
         accounts = list_operators(s)
-    return c.page("operators.html", {"accounts": accounts})
+        site_map = operator_site_map(s)
+        sites = c.overview(s)
+    return c.page(
+        "operators.html",
+        {
+            "accounts": accounts,
+            "site_map": site_map,
+            "sites": sites,
+            "site_names": {x["id"]: x["name"] or x["id"] for x in sites},
+        },
+    )
 
 
 @router.post("/console/operators", response_class=HTMLResponse)
@@ -594,7 +699,41 @@ async def operators_add(request: Request) -> Response:
                 username=str(form.get("username", "")),
                 password=str(form.get("password", "")),
                 role=str(form.get("role", "operator")),
+                site_ids=[str(x) for x in form.getlist("site_ids")],
             )
     except FacegateError as exc:
         raise fail(request, exc, "/console/operators") from None
     return redirect("/console/operators")
+
+
+# --- API keys (issue 13 item 9) ------------------------------------------------------------------
+
+
+def _keys_page(c: Ctx, status: int = 200, error: str = "") -> Response:
+    from facegate.domain.common import utcnow
+
+    with c.rt.store.session() as s:
+        keys = list_api_keys(s)
+        ap_names = {ap["id"]: ap["name"] for site in c.overview(s) for ap in site["access_points"]}
+    return c.page(
+        "keys.html",
+        {"keys": keys, "ap_names": ap_names, "now": utcnow(), "error": error},
+        status=status,
+    )
+
+
+@router.get("/console/keys", response_class=HTMLResponse)
+def keys_page(request: Request) -> Response:
+    return _keys_page(Ctx(request, ("admin",)))
+
+
+@router.post("/console/keys/{key_id}/revoke", response_class=HTMLResponse)
+async def keys_revoke(request: Request, key_id: str) -> Response:
+    c = Ctx(request, ("admin",))
+    c.check(await request.form())
+    try:
+        with c.rt.store.session() as s:
+            revoke_api_key(s, actor=c.actor, key_id=key_id)
+    except FacegateError as exc:
+        raise fail(request, exc, "/console/keys") from None
+    return redirect("/console/keys")

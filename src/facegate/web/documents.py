@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from facegate.domain.accounts import visible_access_point
 from facegate.domain.selfservice import notice_for_person
 from facegate.errors import FacegateError, NotFound
 from facegate.web.common import fail
@@ -41,11 +42,10 @@ def compliance(request: Request) -> Response:
 def docs(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
     from facegate.domain import list_persons
-    from facegate.domain.activation import site_overview
 
     with c.rt.store.session() as s:
-        ov = site_overview(s)
-        persons = list_persons(s)
+        ov = c.overview(s)  # the sites this account works for (issue 13 item 8)
+        persons = list_persons(s, site_ids=c.sites)
         notice = notice_for_person(s, persons[0].id) if persons else None
     if notice is None:
         from facegate.domain.notice import current_notice
@@ -86,6 +86,8 @@ def doc(request: Request, kind: str) -> Response:
             html = docs_mod.render_pia(d, lang)
         elif kind == "signage":
             ap_id = request.query_params.get("ap", "")
+            with c.rt.store.session() as s:
+                visible_access_point(s, c.sites, ap_id)
             for site, ap in d.access_points():
                 if ap.id == ap_id:
                     html = docs_mod.render_signage(d, site, ap, lang)

@@ -64,6 +64,52 @@ _T: dict[str, tuple[str, str]] = {
         "There is no default password. Choose a user name and a password of at least 10 "
         "characters for the first administrator.",
     ),
+    "setup_code": ("设置码", "Setup code"),
+    "setup_code_help": (
+        "设置码由运行 facegate serve 的控制台在启动时显示（一次有效，{m} 分钟内）。"
+        "也可以在服务器上运行 facegate admin create 创建管理员。",
+        "The setup code is shown on the console where facegate serve runs, when it starts "
+        "(valid once, for {m} minutes). You can also run facegate admin create on the server.",
+    ),
+    "setup_code_invalid": (
+        "设置码错误、已使用或已过期。请输入 facegate serve 启动时在控制台显示的设置码，"
+        "或在服务器上运行 facegate admin setup-code 获取新的设置码。",
+        "The setup code is wrong, already used or expired. Enter the code facegate serve "
+        "showed on its console when it started, or run facegate admin setup-code on the "
+        "server for a new one.",
+    ),
+    "login_failed": ("用户名或密码错误。", "Wrong user name or password."),
+    "login_throttled": (
+        "登录失败次数过多，请等待 {s} 秒后再试。",
+        "Too many failed sign-ins: wait {s} seconds and try again.",
+    ),
+    "sites_of_account": ("负责的场所", "Works for sites"),
+    "all_sites": ("全部场所", "All sites"),
+    "person_not_here": (
+        "在您负责的场所中没有这个人（编号 {id}）。",
+        "There is no such person ({id}) at the sites you work for.",
+    ),
+    "kiosk_no_ap": (
+        "没有这个出入口（{id}）。请在“场所与出入口”页面为已有的出入口生成平板终端链接。",
+        "There is no access point {id}. Make the kiosk link from an entrance listed on the "
+        "Sites & entrances page.",
+    ),
+    "api_keys": ("API 密钥", "API keys"),
+    "key_name": ("用途", "What it is for"),
+    "key_scopes": ("权限", "Scopes"),
+    "key_access_points": ("出入口", "Access points"),
+    "key_created": ("创建时间", "Created"),
+    "key_last_used": ("最近使用", "Last used"),
+    "key_expires": ("到期", "Expires"),
+    "key_never": ("从不", "Never"),
+    "key_not_used": ("未使用", "Not used yet"),
+    "key_revoked": ("已撤销", "Revoked"),
+    "key_expired": ("已过期", "Expired"),
+    "key_active": ("有效", "Active"),
+    "key_revoke": ("撤销", "Revoke"),
+    "key_all_points": ("全部出入口", "Every access point"),
+    "no_api_keys": ("还没有 API 密钥。", "No API keys yet."),
+    "state": ("状态", "State"),
     "username": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "role": ("角色", "Role"),
@@ -88,6 +134,7 @@ _T: dict[str, tuple[str, str]] = {
     "nav_docs": ("告知与标识", "Notice & signage"),
     "nav_audit": ("审计链", "Audit chain"),
     "nav_operators": ("账号", "Accounts"),
+    "nav_keys": ("API 密钥", "API keys"),
     "site": ("场所", "Site"),
     "access_points": ("出入口", "Access points"),
     "access_point": ("出入口", "Entrance"),
@@ -101,8 +148,9 @@ _T: dict[str, tuple[str, str]] = {
     "add": ("添加", "Add"),
     "kiosk_key": ("生成平板终端链接", "Make a kiosk link"),
     "kiosk_link_once": (
-        "平板终端链接（只显示一次，请在出入口的平板上打开）：",
-        "Kiosk link (shown once; open it on the tablet at this entrance):",
+        "平板终端链接（只显示一次，请在出入口的平板上打开；为此出入口生成新链接后，旧链接即失效）：",
+        "Kiosk link (shown once; open it on the tablet at this entrance. Making a new link for "
+        "this entrance switches the previous one off):",
     ),
     "activate_face": ("启用刷脸", "Switch face on"),
     "deactivate_face": ("关闭刷脸", "Switch face off"),
