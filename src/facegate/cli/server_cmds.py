@@ -69,6 +69,13 @@ def serve(
     tls_key: Path | None = typer.Option(
         None, "--tls-key", "--key", help="PEM private key for HTTPS"
     ),
+    events: list[str] | None = typer.Option(
+        None,
+        "--events",
+        help="Publish every access decision to this destination (repeatable): "
+        "mqtt://host:1883[/prefix], mqtts://..., https://host/path#secret=SECRET "
+        "(see docs/events.md). Adds to FACEGATE_EVENTS.",
+    ),
     self_signed: bool = typer.Option(
         False,
         "--self-signed",
@@ -85,6 +92,10 @@ def serve(
 
     try:
         settings = _settings(data_dir, db, host=host, port=port, inference_workers=workers)
+        if events:
+            settings = Settings(
+                **{**settings.model_dump(exclude_unset=True), "events": settings.events + events}
+            )
     except ValueError as exc:
         typer.echo(f"error: invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -116,6 +127,11 @@ def serve(
 
     urls = open_urls(host, port, bool(tls_cert and tls_key))
     typer.echo(f"Open the console at: {'  or  '.join(urls)}", err=True)
+    if settings.events:
+        from facegate.edge.events import redact
+
+        names = ", ".join(redact(u) for u in settings.events)
+        typer.echo(f"Publishing access events to: {names}", err=True)
     if self_signed:
         typer.echo(
             "The certificate is self-signed: each phone or tablet asks once to accept it.",
