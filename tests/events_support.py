@@ -27,6 +27,7 @@ from facegate.store.db import Store
 MACHINE_BROKER = ("127.0.0.1", 1883)
 PERSON_NAME = "Zhang Wei 张伟"
 UNIT = "Block 7-1203"
+CARD = "10007001"
 
 
 def free_port() -> int:
@@ -188,7 +189,7 @@ def gate_server(tmp_path: Path, events: list[str], **settings_kw) -> Iterator[Ga
             unit=UNIT,
             site_id=setup.site_id,
         ).id
-        issue_card(s, actor="test", person_id=person, card_number="CARD-7001")
+        issue_card(s, actor="test", person_id=person, card_number=CARD)
     store.dispose()
     app = create_app(settings)
     with TestClient(app) as client:
@@ -198,6 +199,6 @@ def gate_server(tmp_path: Path, events: list[str], **settings_kw) -> Iterator[Ga
             setup.site_id,
             setup.ap_side,
             person,
-            "CARD-7001",
+            CARD,
             setup.keys["gate"],
         )
