@@ -12,6 +12,7 @@ from store_support import *  # noqa: F403
 from facegate import domain
 from facegate.domain.credentials import card_for
 from facegate.domain.events import (
+    expired_undelivered,
     mark_delivered,
     outbox_backlog,
     pending_events,
@@ -58,6 +59,8 @@ def test_outbox_follows_the_transaction_and_each_destination(store, settings):
         # Only the row both destinations acknowledged goes; the rest wait for dest-b.
         assert purge_outbox(s, ["dest-a", "dest-b"], timedelta(hours=1)) == 1
         assert outbox_backlog(s, "dest-b") == 2 and outbox_backlog(s, "dest-a") == 0
+        assert expired_undelivered(s, ["dest-a", "dest-b"], timedelta(hours=1)) == 0
+        assert expired_undelivered(s, ["dest-a", "dest-b"], timedelta(seconds=-1)) == 2
 
 
 def test_card_for_is_the_card_valid_here_now(store, settings):

@@ -255,6 +255,23 @@ def purge_outbox(session: Session, destinations: list[str], keep: timedelta) -> 
     return len(ids)
 
 
+def expired_undelivered(session: Session, destinations: list[str], keep: timedelta) -> int:
+    """Rows older than ``keep`` that some destination never acknowledged (purge drops them)."""
+    if not destinations:
+        return 0
+    cutoff = utcnow() - keep
+    acked_by_all = (
+        select(EventDelivery.outbox_id)
+        .where(EventDelivery.destination.in_(destinations))
+        .group_by(EventDelivery.outbox_id)
+        .having(func.count(func.distinct(EventDelivery.destination)) == len(destinations))
+    )
+    stmt = select(func.count(EventOutbox.id)).where(
+        EventOutbox.created_at < cutoff, EventOutbox.id.not_in(acked_by_all)
+    )
+    return int(session.execute(stmt).scalar() or 0)
+
+
 def outbox_backlog(session: Session, destination: str) -> int:
     """How many rows ``destination`` has not acknowledged yet (for /metrics and tests)."""
     delivered = (

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from facegate.domain.events import (
     OutboxItem,
     access_points_for_discovery,
+    expired_undelivered,
     mark_delivered,
     pending_events,
     purge_outbox,
@@ -512,8 +513,15 @@ class OutboxRelay:
     def _purge_loop(self) -> None:
         while not self._stop.wait(60.0):
             try:
+                keys = [k.key for k in self.sinks]
                 with self.session_factory() as s:
-                    purge_outbox(s, [k.key for k in self.sinks], self.keep)
+                    lost = expired_undelivered(s, keys, self.keep)
+                    purge_outbox(s, keys, self.keep)
+                if lost:
+                    log.warning(
+                        "events older than events_keep_hours dropped undelivered",
+                        extra={"fields": {"count": lost}},
+                    )
             except Exception:  # noqa: BLE001
                 log.exception("outbox purge failed")
 
