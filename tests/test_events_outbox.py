@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from facegate.domain.events import (
     BIOMETRIC_FIELDS,
     EVENT_FIELDS,
+    egress_safe,
     event_payload,
     outbox_backlog,
     payload_can_carry_biometric,
@@ -140,6 +141,7 @@ def test_no_payload_can_carry_biometric_data(
             assert len(value) <= 81 and value.isascii(), (key, value)
             assert " " not in value, (key, value)
     assert len(payload_json(payload)) < 600
+    assert egress_safe(payload_json(payload))  # what is built always passes the egress check
     if reason.startswith("manual_override"):
         assert payload["reason"] == "manual_override"  # the operator's note stays home
     assert payload["decision"] in ("allow", "deny")
@@ -173,3 +175,45 @@ def test_template_sized_blob_never_reaches_the_payload(blob_len):
     )
     text = payload_json(event_payload(event))
     assert blob[:80] not in text and "0.97" not in text
+
+
+def test_runtime_egress_check_refuses_anything_but_the_whitelist(tmp_path):
+    """A row that is not the whitelisted payload (written by anything but the domain
+    function) never leaves; the events around it still do."""
+    import base64
+
+    from events_support import MACHINE_BROKER
+
+    host, port = MACHINE_BROKER
+    prefix = f"fgegress{secrets.token_hex(4)}"
+    sub = Subscriber(host, port, [f"{prefix}/+/+/event"])
+    try:
+        with gate_server(tmp_path, [f"mqtt://{host}:{port}/{prefix}"]) as gate:
+            first = gate.decide(gate.card)
+            assert wait_until(lambda: len(sub.events()) == 1)
+            good = json.loads(sub.on("/event")[0][1])
+            template = base64.b64encode(bytes(range(256)) * 4).decode()
+            leaky = {**good, "event_id": 10**9, "template": template}
+            store = Store(gate.settings.database_url)
+            with store.session() as s:
+                s.add(
+                    EventOutbox(
+                        event_id=10**9,
+                        site_id=gate.site_id,
+                        access_point_id=gate.ap,
+                        payload=json.dumps(leaky),
+                    )
+                )
+                s.commit()
+            store.dispose()
+            last = gate.decide(gate.card)
+            assert wait_until(lambda: len(sub.events()) == 2)
+        got = sub.events()
+        assert [e["request_id"] for e in got] == [first["request_id"], last["request_id"]]
+        assert all(template[:40] not in p.decode() for _, p, _ in sub.messages)
+        assert not egress_safe(json.dumps(leaky))
+        assert not egress_safe(json.dumps({**good, "subject": "Zhang Wei"}))
+        assert not egress_safe(json.dumps({**good, "reason": 0.97}))
+        assert egress_safe(json.dumps(good, separators=(",", ":")))
+    finally:
+        sub.close()

@@ -104,6 +104,31 @@ def payload_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
 
 
+def egress_safe(payload: str) -> bool:
+    """The runtime egress assertion (CAC-FR-08a): a payload about to leave is exactly the
+    whitelist, every value of its declared kind. Checked on every send, so even a row written
+    by something else (an old version, a hand-edited database) cannot carry face data out."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or tuple(data) != EVENT_FIELDS or len(payload) > 1024:
+        return False
+    if type(data["event_id"]) is not int or data["decision"] not in OUTCOMES:
+        return False
+    if not all(m in (*METHODS, "other") for m in str(data["method"]).split("+")):
+        return False
+    if not _REASON.match(str(data["reason"])):
+        return False
+    for key in ("subject", "request_id", "site_id", "access_point_id", "time"):
+        value = data[key]
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or not _ID_TEXT.match(value):
+            return False
+    return True
+
+
 def payload_can_carry_biometric(fields: tuple[str, ...] = EVENT_FIELDS) -> bool:
     """Whether a payload of ``fields`` could carry face data, decided from the schema: a field
     named like face data, or one without a declared closed type (it could hold anything)."""

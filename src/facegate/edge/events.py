@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from facegate.domain.events import (
     OutboxItem,
     access_points_for_discovery,
+    egress_safe,
     expired_undelivered,
     mark_delivered,
     pending_events,
@@ -470,6 +471,18 @@ class OutboxRelay:
             items = pending_events(s, sink.key, self.batch)
         if not items:
             return 0
+        refused = [i for i in items if not egress_safe(i.payload)]
+        if refused:
+            # CAC-FR-08a: never send it; recorded as handled so it cannot block the queue.
+            log.error(
+                "an outbox row is not the whitelisted event payload; it is not sent",
+                extra={"fields": {"event_ids": [i.event_id for i in refused]}},
+            )
+            with self.session_factory() as s:
+                mark_delivered(s, sink.key, [i.id for i in refused])
+            items = [i for i in items if i not in refused]
+            if not items:
+                return len(refused)
         acked = sink.deliver(items)
         with self.session_factory() as s:
             mark_delivered(s, sink.key, acked)
