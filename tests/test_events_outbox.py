@@ -10,7 +10,7 @@ import secrets
 from datetime import timedelta
 
 import pytest
-from events_support import Mosquitto, Subscriber, gate_server, wait_until
+from events_support import Mosquitto, Subscriber, clear_retained, gate_server, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -188,7 +188,8 @@ def test_runtime_egress_check_refuses_anything_but_the_whitelist(tmp_path):
     prefix = f"fgegress{secrets.token_hex(4)}"
     sub = Subscriber(host, port, [f"{prefix}/+/+/event"])
     try:
-        with gate_server(tmp_path, [f"mqtt://{host}:{port}/{prefix}"]) as gate:
+        url = f"mqtt://{host}:{port}/{prefix}"
+        with gate_server(tmp_path, [url], events_discovery=False) as gate:
             first = gate.decide(gate.card)
             assert wait_until(lambda: len(sub.events()) == 1)
             good = json.loads(sub.on("/event")[0][1])
@@ -217,3 +218,4 @@ def test_runtime_egress_check_refuses_anything_but_the_whitelist(tmp_path):
         assert egress_safe(json.dumps(good, separators=(",", ":")))
     finally:
         sub.close()
+        clear_retained(host, port, [f"{prefix}/status"])
