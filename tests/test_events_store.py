@@ -75,3 +75,65 @@ def test_card_for_is_the_card_valid_here_now(store, settings):
         assert card_for(s, pid, ap) is None  # valid at the gym only
         domain.issue_card(s, actor="op", person_id=pid, card_number="777")
         assert card_for(s, pid, ap) == "777" and card_for(s, pid, other.id) == "555"
+
+
+def test_two_gate_processes_on_postgresql_publish_each_event_once(store_pg_schema, tmp_path):
+    """Several ``facegate serve`` processes share one PostgreSQL database: each runs a relay
+    for the same destination, and still every event reaches the subscriber once."""
+    import secrets as _secrets
+
+    from events_support import Mosquitto, Subscriber, wait_until
+    from sqlalchemy import create_engine, text
+
+    from facegate.audit import GENESIS
+    from facegate.config import Settings
+    from facegate.edge.events import relay_from_settings
+    from facegate.store.db import Store, normalize_url
+
+    engine = create_engine(normalize_url(store_pg_schema))
+    with engine.begin() as conn:  # a fresh schema state, as the db_url fixture leaves it
+        for table in reversed(EventOutbox.metadata.sorted_tables):
+            conn.execute(table.delete())
+        conn.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": GENESIS}
+        )
+    engine.dispose()
+    settings = Settings(data_dir=tmp_path / "d", db_url=store_pg_schema)
+    stores = [Store(store_pg_schema), Store(store_pg_schema)]
+    broker = Mosquitto(tmp_path / "mq")
+    broker.start()
+    prefix = f"fgpg{_secrets.token_hex(4)}"
+    url = f"mqtt://127.0.0.1:{broker.port}/{prefix}"
+    sub = Subscriber("127.0.0.1", broker.port, [f"{prefix}/+/+/event"])
+    relays = [
+        relay_from_settings(settings.model_copy(update={"events": [url]}), st.session)
+        for st in stores
+    ]
+    try:
+        site_id, ap = _site(stores[0], settings)
+        for r in relays:
+            r.start()
+        for batch in range(4):
+            with stores[batch % 2].session() as s:
+                for i in range(25):
+                    _record(s, site_id, ap, request_id=f"b{batch}-{i}")
+                s.commit()
+            for r in relays:
+                r.wake()
+        assert wait_until(lambda: len(sub.events()) >= 100, 60)
+        with stores[0].session() as s:
+            assert wait_until(lambda: outbox_backlog(s, relays[0].sinks[0].key) == 0, 30)
+        with stores[1].session() as s:
+            _record(s, site_id, ap, request_id="marker")
+            s.commit()
+        assert wait_until(lambda: any(e["request_id"] == "marker" for e in sub.events()), 30)
+    finally:
+        for r in relays:
+            r.stop()
+        sub.close()
+        broker.stop()
+        for st in stores:
+            st.dispose()
+    ids = [e["event_id"] for e in sub.events()]
+    assert len(ids) == len(set(ids)) == 101
+    assert sum(r.delivered[r.sinks[0].key] for r in relays) == 101

@@ -10,13 +10,14 @@ compliance engine reports it for every event destination.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from facegate import audit
@@ -244,6 +245,17 @@ def pending_events(session: Session, destination: str, limit: int = 100) -> list
         OutboxItem(r.id, r.event_id, r.site_id, r.access_point_id, r.payload, r.created_at)
         for r in rows
     ]
+
+
+def relay_lock(session: Session, destination: str) -> bool:
+    """On PostgreSQL, where several gate processes share one database, only one relays a
+    destination at a time: a transaction-scoped advisory lock per destination, held from
+    reading the pending rows to marking them delivered (so no two processes send the same
+    event). SQLite is served by one process only, so there is nothing to take."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = int(hashlib.sha256(b"facegate-events:" + destination.encode()).hexdigest()[:15], 16)
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
 
 
 def mark_delivered(session: Session, destination: str, outbox_ids: list[int]) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import ssl
 import threading
 import time
@@ -39,6 +40,7 @@ from facegate.domain.events import (
     mark_delivered,
     pending_events,
     purge_outbox,
+    relay_lock,
 )
 from facegate.errors import FacegateError
 
@@ -348,7 +350,8 @@ class MqttSink(Sink):
         self.discovery_prefix = discovery_prefix
         self.access_points = access_points
         self.ack_timeout_s = ack_timeout_s
-        self.client_id = f"facegate-events-{self.key[:8]}-{threading.get_ident() % 10000}"
+        # Unique per process: several gate processes may publish to one broker.
+        self.client_id = f"facegate-events-{self.key[:8]}-{secrets.token_hex(4)}"
         self._conn: _Connection | None = None
         self._announced: set[tuple[str, str]] = set()
 
@@ -466,33 +469,32 @@ class OutboxRelay:
                 sink.close()
 
     def drain_once(self, sink: Sink) -> int:
-        """Send what ``sink`` has pending, one batch; returns the number acknowledged."""
+        """Send what ``sink`` has pending, one batch; returns the number handled."""
         with self.session_factory() as s:
+            if not relay_lock(s, sink.key):
+                return 0  # another gate process relays this destination (PostgreSQL)
             items = pending_events(s, sink.key, self.batch)
-        if not items:
-            return 0
-        refused = [i for i in items if not egress_safe(i.payload)]
-        if refused:
-            # CAC-FR-08a: never send it; recorded as handled so it cannot block the queue.
-            log.error(
-                "an outbox row is not the whitelisted event payload; it is not sent",
-                extra={"fields": {"event_ids": [i.event_id for i in refused]}},
-            )
-            with self.session_factory() as s:
-                mark_delivered(s, sink.key, [i.id for i in refused])
-            items = [i for i in items if i not in refused]
             if not items:
-                return len(refused)
-        acked = sink.deliver(items)
-        with self.session_factory() as s:
-            mark_delivered(s, sink.key, acked)
+                return 0
+            if s.get_bind().dialect.name == "sqlite":
+                s.rollback()  # never hold SQLite's write lock across the network
+            refused = [i.id for i in items if not egress_safe(i.payload)]
+            if refused:
+                # CAC-FR-08a: never sent; marked handled so it cannot block the queue.
+                log.error(
+                    "an outbox row is not the whitelisted event payload; it is not sent",
+                    extra={"fields": {"outbox_ids": refused}},
+                )
+            to_send = [i for i in items if i.id not in refused]
+            acked = sink.deliver(to_send) if to_send else []
+            mark_delivered(s, sink.key, refused + acked)  # commits (and frees the lock)
         self.delivered[sink.key] += len(acked)
         if self.on_published is not None:
             done = set(acked)
-            for item in items:
+            for item in to_send:
                 if item.id in done:
                     self.on_published(item, sink.key)
-        return len(acked)
+        return len(acked) + len(refused)
 
     def _run(self, i: int, sink: Sink) -> None:
         backoff = 0.0
