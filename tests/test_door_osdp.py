@@ -139,3 +139,31 @@ def test_wiegand_encoding_round_trips_with_parity():
     assert (odd + bin(payload & 0xFFF).count("1")) % 2 == 1
     with pytest.raises(DoorError):
         card_bits(str(1 << 24), "wiegand26")
+
+
+def test_reader_over_tcp_to_an_rs485_server():
+    """``osdp://host:port``: the same reader over a TCP link (an RS-485-to-Ethernet server);
+    here LibOSDP's panel sits on the accepted connection."""
+    import socket
+
+    from facegate.edge.doors.osdp import socket_channel
+
+    key = secrets.token_bytes(16)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    door = door_from_spec(f"osdp://127.0.0.1:{port}?address={ADDRESS}&scbk={key.hex()}")
+    conn, _ = server.accept()
+    cp = osdp.ControlPanel(
+        [osdp.PDInfo(ADDRESS, socket_channel(conn), scbk=key, flags=[osdp.LibFlag.EnforceSecure])],
+        log_level=osdp.LogLevel.Error,
+    )
+    cp.start()
+    try:
+        assert wait(lambda: door.ready and cp.is_sc_active(ADDRESS)), "no Secure Channel"
+        door.open(DoorCommand("door-1", "req-1", "p-1", "4242"))
+        event = cp.get_event(ADDRESS, timeout=10)
+        assert event is not None and decode_card(event["data"], event["length"], "raw") == "4242"
+    finally:
+        door.close()
+        cp.stop()
+        server.close()
