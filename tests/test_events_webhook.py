@@ -144,3 +144,18 @@ def test_verify_signature_rules():
 def test_bad_destinations_are_refused_with_a_reason(url):
     with pytest.raises(ValueError, match="event destination|signing secret"):
         Settings(events=[url])
+
+
+def test_serve_refuses_a_bad_destination_without_echoing_its_secret(tmp_path):
+    from typer.testing import CliRunner
+
+    from facegate.cli.main import app
+
+    bad = "http://10.1.1.1/hook#secret=do-not-print-this-secret"
+    r = CliRunner().invoke(
+        app, ["serve", "--data-dir", str(tmp_path), "--port", "0", "--events", bad]
+    )
+    assert r.exit_code == 2
+    out = r.output + (r.stderr if r.stderr_bytes is not None else "")
+    assert "event destination 'http://10.1.1.1/hook'" in out
+    assert "do-not-print-this-secret" not in out

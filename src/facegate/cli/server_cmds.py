@@ -97,7 +97,11 @@ def serve(
                 **{**settings.model_dump(exclude_unset=True), "events": settings.events + events}
             )
     except ValueError as exc:
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        # The sentences only: pydantic's own text repeats the input, which for an event
+        # destination may hold a webhook secret.
+        errors = getattr(exc, "errors", None)
+        text = "; ".join(e["msg"] for e in errors()) if callable(errors) else str(exc)
+        typer.echo(f"error: invalid configuration: {text}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_json)
     try:
