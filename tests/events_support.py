@@ -59,6 +59,10 @@ class Subscriber:
         persistent: bool = False,
     ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
+        # Event payloads the broker sent as a first delivery (DUP flag clear): a broker that
+        # restarts re-sends to a persistent session what its subscriber had not acknowledged,
+        # with DUP set; that is MQTT's at-least-once, not the publisher sending twice.
+        self.first_deliveries: list[bytes] = []
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         self.client = mqtt.Client(
@@ -77,6 +81,8 @@ class Subscriber:
         def on_message(client, userdata, msg):
             with self._lock:
                 self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+                if not msg.dup and msg.topic.endswith("/event"):
+                    self.first_deliveries.append(bytes(msg.payload))
 
         self.client.on_connect = on_connect
         self.client.on_subscribe = on_subscribe
