@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -185,6 +185,42 @@ class Settings(BaseSettings):
     web_known_device_days: int = Field(default=90, ge=1, le=400)
     # An API key's last_used_at is written at most this often (no write per request).
     api_key_touch_interval_s: int = Field(default=60, ge=1, le=24 * 3600)
+    # --- events out: MQTT and signed webhooks from a durable outbox (issue 15) -------------
+    # Destinations, each ``mqtt://[user:pass@]host[:port][/prefix]`` (``mqtts://`` for TLS),
+    # ``https://host/path#secret=SECRET`` or ``http://`` on loopback only (CAC-FR-14). The
+    # payload is a whitelist with a pseudonym at most (CAC-FR-08a); see docs/events.md.
+    events: list[str] = Field(default_factory=list)
+    # Longest wait between retries to a destination that is down (backoff doubles up to it).
+    events_retry_max_s: float = Field(default=30.0, ge=0.1, le=3600.0)
+    # Outbox rows go once every destination acknowledged them, or after this long regardless.
+    events_keep_hours: int = Field(default=72, ge=1, le=24 * 30)
+    # Home Assistant MQTT discovery (retained config per access point) and its topic prefix.
+    events_discovery: bool = True
+    events_discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_/-]+$")
+
+    @field_validator("events")
+    @classmethod
+    def _events_urls(cls, urls: list[str]) -> list[str]:
+        from urllib.parse import urlsplit
+
+        for url in urls:
+            parts = urlsplit(url)
+            where = parts.hostname or ""
+            if parts.scheme in ("mqtt", "mqtts", "https") and where:
+                pass
+            elif parts.scheme == "http" and where in ("127.0.0.1", "::1", "localhost"):
+                pass  # plain HTTP only to a receiver on this machine (CAC-FR-14)
+            else:
+                raise ValueError(
+                    f"event destination {url.split('#')[0]!r}: use mqtt://, mqtts://, "
+                    "https:// or http:// to 127.0.0.1 (plain HTTP leaves the machine unencrypted)"
+                )
+            if parts.scheme.startswith("http") and "secret=" not in parts.fragment:
+                raise ValueError(
+                    f"webhook {url.split('#')[0]!r} needs a signing secret: append "
+                    "#secret=<at least 16 characters> (or #secret_file=/path)"
+                )
+        return urls
 
     @property
     def database_url(self) -> str:

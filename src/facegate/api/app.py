@@ -51,6 +51,7 @@ def create_app(
         if warm_up:
             await run_in_threadpool(runtime.warm_up)
         runtime.start_sync()
+        runtime.start_events()
         yield
         runtime.close()
 

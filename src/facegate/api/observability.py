@@ -13,6 +13,7 @@ import re
 import time
 import traceback
 import uuid
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import ClientDisconnect
@@ -179,3 +180,21 @@ class Metrics:
             "Face requests refused with 503 because the inference pool was full",
             registry=self.registry,
         )
+
+    def add_event_metrics(self, relay: Any) -> None:
+        """Outbox delivery per destination (issue 15): up, and events acknowledged."""
+        up = Gauge(
+            "facegate_events_destination_up",
+            "1 while the event destination acknowledges, 0 while events wait in the outbox",
+            ["destination"],
+            registry=self.registry,
+        )
+        sent = Gauge(
+            "facegate_events_delivered",
+            "Events acknowledged by the destination since the server started",
+            ["destination"],
+            registry=self.registry,
+        )
+        for sink in relay.sinks:
+            up.labels(sink.name).set_function(lambda k=sink.key: float(relay.up[k]))
+            sent.labels(sink.name).set_function(lambda k=sink.key: float(relay.delivered[k]))

@@ -103,6 +103,7 @@ class GateRuntime:
         self._galleries: GalleryService | None = None
         self._listener: ChangeListener | ChangePoller | None = None
         self._lock = threading.Lock()
+        self.events: Any | None = None  # facegate.edge.events.OutboxRelay when configured
 
     @property
     def is_postgres(self) -> bool:
@@ -189,7 +190,24 @@ class GateRuntime:
             )
             self._listener.start()
 
+    def start_events(self) -> None:
+        """Deliver the event outbox to ``Settings.events`` (issue 15): one relay thread per
+        destination, woken by every commit on this store (a decision's included)."""
+        if not self.settings.events or self.events is not None:
+            return
+        from sqlalchemy import event as sa_event
+
+        from facegate.edge.events import relay_from_settings
+
+        relay = relay_from_settings(self.settings, self.store.session)
+        sa_event.listen(self.store.session_factory, "after_commit", lambda _s: relay.wake())
+        self.metrics.add_event_metrics(relay)
+        relay.start()
+        self.events = relay
+
     def close(self) -> None:
+        if self.events is not None:
+            self.events.stop()
         if self._listener is not None:
             self._listener.stop()
         self.pool.shutdown()

@@ -95,6 +95,13 @@ def serve(
     tls_key: Path | None = typer.Option(
         None, "--tls-key", "--key", help="PEM private key for HTTPS"
     ),
+    events: list[str] | None = typer.Option(
+        None,
+        "--events",
+        help="Publish every access decision to this destination (repeatable): "
+        "mqtt://host:1883[/prefix], mqtts://..., https://host/path#secret=SECRET "
+        "(see docs/events.md). Adds to FACEGATE_EVENTS.",
+    ),
     self_signed: bool = typer.Option(
         False,
         "--self-signed",
@@ -132,8 +139,16 @@ def serve(
             inference_workers=workers,
             insecure_http=insecure_http or None,
         )
+        if events:
+            settings = Settings(
+                **{**settings.model_dump(exclude_unset=True), "events": settings.events + events}
+            )
     except ValueError as exc:
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        # The sentences only: pydantic's own text repeats the input, which for an event
+        # destination may hold a webhook secret.
+        errors = getattr(exc, "errors", None)
+        text = "; ".join(e["msg"] for e in errors()) if callable(errors) else str(exc)
+        typer.echo(f"error: invalid configuration: {text}", err=True)
         raise typer.Exit(2) from None
     tls = bool(tls_cert and tls_key) or self_signed
     if not is_loopback(host) and not tls and not settings.insecure_http:
@@ -181,6 +196,11 @@ def serve(
 
     urls = open_urls(host, port, bool(tls_cert and tls_key))
     typer.echo(f"Open the console at: {'  or  '.join(urls)}", err=True)
+    if settings.events:
+        from facegate.edge.events import redact
+
+        names = ", ".join(redact(u) for u in settings.events)
+        typer.echo(f"Publishing access events to: {names}", err=True)
     if self_signed:
         typer.echo(
             "The certificate is self-signed: each phone or tablet asks once to accept it.",

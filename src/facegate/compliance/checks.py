@@ -287,6 +287,24 @@ def check_data_egress(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
             yield make_finding("PIPL-38-40", "abroad", o.name, country=o.country)
 
 
+# Field names that are face information (or a name) if a destination receives them.
+PAYLOAD_BIOMETRIC_FIELDS = frozenset(
+    {"template", "embedding", "vector", "image", "frame", "photo", "face", "score", "name"}
+)
+
+
+@check("outbound_payload")
+def check_outbound_payload(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
+    """A destination off site whose declared payload names face data is reported even when
+    it is described as unable to carry any (the declared fields win over the flag)."""
+    for o in d.outbound:
+        carried = sorted(PAYLOAD_BIOMETRIC_FIELDS.intersection(f.lower() for f in o.payload_fields))
+        if o.off_site and carried and not o.can_carry_biometric:
+            yield make_finding(
+                "CAC-FR-08a", "payload_field", o.name, kind=o.kind, fields=", ".join(carried)
+            )
+
+
 # --- purpose lock: TJ-16, STD-41819-01, CAC-DRAFT23-1/2, CAC-FR-02, CAC-FR-04, PIPL-26 --------
 
 

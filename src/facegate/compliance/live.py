@@ -351,6 +351,47 @@ def _security(
     )
 
 
+def _on_site_host(host: str) -> bool:
+    """Loopback, private and link-local addresses, and names that only resolve inside a site
+    (no dot, ``.local``, ``.lan``, ``.internal``, ``.home.arpa``), count as on the site's
+    network; anything else is assumed to cross the internet (the cautious reading)."""
+    import ipaddress
+
+    host = host.strip("[]").lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host or host.endswith((".local", ".lan", ".internal", ".home.arpa"))
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+def event_destinations(settings: Settings) -> list[Outbound]:
+    """Every ``Settings.events`` destination as an outbound destination (issue 15). The
+    payload is the whitelist of ``facegate.domain.events``: whether it could carry face data
+    is decided from that schema, so an off-site broker is reported under CAC-FR-08a only if
+    the payload ever could (it cannot)."""
+    from urllib.parse import urlsplit
+
+    from facegate.domain.events import EVENT_FIELDS, payload_can_carry_biometric
+
+    out = []
+    for url in settings.events:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        shown = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        out.append(
+            Outbound(
+                name=f"events {shown}",
+                kind="mqtt" if parts.scheme.startswith("mqtt") else "webhook",
+                url=shown,  # never the password or the signing secret
+                can_carry_biometric=payload_can_carry_biometric(EVENT_FIELDS),
+                off_site=not _on_site_host(host),
+                payload_fields=list(EVENT_FIELDS),
+            )
+        )
+    return out
+
+
 def deployment_from_store(
     session: Session,
     settings: Settings,
@@ -435,7 +476,7 @@ def deployment_from_store(
         retention=retention,
         store_images=False,  # frames are decoded, used and dropped; no image column exists
         face_storage="on_site",
-        outbound=facts.outbound,
+        outbound=facts.outbound + event_destinations(settings),
         counts=counts,
         security=_security(session, settings, facts, verify_audit),
         consent_method="separate",  # the store refuses enrollment without its own consent record

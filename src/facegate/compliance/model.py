@@ -184,6 +184,9 @@ class Outbound(StrictModel):
     can_carry_biometric: bool = False
     off_site: bool = True
     country: str = "CN"
+    # What the destination receives, field by field (empty: not declared). facegate fills it
+    # for its event destinations from the payload whitelist (issue 15).
+    payload_fields: list[str] = Field(default_factory=list)
 
 
 class ConfigState(StrictModel):

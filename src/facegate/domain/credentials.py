@@ -301,6 +301,40 @@ def active_credentials(session: Session, person_id: str) -> list[Credential]:
     ]
 
 
+def card_for(session: Session, person_id: str, access_point_id: str) -> str | None:
+    """The number of the person's card valid at this access point now, or None.
+
+    What a door output that reports a credential (an OSDP reader on a panel, issue 15) tells
+    the panel after facegate allowed the person: the panel already knows this card. The oldest
+    live card wins, so the answer is stable while the person holds several."""
+    from facegate.store.models import AccessPoint
+
+    ap = session.get(AccessPoint, access_point_id)
+    if ap is None:
+        return None
+    now = utcnow()
+    cards = session.execute(
+        select(Credential)
+        .where(
+            Credential.person_id == person_id,
+            Credential.site_id == ap.site_id,
+            Credential.kind == "card",
+            Credential.revoked_at.is_(None),
+        )
+        .order_by(Credential.created_at, Credential.id)
+    ).scalars()
+    for c in cards:
+        if c.valid_from is not None and now < c.valid_from:
+            continue
+        if c.valid_until is not None and now >= c.valid_until:
+            continue
+        if c.access_point_ids and access_point_id not in c.access_point_ids:
+            continue
+        if c.identifier:
+            return c.identifier
+    return None
+
+
 # --- API keys --------------------------------------------------------------------------------
 
 

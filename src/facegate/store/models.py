@@ -321,6 +321,43 @@ class AccessEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class EventOutbox(Base):
+    """An access event waiting to leave for the event destinations (issue 15).
+
+    Written in the same transaction as its AccessEvent, so an event exists here exactly when
+    the decision was recorded. ``payload`` is the exact JSON published, built by a whitelist
+    (``facegate.domain.events.event_payload``): a pseudonym at most, never a name, image,
+    template or score (CAC-FR-08a).
+    """
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    # No foreign key: delivery bookkeeping must never block anything done to access events.
+    event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    site_id: Mapped[str] = mapped_column(String(40))
+    access_point_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class EventDelivery(Base):
+    """One outbox row acknowledged by one destination (the broker's PUBACK, a 2xx)."""
+
+    __tablename__ = "event_deliveries"
+
+    outbox_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("event_outbox.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    # A short stable digest of the destination URL (never the URL: it may hold a secret).
+    destination: Mapped[str] = mapped_column(String(32), primary_key=True)
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class RightsRequest(Base):
     """A rights request with its deadline and outcome (PIPL-44-48, PIPL-50)."""
 
