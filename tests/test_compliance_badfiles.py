@@ -57,9 +57,9 @@ def _cases(tmp: Path) -> dict[str, tuple[Path, str]]:
         _lawful_text().replace("date: 2026-09-25", "date: 2026-02-30"),
         "pia[0].date",
     )
-    put(
-        "non_utf8", _lawful_text().encode("utf-8").replace(b"name:", b"name: \xff\xfe", 1), "line 5"
-    )
+    text = _lawful_text().encode("utf-8")
+    line = text[: text.index(b"\nname:")].count(b"\n") + 2
+    put("non_utf8", text.replace(b"name:", b"name: \xff\xfe", 1), f"line {line} (byte ")
     put(
         "wrong_type",
         _lawful_text().replace("max_days: 7,", "max_days: [7],", 1),

@@ -94,6 +94,11 @@ def _cap(text: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 def _schema_message(e: jsonschema.ValidationError) -> str:
     # jsonschema quotes the whole offending value; quote at most SHORT_VALUE_CHARS of it.
+    if e.validator in ("anyOf", "oneOf") and e.context:
+        # An optional field (value or null): report why the value branch failed.
+        subs = [c for c in e.context if not (c.validator == "type" and c.validator_value == "null")]
+        if subs:
+            return _schema_message(jsonschema.exceptions.best_match(subs))
     if e.validator == "enum":
         allowed = ", ".join(str(v) for v in e.validator_value)
         return f"{_short(e.instance)} is not one of the allowed values: {allowed}"

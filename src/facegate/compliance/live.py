@@ -93,10 +93,20 @@ _TRIGGERS = {
 }
 
 
+class SiteLocation(StrictModel):
+    """Where a site is (city rules such as HZ-PM and TJ-16 apply only there)."""
+
+    province: str | None = None
+    city: str | None = None
+    division_code: str | None = Field(default=None, pattern=r"^[1-8][0-9]{5}$")
+
+
 class LiveFacts(StrictModel):
     """Deployment facts the database does not hold (``<data_dir>/compliance.yaml``)."""
 
+    # Unknown until stated: the checks that need a site's kind or place say so.
     site_kinds: dict[str, SiteKind] = Field(default_factory=dict)
+    site_locations: dict[str, SiteLocation] = Field(default_factory=dict)
     vendors: list[str] = Field(default_factory=list)
     uses: list[str] = Field(default_factory=lambda: ["access_control"])
     pia: list[PiaRecord] = Field(default_factory=list)
@@ -354,7 +364,8 @@ def deployment_from_store(
             Site(
                 id=s.id,
                 name=s.name,
-                kind=facts.site_kinds.get(s.id, "other"),
+                kind=facts.site_kinds.get(s.id),
+                **(loc.model_dump() if (loc := facts.site_locations.get(s.id)) else {}),
                 access_points=[
                     AccessPoint(
                         id=ap.id,
@@ -364,6 +375,11 @@ def deployment_from_store(
                         accepted_methods=list(ap.methods or []),
                         face_enabled=bool(s.face_enabled and ap.face_enabled),
                         mode="1:N",  # the gate searches the people enrolled for that point
+                        # A person steps up to the gate's terminal or lane camera and presents
+                        # their face; nothing identifies passers-by (CAC-DRAFT23-2).
+                        capture="cooperative",
+                        # Purpose lock: the gate decides entry and does nothing else.
+                        uses=["access_control"],
                         signage=facts.signage.get(ap.id),
                     )
                     for ap in aps
@@ -393,6 +409,7 @@ def deployment_from_store(
             pipo_contact=org.pipo_contact if org else "",
             vendors=facts.vendors,
         ),
+        purpose="access_control",  # purpose lock (facegate.compliance.purpose)
         uses=facts.uses,
         sites=sites,
         notice=notice,
@@ -405,12 +422,15 @@ def deployment_from_store(
         person_categories=list(PERSON_CATEGORIES),
         retention=retention,
         store_images=False,  # frames are decoded, used and dropped; no image column exists
+        image_retention="0 days",
         face_storage="on_site",
         outbound=facts.outbound,
         counts=counts,
         security=_security(session, settings, facts, verify_audit),
         consent_method="separate",  # the store refuses enrollment without its own consent record
         face_for_minors=facts.face_for_minors,
+        # Counted exactly from the store (counts.minor_templates_without_guardian_consent).
+        minors_guardian_consent=counts.minor_templates_without_guardian_consent == 0,
         filing=facts.filing,
         accessibility=facts.accessibility,
         rights=Rights(
