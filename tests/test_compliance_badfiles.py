@@ -101,7 +101,7 @@ def test_bad_file_is_one_line_error_and_exit_2(name: str, cases) -> None:
     err = r.stderr.strip()
     assert err.startswith("error: ") and "\n" not in err, err[:500]
     assert str(path) in err and where in err, err
-    assert len(err) < 1000 + len(str(path)), len(err)
+    assert len(err) < 1300 + len(str(path)), len(err)
     assert r.stdout == ""
 
 

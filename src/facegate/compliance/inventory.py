@@ -25,7 +25,7 @@ SCHEMA_FILE = "inventory.schema.json"
 DEFAULT_MAX_BYTES = 1_048_576  # Settings.inventory_max_bytes
 MAX_DEPTH = 32  # an inventory nests about 6 levels
 MAX_ERRORS = 20
-MAX_ERROR_CHARS = 300
+MAX_ERROR_CHARS = 1000  # room for the list of allowed values; every quoted value is cut
 SHORT_VALUE_CHARS = 60
 
 # libyaml's parser when PyYAML was built with it (much faster), else the pure-Python one; both
@@ -92,13 +92,18 @@ def _cap(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _resolve(e: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For an optional field (a value or null), the error of the value branch."""
+    while e.validator in ("anyOf", "oneOf") and e.context:
+        subs = [c for c in e.context if not (c.validator == "type" and c.validator_value == "null")]
+        if not subs:
+            break
+        e = jsonschema.exceptions.best_match(subs)
+    return e
+
+
 def _schema_message(e: jsonschema.ValidationError) -> str:
     # jsonschema quotes the whole offending value; quote at most SHORT_VALUE_CHARS of it.
-    if e.validator in ("anyOf", "oneOf") and e.context:
-        # An optional field (value or null): report why the value branch failed.
-        subs = [c for c in e.context if not (c.validator == "type" and c.validator_value == "null")]
-        if subs:
-            return _schema_message(jsonschema.exceptions.best_match(subs))
     if e.validator == "enum":
         allowed = ", ".join(str(v) for v in e.validator_value)
         return f"{_short(e.instance)} is not one of the allowed values: {allowed}"
@@ -127,7 +132,10 @@ def validate_inventory(data: Any, source: str = "inventory") -> Deployment:
     validator = jsonschema.Draft202012Validator(
         inventory_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(
+        (_resolve(e) for e in validator.iter_errors(data)),
+        key=lambda e: list(map(str, e.absolute_path)),
+    )
     if errors:
         lines = [
             _cap(f"{_path(e.absolute_path)}: {_schema_message(e)}") for e in errors[:MAX_ERRORS]
