@@ -77,6 +77,10 @@ def _cases(tmp: Path) -> dict[str, tuple[Path, str]]:
     put("long_value", "schema_version: " + "9" * 200_000 + "\n", "line 1, column 17")
     put("long_key", "x" * 300_000 + ": 1\n", "line 1")
     put("empty", "", "(top level)")
+    put("duplicate_key", "schema_version: 1\nname: a\nname: b\n", "line 3, column 1")
+    put("python_tag", "name: !!python/object:os.system x\n", "line 1, column 7")
+    put("two_documents", "name: a\n---\nname: b\n", "line 2")
+    put("infinity", "schema_version: .inf\n", "(top level)")
     put("binary", bytes(range(256)) * 100, "line ")
     return out
 
@@ -89,6 +93,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str
 NAMES = [
     "billion_laughs", "anchor", "huge", "impossible_date", "non_utf8", "wrong_type", "deep",
     "deep40", "deep_map", "not_yaml", "scalar", "long_value", "long_key", "empty", "binary",
+    "duplicate_key", "python_tag", "two_documents", "infinity",
 ]  # fmt: skip
 
 

@@ -1,8 +1,16 @@
-"""YAML inventories of a deployment, validated against the shipped JSON Schema.
+"""YAML inventories of a deployment, validated by the model the shipped JSON Schema comes from.
 
 ``inventory.schema.json`` beside this file is generated from the ``Deployment`` model
 (``python -m facegate.compliance.inventory`` rewrites it; a test fails when it is stale), so the
 file a consultant validates against and the model the checks read cannot drift apart.
+
+A file is untrusted input (issue 17): it is read only if it is a regular file of at most
+``Settings.inventory_max_bytes`` (1 MiB by default), decoded as strict UTF-8, parsed from
+libyaml's event stream with aliases, anchors, non-standard tags, duplicate keys and nesting
+deeper than MAX_DEPTH refused before anything is built, then validated by pydantic in strict
+JSON mode. Every refusal is ``InvalidInput`` with one line naming where in the document (a
+line and column, a byte, or a field path) and values quoted at most SHORT_VALUE_CHARS long, so
+the work and the error text are bounded by the size limit (``bench/inventory_limits.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 from pydantic import ValidationError
 
@@ -92,31 +99,48 @@ def _cap(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _resolve(e: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """For an optional field (a value or null), the error of the value branch."""
-    while e.validator in ("anyOf", "oneOf") and e.context:
-        subs = [c for c in e.context if not (c.validator == "type" and c.validator_value == "null")]
-        if not subs:
-            break
-        e = jsonschema.exceptions.best_match(subs)
-    return e
+_TYPE_NAMES = {
+    "int_type": "integer",
+    "int_parsing": "integer",
+    "string_type": "string",
+    "bool_type": "boolean",
+    "bool_parsing": "boolean",
+    "float_type": "number",
+    "list_type": "array",
+    "dict_type": "object",
+    "model_type": "object",
+    "model_attributes_type": "object",
+}
 
 
-def _schema_message(e: jsonschema.ValidationError) -> str:
-    # jsonschema quotes the whole offending value; quote at most SHORT_VALUE_CHARS of it.
-    if e.validator == "enum":
-        allowed = ", ".join(str(v) for v in e.validator_value)
-        return f"{_short(e.instance)} is not one of the allowed values: {allowed}"
-    if e.validator == "type":
-        return f"{_short(e.instance)} is not of type {e.validator_value!r}"
-    if e.validator == "format":
-        return f"{_short(e.instance)} is not a valid {e.validator_value}"
-    if e.validator == "additionalProperties":
-        extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
-        return _cap(f"unknown field(s): {', '.join(map(str, extra))}", 200)
-    if e.validator == "pattern":
-        return f"{_short(e.instance)} does not match the pattern {e.validator_value!r}"
-    return e.message
+def _where(err: Any) -> list[str]:
+    """The path an error is reported at (a missing or unknown field: its parent), to sort by."""
+    loc = err["loc"][:-1] if err["type"] in ("missing", "extra_forbidden") else err["loc"]
+    return [str(p) for p in loc]
+
+
+def _error_line(err: dict[str, Any]) -> str:
+    """One pydantic error as "path: message", quoting at most SHORT_VALUE_CHARS of the value."""
+    # Union members appear in the location as type names ("function-after[...]"); drop them.
+    loc = [p for p in err["loc"] if isinstance(p, int) or ("[" not in p and "(" not in p)]
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return _cap(f"{_path(loc[:-1])}: unknown field(s): {str(loc[-1])[:80]}")
+    if kind == "missing":
+        return f"{_path(loc[:-1])}: {_short(loc[-1], 80)} is a required property"
+    where = _path(loc)
+    if kind == "literal_error":
+        allowed = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+        return _cap(f"{where}: {_short(value)} is not one of the allowed values: {allowed}")
+    if kind == "string_pattern_mismatch":
+        return _cap(f"{where}: {_short(value)} does not match the pattern {ctx.get('pattern')!r}")
+    if kind in _TYPE_NAMES:
+        return f"{where}: {_short(value)} is not of type {_TYPE_NAMES[kind]!r}"
+    if kind in ("date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"):
+        return _cap(f"{where}: {_short(value)} is not a valid date ({ctx.get('error', kind)})")
+    if kind == "datetime_parsing":
+        return _cap(f"{where}: {_short(value)} is not a valid date-time ({ctx.get('error')})")
+    return _cap(f"{where}: {err['msg']} (got {_short(value)})")
 
 
 def _one_line(source: str, lines: list[str]) -> str:
@@ -127,70 +151,119 @@ def _one_line(source: str, lines: list[str]) -> str:
 def validate_inventory(data: Any, source: str = "inventory") -> Deployment:
     """Validate parsed YAML/JSON data; ``InvalidInput`` names the path of every error.
 
-    The message is one line (the first error and how many more); ``details["errors"]`` holds
-    up to MAX_ERRORS lines, each at most MAX_ERROR_CHARS long."""
-    validator = jsonschema.Draft202012Validator(
-        inventory_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-    errors = sorted(
-        (_resolve(e) for e in validator.iter_errors(data)),
-        key=lambda e: list(map(str, e.absolute_path)),
-    )
-    if errors:
-        lines = [
-            _cap(f"{_path(e.absolute_path)}: {_schema_message(e)}") for e in errors[:MAX_ERRORS]
-        ]
-        raise InvalidInput(_one_line(source, lines), errors=lines, count=len(errors))
+    Validation is the model's, in strict JSON mode: what the shipped JSON Schema (generated
+    from the same model) accepts, less what a schema cannot refuse (an impossible date such
+    as 2026-02-30), in tens of milliseconds for the largest file the limit allows. The
+    message is one line (the first error by path and how many more); ``details["errors"]``
+    holds up to MAX_ERRORS lines, each at most MAX_ERROR_CHARS long."""
     try:
-        return Deployment.model_validate(data)
+        body = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # e.g. .inf or .nan, which JSON cannot carry
+        raise InvalidInput(f"{source}: (top level): not representable as JSON: {exc}") from None
+    try:
+        return Deployment.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        # What JSON Schema cannot say (an impossible date such as 2026-02-30, cross-field rules).
-        lines = [
-            _cap(f"{_path(err['loc'])}: {err['msg']} (got {_short(err.get('input'))})")
-            for err in exc.errors()[:MAX_ERRORS]
-        ]
-        raise InvalidInput(
-            _one_line(source, lines), errors=lines, count=exc.error_count()
-        ) from None
+        errs = sorted(exc.errors(include_url=False), key=_where)
+        lines = [_error_line(e) for e in errs[:MAX_ERRORS]]
+        raise InvalidInput(_one_line(source, lines), errors=lines, count=len(errs)) from None
 
 
-class _Refused(yaml.MarkedYAMLError):
-    pass
+_STR = "tag:yaml.org,2002:str"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
+)
+_COLLECTION_TAGS = frozenset({None, "!", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
 
 
-def _prescan(text: str, source: str) -> None:
-    """Refuse aliases, anchors and nesting deeper than MAX_DEPTH before anything is built.
+class _MapFrame(list):  # type: ignore[type-arg]
+    """[dict, pending key or _NO_KEY] for a mapping being built."""
 
-    A YAML alias can make a few hundred bytes expand into gigabytes ("billion laughs"), and
-    nesting is composed recursively; an inventory needs neither, so both are refused while
-    the events stream by, before a node exists."""
-    depth = 0
+
+_NO_KEY = object()
+
+
+def _refuse(problem: str, event: yaml.Event) -> yaml.MarkedYAMLError:
+    return yaml.MarkedYAMLError(None, None, problem, event.start_mark)
+
+
+def _compose(text: str) -> Any:
+    """YAML (or JSON) text to plain data, built straight from the parser's events.
+
+    Refused as the events stream by, before anything is built from them: aliases and anchors
+    (a few hundred bytes of aliases can expand into gigabytes, "billion laughs"), nesting
+    deeper than MAX_DEPTH, tags other than the standard ones, duplicate keys, and a second
+    document. Scalars resolve as with PyYAML's SafeLoader (YAML 1.1), except that dates and
+    times stay strings (the model parses them). No recursion, so no depth can overflow it."""
+    helper = _Loader("")  # its resolver and scalar constructors
+    stack: list[Any] = []  # open lists, and _MapFrame for open mappings
+    root: list[Any] = []
+    documents = 0
     for ev in yaml.parse(text, Loader=_Loader):
-        if isinstance(ev, yaml.AliasEvent):
-            raise _Refused(
-                None,
-                None,
-                f"YAML aliases (*{_short(ev.anchor, 40)}) are not accepted in an "
-                "inventory; write the value out",
-                ev.start_mark,
+        cls = type(ev)
+        if cls is yaml.AliasEvent:
+            raise _refuse(
+                f"YAML aliases (*{_short(ev.anchor, 40)}) are not accepted in an inventory; "
+                "write the value out",
+                ev,
             )
-        anchor = getattr(ev, "anchor", None)
-        if anchor is not None:
-            raise _Refused(
-                None,
-                None,
-                f"YAML anchors (&{_short(anchor, 40)}) are not accepted in an "
-                "inventory; write the value out",
-                ev.start_mark,
+        if cls is yaml.DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                raise _refuse("more than one YAML document; an inventory is one", ev)
+            continue
+        if cls in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
+            continue
+        if cls not in (yaml.SequenceEndEvent, yaml.MappingEndEvent) and ev.anchor is not None:
+            raise _refuse(
+                f"YAML anchors (&{_short(ev.anchor, 40)}) are not accepted in an inventory; "
+                "write the value out",
+                ev,
             )
-        if isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise _Refused(
-                    None, None, f"nesting is deeper than {MAX_DEPTH} levels", ev.start_mark
-                )
-        elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            depth -= 1
+        if cls is yaml.ScalarEvent:
+            if ev.tag is None:
+                tag = helper.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+            else:
+                tag = _STR if ev.tag == "!" else ev.tag
+            if tag not in _SCALAR_TAGS:
+                raise _refuse(f"the tag {_short(tag, 60)} is not accepted in an inventory", ev)
+            if tag in (_STR, _TIMESTAMP):
+                value: Any = ev.value
+            else:
+                node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark)
+                value = helper.yaml_constructors[tag](helper, node)
+        elif cls is yaml.SequenceStartEvent or cls is yaml.MappingStartEvent:
+            if ev.tag not in _COLLECTION_TAGS:
+                raise _refuse(f"the tag {_short(ev.tag, 60)} is not accepted in an inventory", ev)
+            if len(stack) >= MAX_DEPTH:
+                raise _refuse(f"nesting is deeper than {MAX_DEPTH} levels", ev)
+            stack.append([] if cls is yaml.SequenceStartEvent else _MapFrame([{}, _NO_KEY]))
+            continue
+        else:  # the end of a sequence or mapping
+            top = stack.pop()
+            value = top[0] if type(top) is _MapFrame else top
+        _add(stack, root, value, ev)
+    return root[0] if root else None
+
+
+def _add(stack: list[Any], root: list[Any], value: Any, ev: yaml.Event) -> None:
+    if not stack:
+        root.append(value)
+        return
+    top = stack[-1]
+    if type(top) is not _MapFrame:
+        top.append(value)
+        return
+    mapping, key = top
+    if key is _NO_KEY:
+        if isinstance(value, (dict, list)):
+            raise _refuse("a mapping key must be a plain value", ev)
+        if value in mapping:
+            raise _refuse(f"duplicate key {_short(value, 60)}", ev)
+        top[1] = value
+    else:
+        mapping[key] = value
+        top[1] = _NO_KEY
 
 
 def _yaml_error(source: str, exc: yaml.YAMLError) -> InvalidInput:
@@ -242,8 +315,7 @@ def _too_large(path: Path, what: str, size: int, max_bytes: int) -> str:
 def parse_yaml(text: str, source: str) -> Any:
     """YAML (or JSON) text to plain data, refusing aliases, anchors and deep nesting."""
     try:
-        _prescan(text, source)
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - safe loader, see below
+        return _compose(text)
     except yaml.YAMLError as exc:
         raise _yaml_error(source, exc) from None
 
