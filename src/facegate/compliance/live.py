@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from facegate import audit
 from facegate.compliance.gate import assert_can_activate
+from facegate.compliance.inventory import DEFAULT_MAX_BYTES, parse_yaml, read_limited
 from facegate.compliance.model import (
     NOTICE_FIELDS,
     Accessibility,
@@ -145,10 +146,11 @@ def load_facts(settings: Settings) -> LiveFacts:
     path = facts_path(settings)
     if not path.exists():
         return LiveFacts()
+    # Read like an inventory (size limit, no aliases, bounded nesting, one-line errors).
+    data = parse_yaml(read_limited(path, DEFAULT_MAX_BYTES, "facts file"), str(path)) or {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return LiveFacts.model_validate(data)
-    except (yaml.YAMLError, ValidationError) as exc:
+    except ValidationError as exc:
         raise InvalidInput(f"{path} is not valid: {exc}") from exc
 
 
