@@ -16,7 +16,8 @@ def test_lawful_baseline_has_no_findings() -> None:
 
 def test_face_only_access_point() -> None:
     d = lawful()
-    ap(d, "b1-elevator").accepted_methods = ["face"]
+    a = ap(d, "b1-elevator")
+    a.accepted_methods, a.alternatives, a.credential_for_1to1 = ["face"], None, None
     found = findings(d)
     assert {(f.rule_id, f.object) for f in found} == {
         ("CAC-FR-10", "ghy/b1-elevator"),
@@ -31,7 +32,7 @@ def test_face_only_access_point() -> None:
 def test_face_off_point_without_alternative_is_not_face_only() -> None:
     d = lawful()
     a = ap(d, "b1-elevator")
-    a.accepted_methods = ["face"]
+    a.accepted_methods, a.alternatives = ["face"], None
     a.face_enabled = False
     assert "CAC-FR-10" not in rule_ids(d)
 
@@ -57,9 +58,12 @@ def test_private_space(location: str) -> None:
 def test_sales_office_and_public_area_capture() -> None:
     d = lawful()
     ap(d, "b1-lobby").location_type = "sales_office"
-    assert rule_ids(d) == {"NJ-2020"}  # any face device in a sales office
+    assert rule_ids(d) == set()  # NJ-2020 is Nanjing's order; the site is in Hangzhou
+    d.sites[0].province, d.sites[0].city, d.sites[0].division_code = "江苏省", "南京市", None
+    assert rule_ids(d) == {"NJ-2020"}  # any face device in a Nanjing sales office
     ap(d, "b1-lobby").kind = "camera"
-    assert rule_ids(d) == {"NJ-2020", "PIPL-26"}  # ... and a camera captures every visitor
+    ap(d, "b1-lobby").capture = None  # a camera captures every visitor in view
+    assert rule_ids(d) == {"NJ-2020", "PIPL-26", "CAC-DRAFT23-2"}
     d = lawful()
     ap(d, "b1-lobby").location_type = "public_area"
     assert rule_ids(d) == set()  # a terminal people choose to use is cooperative
@@ -175,13 +179,14 @@ def test_consent() -> None:
 
 def test_images_and_outbound() -> None:
     d = lawful()
-    d.store_images = True
+    d.store_images, d.image_retention = True, None
     assert rule_ids(d) == {"STD-41819-04"}
     d = lawful()
-    d.outbound.append(Outbound(name="cloud", kind="sync", can_carry_biometric=True))
+    cloud = Outbound(name="cloud", kind="sync", can_carry_biometric=True, off_site=True)
+    d.outbound.append(cloud.model_copy(update={"country": "CN"}))
     assert rule_ids(d) == {"CAC-FR-08a", "STD-41819-04"}
     d = lawful()
-    d.outbound.append(Outbound(name="hq", kind="backup", can_carry_biometric=True, country="SG"))
+    d.outbound.append(cloud.model_copy(update={"name": "hq", "country": "SG"}))
     assert rule_ids(d) == {"CAC-FR-08a", "STD-41819-04", "PIPL-38-40"}
     d = lawful()  # an event webhook without face data is fine, even off site
     d.outbound.append(Outbound(name="events", kind="webhook", can_carry_biometric=False))
@@ -194,12 +199,16 @@ def test_images_and_outbound() -> None:
 def test_prohibited_uses_configured() -> None:
     d = lawful()
     d.uses.append("credit_export")
-    ap(d, "north-gate").uses.append("emotion_recognition")
+    ap(d, "north-gate").uses = ["access_control", "emotion_recognition"]
+    # In Hangzhou, Tianjin's credit rule does not apply; the national ones do.
     assert {(f.rule_id, f.object) for f in findings(d)} == {
-        ("TJ-16", "deployment"),
+        ("CAC-FR-04", "deployment"),
+        ("STD-41819-01", "deployment"),
         ("CAC-DRAFT23-1", "ghy/north-gate"),
         ("STD-41819-01", "ghy/north-gate"),
     }
+    d.sites[0].division_code = "120101"  # 天津市和平区
+    assert ("TJ-16", "deployment") in {(f.rule_id, f.object) for f in findings(d)}
     d = lawful()
     d.purpose = "marketing"
     assert rule_ids(d) == {"CAC-FR-04"}
@@ -240,7 +249,8 @@ def test_filing_due_overdue_and_filed() -> None:
     d.counts.people_with_face_data = 100_000
     d.counts.threshold_reached_on = date(2025, 9, 26)
     due = findings(d, as_of=date(2025, 10, 1))
-    assert [(f.rule_id, f.severity) for f in due] == [("CAC-FR-15a", "warning")]
+    # Over 100,000 with no filing recorded is a blocker even before the deadline.
+    assert [(f.rule_id, f.severity) for f in due] == [("CAC-FR-15a", "blocker")]
     assert "2025-11-13" in due[0].message_en  # counted by hand in test_compliance_workdays
     late = findings(d, as_of=date(2025, 11, 14))
     assert [(f.rule_id, f.severity) for f in late] == [("CAC-FR-15a", "blocker")]
@@ -252,12 +262,21 @@ def test_filing_due_overdue_and_filed() -> None:
     assert rule_ids(d, as_of=date(2025, 12, 3)) == {"CAC-FR-15c"}
 
 
-def test_filing_deadline_unknown_when_calendar_lacks_the_year() -> None:
+def test_filing_deadline_provisional_when_calendar_lacks_the_year() -> None:
     d = lawful()
     d.counts.people_with_face_data = 120_000
     d.counts.threshold_reached_on = date(2026, 12, 20)  # deadline falls in 2027
     found = findings(d, as_of=date(2026, 12, 21))
-    assert [f.rule_id for f in found] == ["CAC-FR-15a"]
-    assert "2027" in found[0].message_en and "cannot be computed" in found[0].message_en
+    assert [(f.rule_id, f.severity) for f in found] == [("CAC-FR-15a", "blocker")]
+    # 21 Dec 2026 .. 31 Dec: 9 working days (2026 official); 2027 by statute: 1 Jan off; the
+    # weekends 2-3 and 9-10 Jan are near New Year's Day, so possible make-up days: 26 Jan is
+    # the earliest the deadline can be. With every weekend off it would be 1 Feb.
+    assert "2027-01-26 (provisional:" in found[0].message_en
+    assert "with every weekend off: 2027-02-01" in found[0].message_en
+    assert "2027" in found[0].message_en and "pip install -U chinesecalendar" in found[0].message_en
+    assert "2027-01-26（暂定" in found[0].message_zh
     d.counts.threshold_reached_on = None
-    assert "not recorded" in findings(d)[0].message_en
+    (f,) = findings(d)
+    assert (
+        f.severity == "blocker" and "overdue unless filed; record the date reached" in f.message_en
+    )

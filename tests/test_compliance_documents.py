@@ -104,9 +104,13 @@ def test_notice_digest_is_the_sha256_of_canonical_json() -> None:
 def test_notice_leaves_unknown_fields_empty_never_invented() -> None:
     d = load_inventory(EXAMPLES / "face-only-compound-gate.yaml")
     fields = build_notice_fields(d, version="1", effective_date=None, lang="en")
-    # No address, no retention rule, an access point without alternative, no PIA, no URLs.
+    # No address, no retention rule, an access point without alternative, no PIA, no URLs;
+    # the matching mode (N2) and whether images are kept (N3, N4) are not stated either.
     empty = {k for k, v in fields.items() if not v}
-    assert empty == {"N1", "N5", "N6", "N7", "N8", "N9", "N10", "N11", "N12", "N13"}
+    assert empty == {"N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8", "N9", "N10", "N11"} | {
+        "N12",
+        "N13",
+    }
     doc = Doc(render_notice(d, "en", version="1"))
     assert doc.empty == len(empty) + 1  # the effective date in the version table as well
     assert "not configured" in doc.text("data-field", "N7")

@@ -93,6 +93,16 @@ def test_fresh_install_is_described_truthfully(store, settings, site, keyring, p
     missing = sorted(f.message_en for f in run_checks(d) if "required field" in f.message_en)
     assert [m.split("field ")[1].split(" ")[0] for m in missing] == ["N11", "N13", "N6", "N7", "N9"]
     assert ids(d) == {"CAC-FR-05a", "CAC-FR-05b", "CAC-FR-05c", "CAC-FR-09a"}
+    # facegate knows its own facts: it states every one a check needs (issue 17).
+    assert (d.purpose, d.uses, d.store_images, d.image_retention) == (
+        "access_control",
+        ["access_control"],
+        False,
+        "0 days",
+    )
+    assert (gate.mode, gate.capture, gate.uses) == ("1:N", "cooperative", ["access_control"])
+    assert d.face_for_minors is False and d.consent_method == "separate"
+    assert [f.needs for f in run_checks(d) if f.needs] == []
 
 
 def test_gate_refuses_then_allows_and_off_is_always_allowed(store, settings, site):

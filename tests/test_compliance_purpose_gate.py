@@ -88,6 +88,7 @@ def test_gate_refuses_private_space_whatever_else_is_right() -> None:
 def test_other_access_points_do_not_block_this_one_but_site_wide_rules_do() -> None:
     d = lawful()
     ap(d, "b1-elevator").accepted_methods = ["face"]  # broken elsewhere
+    ap(d, "b1-elevator").alternatives = []
     ap(d, "garage").accepted_methods = ["card", "face"]
     ap(d, "garage").signage = Signage(notice_version="3")
     with pytest.raises(ComplianceBlocked) as err:

@@ -222,6 +222,11 @@ class Settings(BaseSettings):
                 )
         return urls
 
+    # --- compliance inventories (issue 17) --------------------------------------------------
+    # Largest inventory file `facegate comply --inventory` reads (bytes); a larger file is
+    # refused before it is parsed, so a bad file costs bounded time and memory.
+    inventory_max_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+
     @property
     def database_url(self) -> str:
         if self.db_url:

@@ -36,7 +36,7 @@ def _check_lang(lang: str) -> None:
 
 def _load(inventory: Path | None, settings: Settings) -> tuple[Deployment, str]:
     if inventory is not None:
-        return load_inventory(inventory), str(inventory)
+        return load_inventory(inventory, settings.inventory_max_bytes), str(inventory)
     from facegate.compliance.live import live_deployment
 
     return live_deployment(settings), "live"

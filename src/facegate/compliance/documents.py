@@ -140,9 +140,12 @@ def filing_status(d: Deployment) -> dict[str, object]:
     problem = ""
     if reached is not None:
         try:
-            deadline = filing_deadline(reached)
+            dl = filing_deadline(reached)
         except HolidayDataMissing as exc:
             problem = exc.message
+        else:
+            deadline = dl.day
+            problem = dl.reason("en")  # provisional: say so, and why
     return {
         "count": count,
         "threshold": FILING_THRESHOLD,
@@ -166,9 +169,7 @@ def render_minors(d: Deployment, lang: str = "zh-CN") -> str:
 def signage_points(d: Deployment) -> list[tuple[Site, AccessPoint]]:
     """Access points that need a sign: face on, or configured to accept face."""
     return [
-        (site, ap)
-        for site, ap in d.access_points()
-        if ap.face_enabled or "face" in ap.accepted_methods
+        (site, ap) for site, ap in d.access_points() if ap.face_on or "face" in ap.accepted_methods
     ]
 
 

@@ -18,6 +18,11 @@ class Finding:
     message_en: str
     fix: str
     fix_zh: str
+    # The registered check that raised it (``CHECKS`` key, set by ``run_checks``): a stable
+    # key for consumers of the JSON report.
+    check: str = ""
+    # Set on "cannot be assessed" findings: the inventory field that would decide the rule.
+    needs: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -42,6 +47,23 @@ def make_finding(rule_id: str, key: str, obj: str, **params: object) -> Finding:
         message_en=m.en.format(**fmt),
         fix=m.fix_en.format(**fmt),
         fix_zh=m.fix_zh.format(**fmt),
+    )
+
+
+def make_unknown(rule_id: str, obj: str, field: str, what_en: str, what_zh: str) -> Finding:
+    """A rule that cannot be assessed because the description does not give ``field``.
+
+    Unknown is not compliant: this is a warning naming the field to state, never a pass."""
+    r = rule(rule_id)
+    return Finding(
+        rule_id=rule_id,
+        severity="warning",
+        object=obj,
+        message_zh=f"无法评估“{r.title['zh-CN']}”：请说明 {field}（{what_zh}）。",
+        message_en=f"{r.title['en']}: cannot be assessed: state {field} ({what_en}).",
+        fix=f"State {field} in the inventory ({what_en}), then check again.",
+        fix_zh=f"在清单中填写 {field}（{what_zh}）后重新检查。",
+        needs=field,
     )
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from facegate import audit
 from facegate.compliance.gate import assert_can_activate
+from facegate.compliance.inventory import DEFAULT_MAX_BYTES, parse_yaml, read_limited
 from facegate.compliance.model import (
     NOTICE_FIELDS,
     Accessibility,
@@ -93,10 +94,20 @@ _TRIGGERS = {
 }
 
 
+class SiteLocation(StrictModel):
+    """Where a site is (city rules such as HZ-PM and TJ-16 apply only there)."""
+
+    province: str | None = None
+    city: str | None = None
+    division_code: str | None = Field(default=None, pattern=r"^[1-8][0-9]{5}$")
+
+
 class LiveFacts(StrictModel):
     """Deployment facts the database does not hold (``<data_dir>/compliance.yaml``)."""
 
+    # Unknown until stated: the checks that need a site's kind or place say so.
     site_kinds: dict[str, SiteKind] = Field(default_factory=dict)
+    site_locations: dict[str, SiteLocation] = Field(default_factory=dict)
     vendors: list[str] = Field(default_factory=list)
     uses: list[str] = Field(default_factory=lambda: ["access_control"])
     pia: list[PiaRecord] = Field(default_factory=list)
@@ -135,10 +146,11 @@ def load_facts(settings: Settings) -> LiveFacts:
     path = facts_path(settings)
     if not path.exists():
         return LiveFacts()
+    # Read like an inventory (size limit, no aliases, bounded nesting, one-line errors).
+    data = parse_yaml(read_limited(path, DEFAULT_MAX_BYTES, "facts file"), str(path)) or {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return LiveFacts.model_validate(data)
-    except (yaml.YAMLError, ValidationError) as exc:
+    except ValidationError as exc:
         raise InvalidInput(f"{path} is not valid: {exc}") from exc
 
 
@@ -379,13 +391,16 @@ def event_destinations(settings: Settings) -> list[Outbound]:
         parts = urlsplit(url)
         host = parts.hostname or ""
         shown = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        on_site = _on_site_host(host)
         out.append(
             Outbound(
                 name=f"events {shown}",
                 kind="mqtt" if parts.scheme.startswith("mqtt") else "webhook",
                 url=shown,  # never the password or the signing secret
                 can_carry_biometric=payload_can_carry_biometric(EVENT_FIELDS),
-                off_site=not _on_site_host(host),
+                off_site=not on_site,
+                # On the site's own network it is where the site is; elsewhere: not known.
+                country="CN" if on_site else None,
                 payload_fields=list(EVENT_FIELDS),
             )
         )
@@ -424,7 +439,8 @@ def deployment_from_store(
             Site(
                 id=s.id,
                 name=s.name,
-                kind=facts.site_kinds.get(s.id, "other"),
+                kind=facts.site_kinds.get(s.id),
+                **(loc.model_dump() if (loc := facts.site_locations.get(s.id)) else {}),
                 access_points=[
                     AccessPoint(
                         id=ap.id,
@@ -434,6 +450,11 @@ def deployment_from_store(
                         accepted_methods=list(ap.methods or []),
                         face_enabled=bool(s.face_enabled and ap.face_enabled),
                         mode="1:N",  # the gate searches the people enrolled for that point
+                        # A person steps up to the gate's terminal or lane camera and presents
+                        # their face; nothing identifies passers-by (CAC-DRAFT23-2).
+                        capture="cooperative",
+                        # Purpose lock: the gate decides entry and does nothing else.
+                        uses=["access_control"],
                         signage=facts.signage.get(ap.id),
                     )
                     for ap in aps
@@ -463,6 +484,7 @@ def deployment_from_store(
             pipo_contact=org.pipo_contact if org else "",
             vendors=facts.vendors,
         ),
+        purpose="access_control",  # purpose lock (facegate.compliance.purpose)
         uses=facts.uses,
         sites=sites,
         notice=notice,
@@ -475,12 +497,15 @@ def deployment_from_store(
         person_categories=list(PERSON_CATEGORIES),
         retention=retention,
         store_images=False,  # frames are decoded, used and dropped; no image column exists
+        image_retention="0 days",
         face_storage="on_site",
         outbound=facts.outbound + event_destinations(settings),
         counts=counts,
         security=_security(session, settings, facts, verify_audit),
         consent_method="separate",  # the store refuses enrollment without its own consent record
         face_for_minors=facts.face_for_minors,
+        # Counted exactly from the store (counts.minor_templates_without_guardian_consent).
+        minors_guardian_consent=counts.minor_templates_without_guardian_consent == 0,
         filing=facts.filing,
         accessibility=facts.accessibility,
         rights=Rights(

@@ -86,9 +86,7 @@ def _cat(c: str, lang: str) -> str:
 
 
 def _face_points(d: Deployment) -> list:
-    return [
-        (s, ap) for s, ap in d.access_points() if ap.face_enabled or "face" in ap.accepted_methods
-    ]
+    return [(s, ap) for s, ap in d.access_points() if ap.face_on or "face" in ap.accepted_methods]
 
 
 def _n1(d: Deployment, lang: str) -> str:
@@ -110,7 +108,7 @@ def _n1(d: Deployment, lang: str) -> str:
 
 def _n2(d: Deployment, lang: str) -> str:
     pts = _face_points(d)
-    if d.purpose != "access_control" or not pts:
+    if d.purpose != "access_control" or not pts or any(ap.mode is None for _, ap in pts):
         return ""
     sites = _sep(lang).join(dict.fromkeys(s.name or s.id for s, _ in pts))
     kinds = _sep(lang).join(dict.fromkeys(KIND_NAMES[lang][ap.kind] for _, ap in pts))
@@ -136,7 +134,9 @@ def _n2(d: Deployment, lang: str) -> str:
 
 
 def _n3(d: Deployment, lang: str) -> str:
-    if d.face_storage is None:
+    if d.face_storage is None or d.images_kept() is None:
+        return ""  # never state what the description does not say
+    if any(o.can_carry_biometric is None or o.off_site is None for o in d.outbound):
         return ""
     vendors = _sep(lang).join(d.operator.vendors)
     zh = lang == "zh-CN"
@@ -150,7 +150,7 @@ def _n3(d: Deployment, lang: str) -> str:
     )
     if zh:
         text = "在您主动刷脸时采集实时图像，转换为人脸特征模板后用于比对；"
-        text += "图像会被保存；" if d.store_images else "图像不保存，比对后立即丢弃；"
+        text += "图像会被保存；" if d.images_kept() else "图像不保存，比对后立即丢弃；"
         text += f"模板加密后{where}，"
         text += "不通过互联网传输。" if net else "会通过网络传出现场。"
         text += "只有经授权的管理人员可以管理登记记录，无人能查看或导出模板。"
@@ -160,7 +160,7 @@ def _n3(d: Deployment, lang: str) -> str:
     text = "A live image is taken when you present your face and converted into a face template; "
     text += (
         "the image is kept; "
-        if d.store_images
+        if d.images_kept()
         else "the image is not kept and is discarded right after matching; "
     )
     text += f"the template is encrypted and {where}, "
@@ -174,10 +174,12 @@ def _n3(d: Deployment, lang: str) -> str:
 
 
 def _n4(d: Deployment, lang: str) -> str:
+    if d.images_kept() is None:
+        return ""
     if lang == "zh-CN":
-        img = "保存人脸图像。" if d.store_images else "不保存人脸图像。"
+        img = "保存人脸图像。" if d.images_kept() else "不保存人脸图像。"
         return f"人脸特征模板（加密）；关联身份信息（姓名、房号或单元，单独存放）；通行记录。{img}"
-    img = "Face images are kept." if d.store_images else "No face image is kept."
+    img = "Face images are kept." if d.images_kept() else "No face image is kept."
     return (
         "Face template (encrypted); linked identity (name, unit or room, stored separately); "
         f"access log. {img}"
@@ -225,9 +227,10 @@ def _n6(d: Deployment, lang: str) -> str:
 
 def _n7(d: Deployment, lang: str) -> str:
     pts = [(s, ap) for s, ap in _face_points(d) if ap.kind != "camera"]
-    if not pts or any(not ap.alternatives for _, ap in pts):
-        return ""  # a face-only point makes any statement about alternatives untrue
-    methods = list(dict.fromkeys(m for _, ap in pts for m in ap.alternatives))
+    ways = [ap.ways_without_face() for _, ap in pts]
+    if not pts or any(not w for w in ways):
+        return ""  # a face-only (or unknown) point makes any statement about alternatives untrue
+    methods = list(dict.fromkeys(m for w in ways for m in w or []))
     alt = _sep(lang).join(METHOD_NAMES[lang][m] for m in methods)
     if lang == "zh-CN":
         return (
@@ -263,7 +266,7 @@ def _n8(d: Deployment, lang: str) -> str:
 
 
 def _n9(d: Deployment, lang: str) -> str:
-    if not d.minors_rules_url:
+    if not d.minors_rules_url or d.face_for_minors is None:
         return ""
     if lang == "zh-CN":
         state = (
