@@ -41,6 +41,7 @@ CROP = 80
 # (model key, crop scale around the mapped box)
 PASSIVE_MODELS = (("minifasnet_v2", 2.7), ("minifasnet_v1se", 4.0))
 REASONS = ("live", "attack", "no_face", "bad_input")
+LOG_OFFSET = 0.01  # heavy-tailed burst signals enter the rule as log(x + 0.01)
 MAX_FRAMES = 16  # a burst longer than this is refused as bad input
 _EPS = 1e-6
 
@@ -122,13 +123,20 @@ class LivenessCalibration:
     threshold_single: float  # on the passive probability, one frame
     threshold_burst: float  # on the combined probability, 2+ frames
     features: tuple[str, ...]
+    log_features: tuple[str, ...]  # entered as log(x + LOG_OFFSET)
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
 
     def burst_probability(self, values: dict[str, float]) -> float:
-        x = np.array([values[f] for f in self.features], np.float64)
+        x = np.array(
+            [
+                np.log(values[f] + LOG_OFFSET) if f in self.log_features else values[f]
+                for f in self.features
+            ],
+            np.float64,
+        )
         z = float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
         return float(1.0 / (1.0 + np.exp(-z)))
 
@@ -143,6 +151,7 @@ def load_calibration(path: Path | None = None) -> LivenessCalibration:
             threshold_single=float(d["threshold"]["single"]),
             threshold_burst=float(d["threshold"]["burst"]),
             features=tuple(c["features"]),
+            log_features=tuple(c.get("log_features", ())),
             mean=np.asarray(c["mean"], np.float64),
             scale=np.asarray(c["scale"], np.float64),
             coef=np.asarray(c["coef"], np.float64),
@@ -333,6 +342,48 @@ def face_change(
     return float(np.median(vals)) if vals else 0.0
 
 
+def face_background_motion(grays: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]) -> float:
+    """Does the face move more than the scene beside the person? log((face difference + 1) /
+    (side difference + 1)) between consecutive frames, median; the side is the frame left and
+    right of a band 2.4 face widths wide around the face (a fixed camera sees a still room
+    there; a hand-held photo or screen moves its own edges and the hand)."""
+    vals = []
+    for (g0, g1), b in zip(zip(grays[:-1], grays[1:], strict=True), boxes[1:], strict=True):
+        h, w = g0.shape
+        x, y, bw, bh = (float(v) for v in b)
+        diff = np.abs(g1.astype(np.float32) - g0.astype(np.float32))
+        fx0, fx1 = int(max(x, 0)), int(min(x + bw, w))
+        fy0, fy1 = int(max(y, 0)), int(min(y + bh, h))
+        if fx1 - fx0 < 4 or fy1 - fy0 < 4:
+            continue
+        face = float(diff[fy0:fy1, fx0:fx1].mean())
+        cx = x + bw / 2
+        side = np.ones(w, bool)
+        side[int(max(cx - 1.2 * bw, 0)) : int(min(cx + 1.2 * bw, w))] = False
+        bg = float(diff[:, side].mean()) if side.sum() >= 4 else face
+        vals.append(np.log((face + 1.0) / (bg + 1.0)))
+    return float(np.median(vals)) if vals else 0.0
+
+
+def high_frequency(frames_bgr: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]) -> float:
+    """Fine texture of the face (screen pixels and moire, print dots, or their blur):
+    variance of the Laplacian over the grey variance of the face box resized to 96x96,
+    log, mean over the frames."""
+    vals = []
+    for bgr, b in zip(frames_bgr, boxes, strict=True):
+        h, w = bgr.shape[:2]
+        x, y, bw, bh = (float(v) for v in b)
+        x0, x1 = int(max(x, 0)), int(min(x + bw, w))
+        y0, y1 = int(max(y, 0)), int(min(y + bh, h))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        g = cv2.cvtColor(bgr[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+        g = cv2.resize(g, (96, 96), interpolation=cv2.INTER_AREA).astype(np.float32)
+        lap = cv2.Laplacian(g, cv2.CV_32F)
+        vals.append(np.log((float(lap.var()) + 1.0) / (float(g.var()) + 1.0)))
+    return float(np.mean(vals)) if vals else 0.0
+
+
 def burst_signals(
     frames_bgr: Sequence[np.ndarray],
     faces: Sequence[_FaceLike],
@@ -366,6 +417,10 @@ def burst_signals(
     out["motion"] = landmark_motion(lms)
     out["context_follow"] = context_follow(grays, lms_s, boxes_s)
     out["face_change"] = face_change(grays, lms_s, boxes_s)
+    out["face_bg_motion"] = face_background_motion(grays, boxes_s)
+    out["high_frequency"] = high_frequency(frames_bgr, boxes)
+    logits = np.log(p / (1 - p))
+    out["passive_spread"] = float(logits.std())
     return out
 
 
