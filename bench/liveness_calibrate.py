@@ -236,6 +236,10 @@ def cross_validate(data, fold, features) -> dict:
     return out
 
 
+def floor6(x: float) -> float:
+    return float(np.floor(x * 1e6) / 1e6)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--features", type=Path, default=FEATURES_DIR)
@@ -265,7 +269,8 @@ def main() -> None:
         "version": "live-1",
         "created": dt.date.today().isoformat(),
         "method": __doc__.split("Method (recorded in the JSON):")[1].strip(),
-        "threshold": {"single": round(thr_single, 6), "burst": round(thr_burst, 6)},
+        # Rounded down: each threshold is a live score itself and must still accept it.
+        "threshold": {"single": floor6(thr_single), "burst": floor6(thr_burst)},
         "combined": {
             "features": list(features),
             "log_features": [f for f in features if f in LOG_FEATURES],

@@ -422,13 +422,14 @@ def bench_liveness(
     with progress:
         task = progress.add_task("bursts", total=len(groups))
         for group in groups:
-            rgbs, faces = [], []
+            rgbs, faces, decoded = [], [], 0
             for s in group:
                 try:
                     rgb = pipe.decode(root / s.path)
                 except FacegateError:
                     unreadable.append(s.path)
                     continue
+                decoded += 1
                 dets = pipe.detector.detect(rgb)
                 if not dets:
                     no_face["frames"] += 1
@@ -437,7 +438,7 @@ def bench_liveness(
                 faces.append(dets[0])
             progress.advance(task)
             if not faces:
-                no_face["bursts"] += 1
+                no_face["bursts"] += int(decoded > 0)  # unreadable files are counted apart
                 continue
             probs, sig = checker.measure(rgbs, faces)
             for p in probs:
