@@ -237,7 +237,7 @@ def cross_validate(data, fold, features) -> dict:
 
 
 def floor6(x: float) -> float:
-    return float(np.floor(x * 1e6) / 1e6)
+    return float(np.floor((x - 2e-6) * 1e6) / 1e6)
 
 
 def main() -> None:
@@ -269,7 +269,8 @@ def main() -> None:
         "version": "live-1",
         "created": dt.date.today().isoformat(),
         "method": __doc__.split("Method (recorded in the JSON):")[1].strip(),
-        # Rounded down: each threshold is a live score itself and must still accept it.
+        # Rounded down, less the 1e-6 rounding of the cached probabilities: each threshold is
+        # a live score itself and must still accept it at full precision.
         "threshold": {"single": floor6(thr_single), "burst": floor6(thr_burst)},
         "combined": {
             "features": list(features),
