@@ -171,6 +171,9 @@ def test_contract_one_frame_many_frames_and_bad_input(face_pipeline, silentface,
     rgb = face_pipeline.decode(silentface["live"])
     many = face_pipeline.liveness([rgb, rgb[:, ::-1].copy(), silentface["live"].read_bytes()])
     assert many.frames == 3 and many.threshold == load_calibration().threshold_burst
+    half = rgb[::2, ::2].copy()  # frames of different sizes still make one burst
+    mixed = face_pipeline.liveness([rgb, half])
+    assert mixed.frames == 2 and mixed.reason in ("live", "attack")
     bad = face_pipeline.liveness([b"not an image"])
     assert (bad.live, bad.reason, bad.detail) == (False, "bad_input", "image_decode_error")
     assert face_pipeline.liveness([]).reason == "bad_input"

@@ -402,12 +402,21 @@ def burst_signals(
     }
     if len(faces) < 2:
         return out
-    lms = [np.asarray(f.landmarks, np.float32) for f in faces]
-    boxes = [tuple(float(v) for v in f.box) for f in faces]
+    # Every frame in the first frame's pixel grid (a burst from one camera already is; frames
+    # of other sizes are resized), then scaled so that the face is about 64 px wide.
+    h0, w0 = frames_bgr[0].shape[:2]
+    lms, boxes = [], []
+    for bgr, f in zip(frames_bgr, faces, strict=True):
+        fx, fy = w0 / bgr.shape[1], h0 / bgr.shape[0]
+        lms.append(np.asarray(f.landmarks, np.float32) * np.array([fx, fy], np.float32))
+        x, y, bw, bh = (float(v) for v in f.box)
+        boxes.append((x * fx, y * fy, bw * fx, bh * fy))
     s = min(1.0, 64.0 / max(boxes[0][2], 1.0))
     grays = []
     for bgr in frames_bgr:
         g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        if g.shape != (h0, w0):
+            g = cv2.resize(g, (w0, h0), interpolation=cv2.INTER_AREA)
         if s < 1.0:
             g = cv2.resize(g, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         grays.append(g)
@@ -418,7 +427,7 @@ def burst_signals(
     out["context_follow"] = context_follow(grays, lms_s, boxes_s)
     out["face_change"] = face_change(grays, lms_s, boxes_s)
     out["face_bg_motion"] = face_background_motion(grays, boxes_s)
-    out["high_frequency"] = high_frequency(frames_bgr, boxes)
+    out["high_frequency"] = high_frequency(frames_bgr, [f.box for f in faces])
     logits = np.log(p / (1 - p))
     out["passive_spread"] = float(logits.std())
     return out
