@@ -18,6 +18,10 @@ with the threshold for the number of frames that had a face (one frame: passive 
 ``FacePipeline.liveness(frames)`` decodes and detects itself; ``FacePipeline.liveness_of``
 reuses faces already detected (the gate path: one detection per frame). Nothing here stores
 or logs a frame (principle 3). Knows no people.
+
+Rules: liveness and anti-spoofing on (PIPL-08, STD-PCAC), as a security measure of the FR
+system (CAC-FR-14); liveness is on the processing allow-list {detect, liveness, align, embed,
+compare} (CAC-DRAFT23-1): it infers nothing else about the person.
 """
 
 from __future__ import annotations
