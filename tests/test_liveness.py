@@ -234,3 +234,30 @@ def test_cli_bench_liveness(face_pipeline, silentface, tmp_path):
     assert f["apcer"]["replay"]["apcer"] == float(expect["replay"])
     assert f["bpcer"] == float(not expect["live"])
     assert body["per_burst"] is None  # every row is its own one-frame presentation
+
+
+def test_iso_figures_and_threshold_method(tmp_path):
+    from facegate.vision.pad_eval import bursts, iso_figures, read_manifest, threshold_for_bpcer
+
+    scores = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.6, 0.1])
+    cls = ["live", "live", "live", "print", "print", "screen", "screen"]
+    f = iso_figures(scores, cls, 0.5)
+    assert f["bpcer"] == pytest.approx(1 / 3)
+    assert f["apcer"]["print"]["apcer"] == 0.5 and f["apcer"]["screen"]["apcer"] == 0.5
+    assert f["apcer_worst"] == 0.5 and f["acer"] == pytest.approx((0.5 + 1 / 3) / 2)
+    live = np.linspace(0.0, 1.0, 101)
+    t = threshold_for_bpcer(live, 0.02)
+    assert (live < t).mean() <= 0.02 and (live < np.nextafter(t, 2)).mean() > 0.02
+    m = tmp_path / "m.csv"
+    m.write_text(
+        "path,label,pa_class,video_id,frame,identity\n"
+        "a/2.jpg,live,,a,2,p1\na/0.jpg,live,,a,0,p1\na/1.jpg,live,,a,1,p1\n"
+        "b/0.jpg,spoof,print,b,0,p2\n"
+    )
+    groups = bursts(read_manifest(m), max_frames=2)
+    assert [[s.path for s in g] for g in groups] == [
+        ["a/0.jpg", "a/1.jpg"],
+        ["a/2.jpg"],
+        ["b/0.jpg"],
+    ]
+    assert groups[2][0].pa_class == "print" and not groups[2][0].live
