@@ -10,7 +10,7 @@ Method (recorded in the JSON):
    (``pad_replayattack``: one video; ``pad_nuaa``: frames of one subject, pose and session).
 2. One frame: the score is the passive probability (the two models' live probabilities
    averaged; the box map applied). The same without the box map is reported for comparison.
-3. A burst: logistic regression (L2, C = 1, classes weighted equally) on a few standardised
+3. A burst: logistic regression (L2, C = 1) on a few standardised
    features: the mean passive logit over the frames and the burst signals listed in
    ``FEATURES``. Fitted on bursts of 2, 3 and 5 frames of ``pad_replayattack`` and
    ``pad_nuaa`` pooled, weighted so that every (set, class) group counts the same (each

@@ -19,8 +19,9 @@ stride-2 stem and three stride-2 depthwise stages, a 5x5 depthwise head, 512 -> 
 Output: ``minifasnet_v2_2.7.onnx`` and ``minifasnet_v1se_4.0.onnx``: input ``input``
 [N, 3, 80, 80] BGR float 0..255 (no normalisation), output ``logits`` [N, 3] (softmax index 1
 = live, 0 = print, 2 = screen). The softmax is left to the caller. The tool prints each file's
-SHA-256 (pinned in facegate/vision/models.py) and the largest difference between torch's and
-onnxruntime's softmax on real face crops.
+SHA-256 (pinned in facegate/vision/models.py) and the largest difference between the original
+torch network's softmax and onnxruntime's on real face crops. PReLU is exported as
+``x + (1 - a) * relu(-x)`` (same numbers, faster in onnxruntime).
 """
 
 from __future__ import annotations
@@ -60,6 +61,29 @@ class ConvBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(self.conv(x))
         return self.prelu(x) if self.prelu is not None else x
+
+
+class SplitPReLU(nn.Module):
+    """PReLU(x) = x + (1 - a) * relu(-x): the same numbers in ops onnxruntime keeps in its
+    blocked convolution layout (its per-channel PRelu is ~30% slower on this model)."""
+
+    def __init__(self, prelu: nn.PReLU) -> None:
+        super().__init__()
+        self.register_buffer("one_minus_a", (1 - prelu.weight.detach()).view(1, -1, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.one_minus_a * torch.relu(-x)
+
+
+def for_export(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` whose PReLUs are written as ``SplitPReLU`` (checked against ``net``)."""
+    import copy
+
+    out = copy.deepcopy(net)
+    for m in out.modules():
+        if isinstance(m, ConvBN) and m.prelu is not None:
+            m.prelu = SplitPReLU(m.prelu)
+    return out.eval()
 
 
 class SqueezeExcite(nn.Module):
@@ -231,9 +255,9 @@ def convert(src: Path, out: Path, check_images: Path | None) -> None:
             do_constant_folding=True,
         )
         try:
-            torch.onnx.export(net, (dummy,), str(dst), dynamo=False, **kwargs)
+            torch.onnx.export(for_export(net), (dummy,), str(dst), dynamo=False, **kwargs)
         except TypeError:  # an older torch without the dynamo switch
-            torch.onnx.export(net, (dummy,), str(dst), **kwargs)
+            torch.onnx.export(for_export(net), (dummy,), str(dst), **kwargs)
         model = onnx.load(str(dst))
         onnx.checker.check_model(model)
         model.producer_name, model.producer_version = "facegate-convert-minifasnet", "1"

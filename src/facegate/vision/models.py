@@ -79,14 +79,14 @@ MODEL_FILES: dict[str, ModelFile] = {
             "minifasnet_v2",
             "facegate",
             "vision/minifasnet/minifasnet_v2_2.7.onnx",
-            "c2c9fae3f866ee14613de662414d6931a1b86ae748795696baf1ae8608d7dd5c",
+            "f86c1ff9ea76260b14e908d703b00e69e0c2160655a0c5aded185d42761929eb",
             "Apache-2.0 (Minivision MiniFASNetV2, converted to ONNX by facegate)",
         ),
         ModelFile(
             "minifasnet_v1se",
             "facegate",
             "vision/minifasnet/minifasnet_v1se_4.0.onnx",
-            "d3289fd8170017d5dd29cf28853ddf1e1a2422c429b4c272d123006b3dbf9415",
+            "8c67c45e640ae060a28337ecf11db91f42593137668c5f2d52402e48f211dee4",
             "Apache-2.0 (Minivision MiniFASNetV1SE, converted to ONNX by facegate)",
         ),
     )
