@@ -261,3 +261,31 @@ def test_iso_figures_and_threshold_method(tmp_path):
         ["b/0.jpg"],
     ]
     assert groups[2][0].pa_class == "print" and not groups[2][0].live
+
+
+def test_box_map_separates_phone_replays_better_than_the_raw_box(face_pipeline, shared_data):
+    """pad_samples' phone-replay crops against live crops (every 4th file of each): the
+    fitted box map ranks them apart better than YuNet's raw box (measured EER 3% vs 16%)."""
+    from facegate.vision.liveness import IDENTITY_MAP
+
+    root = shared_data / "pad_samples" / "replay_crops"
+    raw = PassiveModel(box_map=IDENTITY_MAP)
+    mapped = face_pipeline.liveness_checker.passive
+    scores: dict[str, dict[str, list[float]]] = {"raw": {}, "map": {}}
+    for kind in ("live", "spoof_replay"):
+        for p in sorted((root / kind).glob("*.png"))[::4]:
+            rgb = face_pipeline.decode(p)
+            dets = face_pipeline.detector.detect(rgb)
+            if not dets:
+                continue
+            bgr = [np.ascontiguousarray(rgb[..., ::-1])]
+            for name, model in (("raw", raw), ("map", mapped)):
+                s = float(model.probabilities(bgr, [dets[0].box]).mean())
+                scores[name].setdefault(kind, []).append(s)
+
+    def auc(d: dict[str, list[float]]) -> float:
+        live, att = np.array(d["live"]), np.array(d["spoof_replay"])
+        return float((live[:, None] > att[None, :]).mean())
+
+    assert len(scores["map"]["live"]) >= 10 and len(scores["map"]["spoof_replay"]) >= 10
+    assert auc(scores["map"]) > auc(scores["raw"])
