@@ -6,8 +6,10 @@ Two kinds of signal, combined by one shipped rule (``minifasnet/liveness.json``)
   4.0x; 80x80 BGR float 0..255; softmax index 1 = live), averaged. The models were trained on
   the box of another detector; YuNet's box is mapped to that convention first by four
   coefficients fitted without labels (``minifasnet/box_map.json``, ``bench/fit_liveness_box.py``).
-* **Across a burst** (2..N frames of one person): a printed photo or a screen is a plane that
-  moves rigidly, a live head is not (``burst_signals``).
+* **Across a burst** (2..N frames of one person): a printed photo or a screen moves rigidly
+  and together with its own edges; a live face moves against a still room and changes on its
+  own (``burst_signals``: landmark motion, context following the face, change inside the face,
+  face against side-of-frame motion, fine texture; planarity of the landmarks is measured too).
 
 The one score is a probability (higher = more likely live); ``live`` is ``score >= threshold``
 with the threshold for the number of frames that had a face (one frame: passive alone).
