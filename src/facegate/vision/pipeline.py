@@ -3,6 +3,7 @@
     pipe = FacePipeline()
     faces = pipe.analyze(image)          # largest first ("the" face first: order_faces)
     pipe.verify(image_a, image_b)        # Verification(match, score, threshold, reason)
+    pipe.liveness(frames)                # Liveness(live, score, threshold, reason), issue 14
 
 The fused template concatenates each embedder's unit vector scaled by its calibrated weight
 (the squares of the weights sum to 1), so a template is unit-norm and the similarity of two
@@ -19,12 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from facegate.config import Settings
-from facegate.errors import InvalidInput, ModelMismatch
+from facegate.errors import FacegateError, InvalidInput, ModelMismatch
 from facegate.matching.thresholds import identification_threshold, threshold_for_far
 from facegate.vision.calibration import EmbedderCalibration, load_calibration
 from facegate.vision.decode import DecodeLimits, ImageInput, decode
 from facegate.vision.detect import Detection, YuNetDetector
 from facegate.vision.embed import DlibEmbedder, Embedder, SFaceEmbedder, align_112
+from facegate.vision.liveness import MAX_FRAMES, Liveness, LivenessChecker, shared_checker
 from facegate.vision.models import model_path
 from facegate.vision.quality import Quality, QualityProfile, assess, get_profile
 
@@ -108,6 +110,7 @@ class FacePipeline:
                 f"detectors: {sorted(DETECTORS)}, embedders: {sorted(EMBEDDERS)}"
             )
         model_dir = model_dir if model_dir is not None else s.model_dir
+        self._liveness_args = (model_dir, s.inference_threads)  # loaded on first use
         self.calibration: EmbedderCalibration = load_calibration(names, calibration_file)
         self.limits = DecodeLimits(
             s.max_image_bytes,
@@ -307,6 +310,53 @@ class FacePipeline:
         score = self.similarity(templates[0], templates[1])
         match = score >= self.threshold
         return Verification(match, score, self.threshold, "match" if match else "no_match")
+
+    # -- liveness (issue 14) -----------------------------------------------------------------
+
+    @property
+    def liveness_checker(self) -> LivenessChecker:
+        """The MiniFASNet pair and the shipped combination rule, loaded on first use (once
+        per process for a model directory and thread count)."""
+        return shared_checker(*self._liveness_args)
+
+    def liveness(self, frames: Sequence[ImageInput] | ImageInput) -> Liveness:
+        """Is "the" face in these frames of one person live (1..N frames, in time order)?
+
+        ``r.live``, ``r.score`` (higher = more likely live), ``r.threshold`` (shipped: passive
+        alone for one frame, the combined rule for 2+), ``r.reason``: ``live``, ``attack``,
+        ``no_face`` (no frame had a face) or ``bad_input`` (no frames, too many, or a frame
+        that does not decode; ``r.detail`` has the error code). Decodes and detects each
+        frame; a gate that has already run ``analyze`` calls ``liveness_of`` instead.
+        """
+        if isinstance(frames, bytes | bytearray | memoryview | str | Path) or (
+            isinstance(frames, np.ndarray) and frames.ndim == 3
+        ):
+            frames = [frames]
+        frames = list(frames)
+        thr = self.liveness_checker.calibration.threshold_single
+        if not 1 <= len(frames) <= MAX_FRAMES:
+            return Liveness(False, 0.0, thr, "bad_input", detail=f"frames:{len(frames)}")
+        try:
+            rgbs = [self.decode(f) for f in frames]
+        except FacegateError as exc:
+            return Liveness(False, 0.0, thr, "bad_input", detail=exc.code)
+        faces = [self.detector.detect(rgb) for rgb in rgbs]
+        return self.liveness_of(rgbs, [f[0] if f else None for f in faces])
+
+    def liveness_of(self, images_rgb: Sequence[np.ndarray], faces: Sequence[object]) -> Liveness:
+        """Liveness of faces already found: the gate's path, no second detection.
+
+        ``images_rgb``: the decoded frames (``pipe.decode``), time order; ``faces``: "the"
+        face of each (``analyze(...)[0]``, a ``Face``; or a ``Detection``), ``None`` where a
+        frame had none. Templates are neither read nor changed. Example::
+
+            rgbs = [pipe.decode(f) for f in frames]
+            found = [pipe.analyze(rgb, max_faces=1) for rgb in rgbs]
+            r = pipe.liveness_of(rgbs, [f[0] if f else None for f in found])
+            if not r.live:  # refuse before matching; tell the client only "liveness_failed"
+                ...
+        """
+        return self.liveness_checker.check(list(images_rgb), list(faces))  # type: ignore[arg-type]
 
 
 class _Clock:
