@@ -17,6 +17,7 @@ from facegate.access.galleries import Change, GalleryEntry, GalleryLoader, Galle
 from facegate.access.pool import InferencePool
 from facegate.access.sync import ChangeListener, ChangePoller
 from facegate.api.observability import Metrics
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.domain.common import changes_since
 from facegate.store.crypto import load_keyring
@@ -90,6 +91,8 @@ class GateRuntime:
     ) -> None:
         self.settings = settings
         self.store = store or Store(settings.database_url)
+        # Seals audit entries and checkpoints the head (issue 13 item 17).
+        self.audit_anchor = audit_anchor.attach(self.store, settings)
         self.metrics = Metrics()
         self.pool = InferencePool(
             settings.inference_workers, settings.inference_queue, settings.busy_retry_after_s
@@ -189,4 +192,6 @@ class GateRuntime:
         if self._listener is not None:
             self._listener.stop()
         self.pool.shutdown()
+        if self.audit_anchor is not None:
+            self.audit_anchor.close()  # the shutdown checkpoint
         self.store.dispose()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import typer
 
 from facegate import audit, domain
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.errors import FacegateError, InvalidInput
 from facegate.store.crypto import Keyring, load_keyring
@@ -59,13 +60,21 @@ def _settings(data_dir: Path | None, db: str | None) -> Settings:
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Any]:
+def _session(settings: Settings, *, create_audit_key: bool = False) -> Iterator[Any]:
     store = Store(settings.database_url)
+    anchor = None
     try:
+        # Entries are sealed and the head checkpointed with the audit key (issue 13 item 17).
+        if create_audit_key:
+            anchor = audit_anchor.ensure(settings, store)
+        else:
+            anchor = audit_anchor.attach(store, settings)
         with store.session() as s:
             yield s
     finally:
         store.dispose()
+        if anchor is not None:
+            anchor.close()
 
 
 def _fail(message: str, code: str, as_json: bool) -> None:
@@ -142,7 +151,7 @@ def init(
         settings = _settings(data_dir, db)
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         keyring = load_keyring(settings, create=True)
-        with _session(settings) as s:
+        with _session(settings, create_audit_key=True) as s:
             res = domain.init_site(
                 s,
                 settings,
@@ -807,17 +816,30 @@ def keys_revoke(
 
 @audit_app.command("verify")
 def audit_verify(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json) -> None:
-    """Check the whole audit chain; exit 1 and name the first broken entry if any."""
+    """Check the whole audit chain against the audit key and the signed checkpoints, and the
+    people, consents and templates against it; exit 1 and name every kind of finding."""
 
     def go() -> None:
-        with _session(_settings(data_dir, db)) as s:
+        settings = _settings(data_dir, db)
+        with _session(settings) as s:
             r = audit.verify(s)
         if r.ok:
+            anchored = (
+                f"anchored by the checkpoint of {r.checkpoint_at} (entry {r.checkpoint_seq})"
+                if r.anchored and r.checkpoint_seq is not None
+                else "NOT anchored: no audit key in the data directory "
+                f"({settings.audit_key_path}); run `facegate serve` or `facegate init` once"
+            )
             _out(
-                as_json, r.to_dict(), f"audit chain intact: {r.entries} entries, head {r.head_hash}"
+                as_json,
+                r.to_dict(),
+                f"audit chain intact: {r.entries} entries, head {r.head_hash}; {anchored}",
             )
             return
-        _out(as_json, r.to_dict(), f"AUDIT CHAIN BROKEN at entry {r.first_bad_seq}: {r.reason}")
+        counts = ", ".join(f"{k}: {n}" for k, n in r.counts.items())
+        lines = [f"AUDIT LOG TAMPERED ({r.kind}): {r.reason}", f"findings by kind: {counts}"]
+        lines += [f"  [{f.kind}] {f.message}" for f in r.findings[1:]]
+        _out(as_json, r.to_dict(), "\n".join(lines))
         raise typer.Exit(1)
 
     _guard(as_json, go)
