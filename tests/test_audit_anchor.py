@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, select, text
 from store_support import *  # noqa: F403
-from store_support import face_image
+from store_support import face_image, publish_complete_notice
 from typer.testing import CliRunner
 
 from facegate import audit, domain
@@ -43,6 +43,7 @@ def anchored(store, settings, keyring, pipe):
     with store.session() as s:
         domain.init_site(s, settings, actor="op", operator_name="ACME")
         domain.add_access_point(s, actor="op", name="Gate", kind="gate", methods=["face", "qr"])
+        publish_complete_notice(s, settings)
         for ident in (31, 32):
             p = domain.add_person(s, actor="op", category="resident", name=f"Person {ident}")
             domain.record_consent(s, actor="op", person_id=p.id)

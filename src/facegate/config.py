@@ -157,7 +157,6 @@ class Settings(BaseSettings):
     max_access_points_per_site: int = Field(default=200, ge=1, le=100_000)
     max_api_keys_per_site: int = Field(default=200, ge=1, le=100_000)
     max_persons_per_site: int = Field(default=150_000, ge=1, le=10_000_000)
-    max_operator_accounts: int = Field(default=200, ge=1, le=100_000)
 
     @property
     def audit_key_path(self) -> Path:

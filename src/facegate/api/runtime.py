@@ -192,6 +192,10 @@ class GateRuntime:
         if self._listener is not None:
             self._listener.stop()
         self.pool.shutdown()
+        try:
+            audit_anchor.flush_refusals(self.store)
+        except Exception:  # noqa: BLE001 - a closed or broken database must not stop shutdown
+            log.warning("counted refusals could not be written at shutdown")
         if self.audit_anchor is not None:
             self.audit_anchor.close()  # the shutdown checkpoint
         self.store.dispose()

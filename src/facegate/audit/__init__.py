@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -130,6 +132,120 @@ def _after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
+
+
+# --- refusals: counted, not one row each (issue 13 item 18) ------------------------------------
+
+REFUSALS_INFO_KEY = "facegate_refusal_summaries"
+_MAX_OPEN_WINDOWS = 10_000
+
+
+@dataclass
+class _Window:
+    started: float
+    started_at: str
+    suppressed: int = 0
+
+
+class RefusalSummaries:
+    """Refusals of one kind (operation, code, purpose) by one principal within a window: the
+    first is recorded in full, the rest are counted and recorded as one summary entry with the
+    count when the window has passed. A flood of refused requests (a fuzzer, a stuck client)
+    costs one row per minute and principal, and is still accounted for (PIPL-54)."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._open: dict[tuple[str, ...], _Window] = {}
+        self._lock = threading.Lock()
+        self.next_due = float("inf")  # when the first window with counted refusals ends
+
+    def admit(self, key: tuple[str, ...]) -> bool:
+        """True: record this refusal in full (and open a window for it); False: counted."""
+        now = time.monotonic()
+        with self._lock:
+            w = self._open.get(key)
+            if w is not None and now - w.started < self.window_s:
+                w.suppressed += 1
+                self.next_due = min(self.next_due, w.started + self.window_s)
+                return False
+            return True
+
+    def open_window(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._open[key] = _Window(
+                time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
+            )
+
+    def has_due(self) -> bool:
+        return time.monotonic() >= self.next_due
+
+    def due(self, *, everything: bool = False) -> list[tuple[tuple[str, ...], _Window]]:
+        """Windows that have ended (all of them at shutdown) with refusals not yet written."""
+        now = time.monotonic()
+        out = []
+        with self._lock:
+            flood = len(self._open) > _MAX_OPEN_WINDOWS
+            for key, w in list(self._open.items()):
+                if everything or flood or now - w.started >= self.window_s:
+                    del self._open[key]
+                    if w.suppressed:
+                        out.append((key, w))
+            self.next_due = min(
+                (w.started + self.window_s for w in self._open.values() if w.suppressed),
+                default=float("inf"),
+            )
+        return out
+
+
+def record_refusal(
+    session: Session,
+    *,
+    actor: str,
+    operation: str,
+    purpose: str,
+    code: str,
+    subject: str | None = None,
+) -> None:
+    """Audit a refused request inside the caller's transaction: in full, or counted into a
+    summary when the session's store keeps refusal summaries (``anchor.attach``)."""
+    tracker: RefusalSummaries | None = session.info.get(REFUSALS_INFO_KEY)
+    if tracker is not None:
+        key = (operation[:50], code[:40], (actor or "system")[:100], purpose[:100])
+        if not tracker.admit(key):
+            return
+        write_refusal_summaries(session)
+        tracker.open_window(key)
+    append(
+        session,
+        actor=actor,
+        operation=operation,
+        subject=subject,
+        purpose=purpose,
+        outcome=f"refused:{code}",
+    )
+
+
+def write_refusal_summaries(session: Session, *, everything: bool = False) -> int:
+    """Append one summary entry per finished window of counted refusals (not committed)."""
+    tracker: RefusalSummaries | None = session.info.get(REFUSALS_INFO_KEY)
+    if tracker is None:
+        return 0
+    windows = tracker.due(everything=everything)
+    for (operation, code, actor, purpose), w in windows:
+        append(
+            session,
+            actor=actor,
+            operation=operation,
+            purpose=purpose,
+            outcome=f"refused:{code}",
+            details={
+                "summary": True,
+                "count": w.suppressed,
+                "from": w.started_at,
+                "to": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+    return len(windows)
 
 
 def current_head(session: Session) -> tuple[int, str]:

@@ -57,6 +57,8 @@ log = logging.getLogger("facegate.audit")
 ZERO = "0" * 64
 # The key in ``Session.info`` under which a session finds its process's anchor.
 INFO_KEY = "facegate_audit_anchor"
+# ... and the settings its store was opened with (the domain reads object limits from them).
+SETTINGS_INFO_KEY = "facegate_settings"
 
 
 # --- the audit key ----------------------------------------------------------------------------
@@ -475,13 +477,27 @@ def anchor_for(settings: Settings) -> Anchor | None:
 
 
 def attach(store: Any, settings: Settings) -> Anchor | None:
-    """Give every session of ``store`` this process's anchor (seals and checkpoints)."""
+    """Give every session of ``store`` this process's anchor (seals and checkpoints) and a
+    refusal counter (a flood of refusals becomes counted summary entries, item 18)."""
+    from facegate.audit import REFUSALS_INFO_KEY, RefusalSummaries
+
     anchor = anchor_for(settings)
+    info = dict(store.session_factory.kw.get("info") or {})
     if anchor is not None:
-        info = dict(store.session_factory.kw.get("info") or {})
         info[INFO_KEY] = anchor
-        store.session_factory.configure(info=info)
+    info.setdefault(REFUSALS_INFO_KEY, RefusalSummaries(settings.audit_refusal_window_s))
+    info[SETTINGS_INFO_KEY] = settings
+    store.session_factory.configure(info=info)
     return anchor
+
+
+def flush_refusals(store: Any) -> None:
+    """At shutdown: every counted refusal still in a window becomes its summary entry."""
+    from facegate.audit import write_refusal_summaries
+
+    with store.session() as s:
+        if write_refusal_summaries(s, everything=True):
+            s.commit()
 
 
 def ensure(settings: Settings, store: Any) -> Anchor | None:

@@ -72,9 +72,12 @@ def _session(settings: Settings, *, create_audit_key: bool = False) -> Iterator[
         with store.session() as s:
             yield s
     finally:
-        store.dispose()
-        if anchor is not None:
-            anchor.close()
+        try:
+            audit_anchor.flush_refusals(store)
+        finally:
+            store.dispose()
+            if anchor is not None:
+                anchor.close()
 
 
 def _fail(message: str, code: str, as_json: bool) -> None:
@@ -171,13 +174,16 @@ def init(
             "data_dir": str(settings.data_dir),
             "key_id": keyring.active.key_id,
         }
+        data["notice_missing"] = list(res.notice_missing)
         word = "initialised" if res.created else "already initialised; nothing changed"
-        _out(
-            as_json,
-            data,
-            f"facegate {word}: site {res.site_id}, notice v{res.notice_version}"
-            f" ({settings.data_dir})",
+        notice = (
+            f"notice v{res.notice_version}"
+            if res.notice_version
+            else "notice not published yet: a notice lacking a required field is only a draft "
+            "(CAC-FR-05a); `facegate notice show` says what is missing, then run "
+            "`facegate notice publish`"
         )
+        _out(as_json, data, f"facegate {word}: site {res.site_id}, {notice} ({settings.data_dir})")
 
     _guard(as_json, go)
 
@@ -252,10 +258,22 @@ def notice_show(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json)
     """Print the current notice version."""
 
     def go() -> None:
-        with _session(_settings(data_dir, db)) as s:
+        settings = _settings(data_dir, db)
+        with _session(settings) as s:
             site = domain.get_site(s, None)
             n = domain.current_notice(s, site.id)
-            assert n is not None
+            if n is None:  # only a draft so far: preview it and say what it lacks
+                fields = domain.site_notice_fields(s, settings, site)
+                missing = domain.missing_notice_fields(fields)
+                zh, en = domain.describe_missing(missing)
+                _out(
+                    as_json,
+                    {"version": None, "draft": True, "fields": fields, "missing": list(missing)},
+                    "DRAFT (not published)\n"
+                    + domain.render_notice_text(fields, site.name)
+                    + (f"\nmissing: {en}\n缺少：{zh}" if missing else ""),
+                )
+                return
             _out(
                 as_json,
                 {
