@@ -30,11 +30,13 @@ def site(store, settings):
         return init.site_id
 
 
-def test_init_with_missing_facts_publishes_nothing(store, settings, site):
+def test_init_with_missing_facts_publishes_nothing_and_saves_a_draft(store, settings, site):
     with store.session() as s:
         assert domain.current_notice(s, site) is None
         again = domain.init_site(s, settings, actor="op")
         assert again.notice_version == 0 and not again.created
+        draft = domain.notice_draft(s, site)
+        assert draft is not None and "N6" in draft.missing and "N6. " in draft.text
 
 
 def test_empty_notice_is_refused_naming_the_fields_in_both_languages(store, settings, site):
@@ -112,6 +114,16 @@ def test_api_empty_notice_does_not_publish_renew_or_empty_galleries(settings, ke
             assert r.status_code == 422 and r.json()["code"] == "notice_incomplete"
             assert "N1 Processor" in r.json()["message"] and "处理者" in r.json()["message"]
             cur = http.get("/v1/notices/current", headers={"X-API-Key": setup.keys["admin"]})
+            assert cur.json()["version"] == before.version
+            # The same body can be saved as a draft and previewed, and changes nothing else.
+            h = {"X-API-Key": setup.keys["admin"]}
+            d = http.post("/v1/notices/drafts", json={"fields": {}}, headers=h)
+            assert d.status_code == 201, d.text
+            assert d.json()["missing"] == list(domain.NOTICE_FIELDS)
+            assert not d.json()["publishable"] and "处理者" in d.json()["missing_zh"]
+            assert "[missing]" in d.json()["text"]
+            assert http.get("/v1/notices/draft", headers=h).json()["missing"] == d.json()["missing"]
+            cur = http.get("/v1/notices/current", headers=h)
             assert cur.json()["version"] == before.version
         with store.session() as s:
             consent = s.scalars(select(Consent).where(Consent.person_id == p.id)).one()

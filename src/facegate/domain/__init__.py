@@ -50,9 +50,11 @@ from facegate.domain.notice import (
     current_notice,
     describe_missing,
     missing_notice_fields,
+    notice_draft,
     publish_notice,
     publish_site_notice,
     render_notice_text,
+    save_notice_draft,
     site_notice_fields,
 )
 from facegate.domain.people import (
@@ -146,6 +148,8 @@ __all__ = [
     "publish_notice",
     "describe_missing",
     "missing_notice_fields",
+    "notice_draft",
+    "save_notice_draft",
     "publish_site_notice",
     "site_notice_fields",
     "qr_secret_matches",

@@ -24,6 +24,7 @@ from facegate.store.models import (
     NON_BIOMETRIC_METHODS,
     AccessPoint,
     Consent,
+    NoticeDraft,
     NoticeVersion,
     Organization,
     Site,
@@ -423,6 +424,66 @@ def publish_notice(
         subject=None,
         purpose=PURPOSE_CONFIG,
     )
+
+
+def save_notice_draft_in_tx(
+    session: Session,
+    site_id: str,
+    fields: NoticeFields,
+    *,
+    actor: str,
+    language: str = "en",
+) -> NoticeDraft:
+    """Save (replace) the site's draft; see ``save_notice_draft``."""
+    site = get_site(session, site_id)
+    unknown = sorted(set(fields) - set(NOTICE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown notice fields: {', '.join(unknown)}")
+    stored: dict[str, Any] = {k: v if isinstance(v, str) else dict(v) for k, v in fields.items()}
+    missing = sorted(missing_notice_fields(stored), key=NOTICE_FIELDS.index)
+    draft = session.get(NoticeDraft, site.id) or NoticeDraft(site_id=site.id)
+    draft.language = language
+    draft.fields = stored
+    draft.text = render_notice_text(stored, site.name)
+    draft.missing = missing
+    draft.saved_at = utcnow()
+    draft.saved_by = actor[:100]
+    session.add(draft)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        operation="notice_draft_save",
+        purpose=PURPOSE_CONFIG,
+        outcome="ok",
+        details={"site_id": site.id, "missing": missing},
+    )
+    return draft
+
+
+def save_notice_draft(
+    session: Session,
+    site_id: str,
+    fields: NoticeFields,
+    *,
+    actor: str,
+    language: str = "en",
+) -> NoticeDraft:
+    """Save a notice as a draft, complete or not, to preview it (the rendered text and the
+    missing fields). A draft is never shown to anyone as the notice, never consented to, and
+    changes no consent; only ``publish_notice`` publishes, and only a complete notice."""
+    return run(
+        session,
+        lambda: save_notice_draft_in_tx(session, site_id, fields, actor=actor, language=language),
+        actor=actor,
+        operation="notice_draft_save",
+        subject=None,
+        purpose=PURPOSE_CONFIG,
+    )
+
+
+def notice_draft(session: Session, site_id: str) -> NoticeDraft | None:
+    return session.get(NoticeDraft, site_id)
 
 
 def site_notice_fields(

@@ -30,6 +30,7 @@ from facegate.domain.notice import (
     current_notice,
     missing_notice_fields,
     publish_notice_in_tx,
+    save_notice_draft_in_tx,
 )
 from facegate.errors import InvalidInput, NotFound
 from facegate.store.models import (
@@ -111,6 +112,8 @@ def init_site(
         # A notice that lacks a required field is only a draft (CAC-FR-05a): published once the
         # operator facts are complete (``facegate notice publish`` or the console).
         missing = missing_notice_fields(fields)
+        if missing:
+            save_notice_draft_in_tx(session, site.id, fields, actor=actor)
         notice = None if missing else publish_notice_in_tx(session, site.id, fields, actor=actor)
         audit.append(
             session,

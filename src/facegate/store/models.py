@@ -138,6 +138,21 @@ class NoticeVersion(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="")
 
 
+class NoticeDraft(Base):
+    """A site's notice being prepared: saved and previewed, never consented to. A notice that
+    lacks a required field can only be a draft (CAC-FR-05a; issue 13 item 16)."""
+
+    __tablename__ = "notice_drafts"
+
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)
+    missing: Mapped[list[str]] = mapped_column(JSON, default=list)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    saved_by: Mapped[str] = mapped_column(String(100), default="")
+
+
 # --- people ----------------------------------------------------------------------------------
 
 
