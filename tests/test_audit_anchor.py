@@ -438,3 +438,18 @@ def test_cli_audit_verify_reports_tampering_and_exit_1(anchored, store, settings
         conn.execute(text("DELETE FROM audit_entries"))
     bad = runner.invoke(app, args)
     assert bad.exit_code == 1 and "AUDIT LOG TAMPERED (reset)" in bad.stdout
+
+
+def test_no_new_audit_key_beside_a_sealed_log(anchored, store, settings, tmp_path, db_url):
+    """A second machine on the same database must get the audit key copied, not a new one."""
+    from facegate.config import Settings
+    from facegate.errors import KeyUnavailable
+
+    other = Settings(data_dir=tmp_path / "second-host", db_url=db_url)
+    second = Store(db_url)
+    try:
+        with pytest.raises(KeyUnavailable, match="copy audit.key"):
+            audit_anchor.ensure(other, second)
+    finally:
+        second.dispose()
+    assert not other.audit_key_path.exists()

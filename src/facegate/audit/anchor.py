@@ -504,8 +504,22 @@ def ensure(settings: Settings, store: Any) -> Anchor | None:
     """Create the audit key with the data directory, and its first (genesis) checkpoint of
     the head as it is now; entries after it must carry a seal. Never re-creates a genesis
     beside an existing key: a missing checkpoint file is a finding, not a fresh start."""
-    from facegate.audit import current_head
+    from sqlalchemy import select
 
+    from facegate.audit import current_head
+    from facegate.store.models import AuditEntry
+
+    if not settings.audit_key_path.exists():
+        with store.session() as s:
+            sealed = s.scalar(select(AuditEntry.seq).where(AuditEntry.mac.is_not(None)).limit(1))
+        if sealed is not None:
+            # Another machine (or an earlier data directory) seals this database's audit log:
+            # a new key here would make every later entry look forged. Never create one.
+            raise KeyUnavailable(
+                f"the audit log of this database is sealed with an audit key that is not at "
+                f"{settings.audit_key_path}; copy audit.key (0600) from the data directory of "
+                "the machine that created it, beside site.key"
+            )
     created = create_key(settings.audit_key_path)
     anchor = attach(store, settings)
     if created and anchor is not None:
