@@ -453,3 +453,42 @@ def test_no_new_audit_key_beside_a_sealed_log(anchored, store, settings, tmp_pat
     finally:
         second.dispose()
     assert not other.audit_key_path.exists()
+
+
+def test_checkpoints_reach_a_webhook_witness(tmp_path, db_url):
+    import http.server
+    import threading
+
+    from facegate.config import Settings
+
+    got: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = Settings(
+        data_dir=tmp_path / "hooked",
+        db_url=db_url,
+        audit_witness_webhook=f"http://127.0.0.1:{server.server_port}/audit",
+    )
+    store = Store(db_url)
+    try:
+        anchor = audit_anchor.ensure(settings, store)
+        with store.session() as s:
+            e = audit.append(s, actor="t", operation="x", purpose="t", outcome="ok")
+            s.commit()
+        anchor.close()  # shutdown checkpoint, delivered before close returns
+        recs = [g["audit_checkpoint"] for g in got]
+        assert [r["reason"] for r in recs] == ["genesis", "shutdown"]
+        assert (recs[-1]["seq"], recs[-1]["hash"]) == (e.seq, e.hash)
+    finally:
+        server.shutdown()
+        store.dispose()
