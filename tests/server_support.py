@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import update
+from store_support import publish_complete_notice
 
+from facegate.audit import anchor as audit_anchor
 from facegate.cli.server_cmds import ensure_initialised
 from facegate.config import Settings
 from facegate.domain import add_access_point, add_person, create_api_key
@@ -71,7 +73,7 @@ class SiteSetup:
 def make_site(settings: Settings) -> SiteSetup:
     """A site with three access points, face on where configured, and keys of every kind."""
     site_id = ensure_initialised(settings) or ""
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)  # seals its audit entries, as the server does
     try:
         with store.session() as s:
             if not site_id:
@@ -100,6 +102,7 @@ def make_site(settings: Settings) -> SiteSetup:
                 methods=["card", "qr"],
                 site_id=site_id,
             ).id
+            publish_complete_notice(s, settings, site_id=site_id)
         enable_face(store, site_id, main, lobby)
         setup = SiteSetup(settings, site_id, main, lobby, side)
         with store.session() as s:

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -25,7 +26,11 @@ from facegate.store.db import Store, normalize_url
 from facegate.store.models import Base
 
 __all__ = [
+    "COMPLETE_NOTICE_FACTS",
     "FakePipeline",
+    "publish_complete_notice",
+    "COMPLETE_INIT_ARGS",
+    "COMPLETE_NOTICE_ARGS",
     "backend",
     "db_url",
     "face_image",
@@ -87,6 +92,54 @@ class FakePipeline:
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
         return float(np.dot(a, b))
+
+
+# What the generated notice needs beyond the database to have every required field
+# (CAC-FR-05a): consent is only recorded against a complete notice (CAC-FR-06a).
+COMPLETE_NOTICE_FACTS = {
+    "necessity": "the gates are unstaffed at night; a card alone can be lent or stolen",
+    "processors": "none",
+    "accessibility": "large print and audio at the front desk; staff help on request",
+    "minors_rules_link": "https://gate.example.org/notice/minors",
+    "notice_link": "https://gate.example.org/notice",
+}
+
+# The same through the CLI: ``facegate init ...``, then ``facegate notice publish ...`` once the
+# face access points exist.
+COMPLETE_INIT_ARGS = (
+    "--operator-name",
+    "ACME Property",
+    "--operator-address",
+    "1 Garden Road, Hangzhou",
+    "--operator-contact",
+    "0571-0000-0000",
+    "--site-name",
+    "Sunny Garden",
+)
+COMPLETE_NOTICE_ARGS = tuple(
+    x for k, v in COMPLETE_NOTICE_FACTS.items() for x in ("--" + k.replace("_", "-"), v)
+)
+
+
+def publish_complete_notice(
+    session: Any, settings: Settings, *, site_id: str | None = None, actor: str = "test"
+) -> Any:
+    """Fill in the operator facts a fixture left empty and publish a complete notice.
+
+    Call it once the site has its face access points (N7 names their alternatives)."""
+    from facegate import domain
+    from facegate.store.models import Organization
+
+    site = domain.get_site(session, site_id)
+    org = session.get(Organization, site.organization_id)
+    org.name = org.name or "ACME Property"
+    org.address = org.address or "1 Garden Road, Hangzhou"
+    org.contact = org.contact or "0571-0000-0000"
+    site.name = site.name or "Sunny Garden"
+    session.commit()
+    return domain.publish_site_notice(
+        session, settings, actor=actor, site_id=site.id, **COMPLETE_NOTICE_FACTS
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

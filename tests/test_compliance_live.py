@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 from store_support import *  # noqa: F403
-from store_support import face_image
+from store_support import face_image, publish_complete_notice
 
 from facegate import audit, domain
 from facegate.compliance.checks import run_checks
@@ -29,7 +29,7 @@ from facegate.compliance.live import (
     update_operator_facts,
 )
 from facegate.compliance.model import Accessibility, PiaRecord
-from facegate.errors import ComplianceBlocked, InvalidInput
+from facegate.errors import ComplianceBlocked, ConsentNotInformed, InvalidInput
 from facegate.store.models import (
     AccessPoint,
     AuditEntry,
@@ -77,22 +77,22 @@ def good_facts() -> LiveFacts:
 def test_fresh_install_is_described_truthfully(store, settings, site, keyring, pipe):
     with store.session() as s:
         p = domain.add_person(s, actor="op", category="resident")
-        domain.record_consent(s, actor="op", person_id=p.id)
-        domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(1)])
+        # No complete notice yet: a consent would not be informed (CAC-FR-05a, 06a).
+        with pytest.raises(ConsentNotInformed):
+            domain.record_consent(s, actor="op", person_id=p.id)
         d = deployment_from_store(s, settings)
+        draft = domain.site_notice_fields(s, settings, domain.get_site(s, site))
     assert [a.id for a in d.sites[0].access_points][0].startswith("ap-")
     gate = d.sites[0].access_points[0]
     assert gate.accepted_methods == ["face", "card"] and gate.face_enabled is False
-    assert d.counts.people_with_face_data == 1
-    assert d.counts.templates_without_active_consent == 0
+    assert d.counts.people_with_face_data == 0
     assert d.security.audit_chain_intact is True
     assert d.security.key_file_mode == 0o600
-    assert d.notice is not None and d.notice.sha256_verified is True
-    # What facegate cannot know is flagged, not invented: necessity, minors' rules link,
-    # notice link and accessibility are empty; the notice predates the access points.
-    missing = sorted(f.message_en for f in run_checks(d) if "required field" in f.message_en)
-    assert [m.split("field ")[1].split(" ")[0] for m in missing] == ["N11", "N13", "N6", "N7", "N9"]
-    assert ids(d) == {"CAC-FR-05a", "CAC-FR-05b", "CAC-FR-05c", "CAC-FR-09a"}
+    # The notice is only a draft: what facegate cannot know is flagged, not invented
+    # (necessity, minors' rules link, notice link, accessibility), so nothing is published.
+    assert d.notice is None
+    assert sorted(domain.missing_notice_fields(draft)) == ["N11", "N13", "N6", "N9"]
+    assert "CAC-FR-05a" in ids(d) and "CAC-FR-09a" in ids(d)
     # facegate knows its own facts: it states every one a check needs (issue 17).
     assert (d.purpose, d.uses, d.store_images, d.image_retention) == (
         "access_control",
@@ -109,19 +109,15 @@ def test_gate_refuses_then_allows_and_off_is_always_allowed(store, settings, sit
     with store.session() as s:
         with pytest.raises(ComplianceBlocked) as err:
             set_face(s, settings, actor="op", site_id=site, enabled=True)
-        assert err.value.details["rules"] == [
-            "CAC-FR-05a",
-            "CAC-FR-05b",
-            "CAC-FR-09a",
-            "CAC-FR-13a",
-        ]
+        # No notice is published yet (an incomplete one is only a draft): 05a, not 05b.
+        assert err.value.details["rules"] == ["CAC-FR-05a", "CAC-FR-09a", "CAC-FR-13a"]
         last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
         assert (last.operation, last.outcome) == ("face_on", "refused:compliance_blocked")
         assert not s.get(Site, site).face_enabled
 
         save_facts(settings, good_facts())
         notice = publish_notice_from_config(s, settings, actor="op")
-        assert notice.version == 2
+        assert notice.version == 1
         register_pia(
             s,
             settings,
@@ -134,7 +130,7 @@ def test_gate_refuses_then_allows_and_off_is_always_allowed(store, settings, sit
             actor="op",
         )
         d = deployment_from_store(s, settings)
-        record_signage(settings, [ap.id for ap in d.sites[0].access_points], "2", datetime.now(UTC))
+        record_signage(settings, [ap.id for ap in d.sites[0].access_points], "1", datetime.now(UTC))
 
         changed = set_face(s, settings, actor="op", site_id=site, enabled=True)
         gate_id = changed[0]
@@ -158,6 +154,7 @@ def test_gate_refuses_then_allows_and_off_is_always_allowed(store, settings, sit
 def test_counts_security_and_tampering(store, settings, site, keyring, pipe):
     long_ago = datetime.now(UTC) - timedelta(days=400)
     with store.session() as s:
+        publish_complete_notice(s, settings)
         a = domain.add_person(s, actor="op", category="resident")
         domain.record_consent(s, actor="op", person_id=a.id)
         domain.enroll(s, keyring, pipe, actor="op", person_id=a.id, images=[face_image(1)])
@@ -231,6 +228,7 @@ def test_operator_facts_preview_publish_signage_then_face_on(store, settings, si
     """The console's path: facts, preview (with the renewal consequence), publish, PIA, sign."""
     today = datetime.now(UTC).date()
     with store.session() as s:
+        publish_complete_notice(s, settings)
         p = domain.add_person(s, actor="op", category="resident")
         domain.record_consent(s, actor="op", person_id=p.id)
         with pytest.raises(InvalidInput, match="address"):
@@ -256,10 +254,11 @@ def test_operator_facts_preview_publish_signage_then_face_on(store, settings, si
             minors_rules_url="https://garden.example/minors",
             accessibility=Accessibility(large_print=True, audio=True, staff_assistance=True),
         )
-        # The new access point changed N2 (purpose): publishing asks the one consent again.
+        # The facts name no entrusted processor where v1 said "none" (N3, a re-consent
+        # trigger): publishing asks the one consent again.
         pv = preview_notice(s, settings)
         assert pv.current_version == 1 and pv.requires_reconsent
-        assert {"N2", "N6", "N7", "N9", "N11", "N13"} <= set(pv.changed_fields)
+        assert {"N3", "N6", "N9", "N11", "N13"} <= set(pv.changed_fields)
         assert "N1" not in pv.changed_fields  # init already had these
         assert (pv.active_consents, pv.awaiting_renewal) == (1, 0)
         assert publish_notice_from_config(s, settings, actor="op").version == 2

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 from store_support import *  # noqa: F403
-from store_support import FakePipeline, face_image
+from store_support import COMPLETE_INIT_ARGS, COMPLETE_NOTICE_ARGS, FakePipeline, face_image
 from typer.testing import CliRunner
 
 from facegate.cli import store_cmds
@@ -47,10 +47,13 @@ def _npy(tmp_path, name, arr):
 
 
 def test_cli_flow(cli, tmp_path, settings):
-    first = cli("init", "--operator-name", "ACME Property", "--site-name", "Sunny Garden")
+    first = cli("init", *COMPLETE_INIT_ARGS)
     again = cli("init")
     assert first["created"] and not again["created"]
-    assert first["site_id"] == again["site_id"] and first["notice_sha256"] == again["notice_sha256"]
+    assert first["site_id"] == again["site_id"]
+    # No face access point yet: the notice lacks its alternatives (N7) and the facts only
+    # compliance knows (N6...), so it is a draft, not published (CAC-FR-05a).
+    assert first["notice_version"] == 0 and {"N6", "N7"} <= set(first["notice_missing"])
     assert settings.key_file_path.stat().st_mode & 0o777 == 0o600
 
     ap = cli("access-point", "add", "North gate", "--kind", "gate", "--methods", "face,card")
@@ -62,6 +65,15 @@ def test_cli_flow(cli, tmp_path, settings):
     img = _npy(tmp_path, "a", face_image(60))
     refused = cli("enroll", pid, img, ok=False)
     assert json.loads(refused.stderr)["code"] == "consent_required"
+    # Consent against no complete notice is not informed (CAC-FR-06a): refused, naming why.
+    uninformed = json.loads(cli("consent", "record", pid, ok=False).stderr)
+    assert uninformed["code"] == "consent_not_informed"
+    draft = cli("notice", "show")
+    assert draft["draft"] is True and "N6" in draft["missing"]
+    lacking = json.loads(cli("notice", "publish", ok=False).stderr)
+    assert lacking["code"] == "notice_incomplete" and "N6 Necessity" in lacking["message"]
+    assert "必要性" in lacking["message"]
+    assert cli("notice", "publish", *COMPLETE_NOTICE_ARGS)["version"] == 1
 
     consent = cli("consent", "record", pid, "--channel", "kiosk")
     assert consent["scope"] == [ap["id"]]
@@ -91,10 +103,14 @@ def test_cli_flow(cli, tmp_path, settings):
     key = cli("keys", "create", "--scope", "gate:decide", "--access-point", ap["id"])
     assert key["key"].startswith("fg_") and cli("keys", "list")[0]["id"] == key["id"]
     assert cli("audit", "verify")["ok"] is True
-    notice = cli("notice", "publish", "--necessity", "gates are unstaffed at night")
-    # The gate added since v1 changed the purpose (N2): a re-consent trigger (CAC-FR-06c).
+    cli("access-point", "add", "Lobby", "--kind", "lobby", "--methods", "face,card")
+    args = dict(zip(COMPLETE_NOTICE_ARGS[::2], COMPLETE_NOTICE_ARGS[1::2], strict=True))
+    args["--necessity"] = "gates are unstaffed at night"
+    flat = [x for kv in args.items() for x in kv]
+    notice = cli("notice", "publish", *flat)
+    # The lobby added since v1 changed the purpose (N2): a re-consent trigger (CAC-FR-06c).
     assert notice["version"] == 2 and notice["requires_reconsent"] is True
-    same = cli("notice", "publish", "--necessity", "gates are unstaffed at night")
+    same = cli("notice", "publish", *flat)
     assert same["version"] == 2
     assert cli("notice", "show")["fields"]["N6"]["necessity"] == "gates are unstaffed at night"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 from store_support import *  # noqa: F403
-from store_support import FakePipeline, face_image
+from store_support import FakePipeline, face_image, publish_complete_notice
 
 from facegate import audit, domain
 from facegate.domain.credentials import qr_secret_matches
@@ -32,6 +32,7 @@ def site(store, settings):
     with store.session() as s:
         init = domain.init_site(s, settings, actor="op", operator_name="ACME Property")
         domain.add_access_point(s, actor="op", name="Gate 1", kind="gate", methods=["face", "card"])
+        publish_complete_notice(s, settings)
         return init.site_id
 
 

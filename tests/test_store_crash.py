@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from store_support import *  # noqa: F403
-from store_support import face_image
+from store_support import face_image, publish_complete_notice
 
 from facegate import audit, domain
 from facegate.store.models import AuditEntry, ChangeLog, PersonKey, Template
@@ -76,6 +76,8 @@ def _counts(store, person_id):
 def test_sigkill_during_enrollment(store, settings, keyring, pipe, db_url, tmp_path, point):
     with store.session() as s:
         domain.init_site(s, settings, actor="op")
+        domain.add_access_point(s, actor="op", name="Gate", kind="gate", methods=["face", "card"])
+        publish_complete_notice(s, settings)
         p = domain.add_person(s, actor="op", category="resident")
         domain.record_consent(s, actor="op", person_id=p.id)
     marker = tmp_path / "paused"

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 from store_support import *  # noqa: F403
-from store_support import face_image
+from store_support import face_image, publish_complete_notice
 
 from facegate import audit, domain
 from facegate.errors import InvalidInput, NotFound
@@ -31,6 +31,7 @@ def site(store, settings):
     with store.session() as s:
         init = domain.init_site(s, settings, actor="op", operator_name="ACME Hotel")
         domain.add_access_point(s, actor="op", name="Lobby", kind="lobby", methods=["face", "qr"])
+        publish_complete_notice(s, settings)
         return init.site_id
 
 

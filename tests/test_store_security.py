@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 from store_support import *  # noqa: F403
-from store_support import face_image
+from store_support import face_image, publish_complete_notice
 
 from facegate import audit, domain
 from facegate.errors import KeyUnavailable
@@ -28,6 +28,7 @@ def enrolled(store, settings, keyring, pipe):
     with store.session() as s:
         init = domain.init_site(s, settings, actor="op", operator_name="ACME")
         domain.add_access_point(s, actor="op", name="Gate", kind="gate", methods=["face", "qr"])
+        publish_complete_notice(s, settings)
         vectors = {}
         for ident in (21, 22):
             p = domain.add_person(s, actor="op", category="resident", name=f"Person {ident}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from store_support import *  # noqa: F403
+from store_support import COMPLETE_INIT_ARGS, COMPLETE_NOTICE_ARGS, publish_complete_notice
 from typer.testing import CliRunner
 
 from facegate import audit, domain
@@ -47,6 +48,8 @@ def test_duplicate_check_with_real_faces(store, settings, keyring, real_pipe, ph
     a_imgs, b_imgs = photos["a"], photos["b"]
     with store.session() as s:
         site = domain.init_site(s, settings, actor="op").site_id
+        domain.add_access_point(s, actor="op", name="Gate", kind="gate", methods=["face", "card"])
+        publish_complete_notice(s, settings)
         a, borrowed, b = (domain.add_person(s, actor="op", category="resident") for _ in range(3))
         for p in (a, borrowed, b):
             domain.record_consent(s, actor="op", person_id=p.id)
@@ -79,7 +82,9 @@ def test_cli_enroll_with_real_images(tmp_path, real_pipe, photos):
         assert res.exit_code == 0, (args, res.output, res.exception)
         return json.loads(res.stdout)
 
-    run("init")
+    run("init", *COMPLETE_INIT_ARGS)
+    run("access-point", "add", "Gate", "--kind", "gate", "--methods", "face,card")
+    run("notice", "publish", *COMPLETE_NOTICE_ARGS)
     pid = run("person", "add", "--category", "tenant")["id"]
     run("consent", "record", pid)
     out = run("enroll", pid, *map(str, paths))

@@ -329,7 +329,8 @@ def test_access_points_and_face_only_is_refused_by_the_rule(console):
     assert page.locator("#renewal").count() == 1  # the renewal consequence is stated
     shoot(page, "notice-setup")
     page.click("#publish-form button[type=submit]")
-    assert page.locator("#notice-version").inner_text() == "v2"
+    # The first notice: until the facts were complete it was only a draft (CAC-FR-05a).
+    assert page.locator("#notice-version").inner_text() == "v1"
     assert page.locator("#up-to-date").count() == 1
 
     # 2. The signed PIA.

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 from store_support import *  # noqa: F403
+from store_support import publish_complete_notice
 
 from facegate import audit, domain
 from facegate.domain import accounts, selfservice
@@ -37,6 +38,7 @@ def site(store, settings):
     with store.session() as s:
         init = domain.init_site(s, settings, actor="op", operator_name="ACME Property")
         domain.add_access_point(s, actor="op", name="Gate 1", kind="gate", methods=["face", "card"])
+        publish_complete_notice(s, settings)
         return init.site_id
 
 

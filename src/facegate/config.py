@@ -226,6 +226,34 @@ class Settings(BaseSettings):
     # Largest inventory file `facegate comply --inventory` reads (bytes); a larger file is
     # refused before it is parsed, so a bad file costs bounded time and memory.
     inventory_max_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # --- audit anchoring and refusal limits (issue 13, items 17 and 18) -------------------
+    # The audit key (Ed25519, 0600) that seals every audit entry and signs checkpoints of the
+    # chain's head; it never goes into the database. None means ``audit.key`` beside the site
+    # key. Checkpoints are appended to ``audit-checkpoints.jsonl`` in the data directory.
+    audit_key_file: Path | None = None
+    # A checkpoint after this many appends by one process, or this many seconds after an
+    # append, whichever comes first; also at shutdown and at every ``audit verify``.
+    audit_checkpoint_every: int = Field(default=100, ge=1, le=1_000_000)
+    audit_checkpoint_seconds: float = Field(default=60.0, ge=0.1, le=24 * 3600)
+    # Outside witnesses that receive every checkpoint: a syslog receiver "udp://host:port" and
+    # an HTTP(S) webhook URL (JSON POST). Empty means none.
+    audit_witness_syslog: str = ""
+    audit_witness_webhook: str = ""
+    # Refusals of the same kind by the same principal within this window are one counted
+    # summary entry after the first, not one audit row each.
+    audit_refusal_window_s: int = Field(default=60, ge=1, le=24 * 3600)
+    # How many objects one site may hold (an admin key cannot create without bound).
+    max_access_points_per_site: int = Field(default=200, ge=1, le=100_000)
+    max_api_keys_per_site: int = Field(default=200, ge=1, le=100_000)
+    max_persons_per_site: int = Field(default=150_000, ge=1, le=10_000_000)
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.key_file_path.parent / "audit.key"
+
+    @property
+    def audit_checkpoint_path(self) -> Path:
+        return self.data_dir / "audit-checkpoints.jsonl"
 
     @property
     def database_url(self) -> str:

@@ -252,3 +252,31 @@ class InvitationInvalid(FacegateError):
 
     code = "invitation_invalid"
     http_status = 403
+
+
+# --- notice completeness (issue 13 item 16, issue 16 item 2) ---------------------------------
+
+
+class NoticeIncomplete(FacegateError):
+    """The notice lacks a required field: it is a draft and cannot be published (CAC-FR-05a)."""
+
+    code = "notice_incomplete"
+    http_status = 422
+
+
+class ConsentNotInformed(FacegateError):
+    """The notice people would consent to lacks a required field: the consent would not be
+    informed, so it is refused (CAC-FR-05a, CAC-FR-06a)."""
+
+    code = "consent_not_informed"
+    http_status = 409
+
+
+# --- object limits (issue 13 item 18) -----------------------------------------------------------
+
+
+class LimitReached(FacegateError):
+    """The site already holds as many of these objects as its configured limit allows."""
+
+    code = "limit_reached"
+    http_status = 409

@@ -723,7 +723,9 @@ def publish_notice(
     body: NoticeIn, request: Request, principal: Principal = Depends(require("admin"))
 ) -> NoticeOut:
     """Publish a new notice version; a changed re-consent trigger makes consents need renewal
-    and their templates stop matching at once (CAC-FR-05b)."""
+    and their templates stop matching at once (CAC-FR-05b). A notice lacking a required field
+    is refused with 422 `notice_incomplete` naming the fields: save it with
+    `POST /v1/notices/drafts` instead (CAC-FR-05a)."""
     rt = _rt(request)
     with rt.store.session() as s:
         n = domain.publish_notice(
@@ -835,3 +837,65 @@ def revoke_key(
         if key_id not in {k.id for k in domain.list_api_keys(s, principal.site_id)}:
             raise NotFound(f"no API key {key_id!r}")
         return KeyOut(**_key_out(domain.revoke_api_key(s, actor=principal.actor, key_id=key_id)))
+
+
+class NoticeDraftOut(BaseModel):
+    fields: dict[str, Any]
+    text: str
+    language: str
+    missing: list[str] = Field(description="required fields N1..N13 still missing")
+    missing_en: str = Field(description="the missing fields, in English")
+    missing_zh: str = Field(description="the missing fields, in Chinese")
+    publishable: bool
+    saved_at: str | None
+
+
+def _draft_out(d: Any) -> NoticeDraftOut:
+    missing = domain.missing_notice_fields(d.fields or {})
+    zh, en = domain.describe_missing(missing)
+    return NoticeDraftOut(
+        fields=dict(d.fields or {}),
+        text=d.text,
+        language=d.language,
+        missing=list(d.missing or []),
+        missing_en=en,
+        missing_zh=zh,
+        publishable=not missing,
+        saved_at=_iso(d.saved_at),
+    )
+
+
+@router.post(
+    "/v1/notices/drafts",
+    response_model=NoticeDraftOut,
+    status_code=201,
+    tags=["notice"],
+    responses=error_responses(401, 403, 404),
+)
+def save_notice_draft(
+    body: NoticeIn, request: Request, principal: Principal = Depends(require("admin"))
+) -> NoticeDraftOut:
+    """Save a notice as a draft and preview it, complete or not (CAC-FR-05a): a draft is
+    never published, never consented to and changes no consent."""
+    with _rt(request).store.session() as s:
+        d = domain.save_notice_draft(
+            s, principal.site_id, body.fields, actor=principal.actor, language=body.language
+        )
+        return _draft_out(d)
+
+
+@router.get(
+    "/v1/notices/draft",
+    response_model=NoticeDraftOut,
+    tags=["notice"],
+    responses=error_responses(401, 403, 404),
+)
+def get_notice_draft(
+    request: Request, principal: Principal = Depends(require("admin"))
+) -> NoticeDraftOut:
+    """The site's saved draft with what it still lacks."""
+    with _rt(request).store.session() as s:
+        d = domain.notice_draft(s, principal.site_id)
+        if d is None:
+            raise NotFound("this site has no notice draft")
+        return _draft_out(d)

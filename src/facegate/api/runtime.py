@@ -17,6 +17,7 @@ from facegate.access.galleries import Change, GalleryEntry, GalleryLoader, Galle
 from facegate.access.pool import InferencePool
 from facegate.access.sync import ChangeListener, ChangePoller
 from facegate.api.observability import Metrics
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.domain.common import changes_since
 from facegate.store.crypto import load_keyring
@@ -94,6 +95,8 @@ class GateRuntime:
 
         set_pixel_budget(settings.decode_pixel_budget, settings.decode_budget_wait_s)
         self.store = store or Store(settings.database_url)
+        # Seals audit entries and checkpoints the head (issue 13 item 17).
+        self.audit_anchor = audit_anchor.attach(self.store, settings)
         self.metrics = Metrics()
         self.pool = InferencePool(
             settings.inference_workers, settings.inference_queue, settings.busy_retry_after_s
@@ -211,4 +214,10 @@ class GateRuntime:
         if self._listener is not None:
             self._listener.stop()
         self.pool.shutdown()
+        try:
+            audit_anchor.flush_refusals(self.store)
+        except Exception:  # noqa: BLE001 - a closed or broken database must not stop shutdown
+            log.warning("counted refusals could not be written at shutdown")
+        if self.audit_anchor is not None:
+            self.audit_anchor.close()  # the shutdown checkpoint
         self.store.dispose()

@@ -123,10 +123,10 @@ def docs(
 
 
 def _publish(settings: Settings, actor: str) -> None:
+    from facegate.audit import anchor as audit_anchor
     from facegate.compliance.live import publish_notice_from_config
-    from facegate.store.db import Store
 
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)
     try:
         with store.session() as session:
             n = publish_notice_from_config(session, settings, actor=actor)
@@ -136,11 +136,11 @@ def _publish(settings: Settings, actor: str) -> None:
 
 
 def _set_face(site: str, ap: str | None, enabled: bool, actor: str) -> None:
+    from facegate.audit import anchor as audit_anchor
     from facegate.compliance.live import set_face
-    from facegate.store.db import Store
 
     settings = Settings()
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)
     try:
         with store.session() as session:
             changed = set_face(
@@ -184,8 +184,8 @@ def register_pia_cmd(
     actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
 ) -> None:
     """Register a signed PIA (CAC-FR-09a); the activation gate needs one."""
+    from facegate.audit import anchor as audit_anchor
     from facegate.compliance.live import register_pia
-    from facegate.store.db import Store
 
     settings = Settings()
     try:
@@ -200,7 +200,7 @@ def register_pia_cmd(
             necessity_statement=necessity,
             document=document,
         )
-        store = Store(settings.database_url)
+        store = audit_anchor.open_store(settings)
         try:
             with store.session() as session:
                 register_pia(session, settings, record, actor=actor)
@@ -264,12 +264,12 @@ def register_operator_cmd(
     actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
 ) -> None:
     """Set the operator facts the notice needs (the console's "Operator facts" form)."""
+    from facegate.audit import anchor as audit_anchor
     from facegate.compliance.live import update_operator_facts
     from facegate.compliance.model import Accessibility
-    from facegate.store.db import Store
 
     settings = Settings()
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)
     try:
         forms = {f.strip() for f in accessible.split(",") if f.strip()}
         unknown = forms - {"large_print", "audio", "staff_assistance"}
@@ -309,13 +309,13 @@ def register_signage_cmd(
     actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
 ) -> None:
     """Record that the sign for the current notice is up at an access point (CAC-FR-13a)."""
+    from facegate.audit import anchor as audit_anchor
     from facegate.compliance.live import place_signage
-    from facegate.store.db import Store
 
     settings = Settings()
     try:
         day = _day(placed_on, "--date")
-        store = Store(settings.database_url)
+        store = audit_anchor.open_store(settings)
         try:
             with store.session() as session:
                 sign = place_signage(

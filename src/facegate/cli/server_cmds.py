@@ -48,6 +48,7 @@ def ensure_initialised(settings: Settings) -> str | None:
     Returns the id of the site created, or None when the data dir was ready. Safe to run
     every time: ``init_site`` changes nothing the second time.
     """
+    from facegate.audit import anchor as audit_anchor
     from facegate.domain.people import init_site
     from facegate.store.crypto import load_keyring
     from facegate.store.db import Store
@@ -57,6 +58,9 @@ def ensure_initialised(settings: Settings) -> str | None:
     load_keyring(settings, create=True)
     store = Store(settings.database_url)
     try:
+        # The audit key and its first checkpoint come with the data directory (issue 13
+        # item 17); an older install gets them on its first start.
+        audit_anchor.ensure(settings, store)
         with store.session() as s:
             if s.query(Site.id).first() is not None:
                 return None

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import typer
 
 from facegate import audit, domain
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.errors import FacegateError, InvalidInput
 from facegate.store.crypto import Keyring, load_keyring
@@ -63,13 +64,24 @@ def _settings(data_dir: Path | None, db: str | None) -> Settings:
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Any]:
+def _session(settings: Settings, *, create_audit_key: bool = False) -> Iterator[Any]:
     store = Store(settings.database_url)
+    anchor = None
     try:
+        # Entries are sealed and the head checkpointed with the audit key (issue 13 item 17).
+        if create_audit_key:
+            anchor = audit_anchor.ensure(settings, store)
+        else:
+            anchor = audit_anchor.attach(store, settings)
         with store.session() as s:
             yield s
     finally:
-        store.dispose()
+        try:
+            audit_anchor.flush_refusals(store)
+        finally:
+            store.dispose()
+            if anchor is not None:
+                anchor.close()
 
 
 def _fail(message: str, code: str, as_json: bool, details: dict | None = None) -> None:
@@ -152,7 +164,7 @@ def init(
         settings = _settings(data_dir, db)
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         keyring = load_keyring(settings, create=True)
-        with _session(settings) as s:
+        with _session(settings, create_audit_key=True) as s:
             res = domain.init_site(
                 s,
                 settings,
@@ -173,12 +185,20 @@ def init(
             "data_dir": str(settings.data_dir),
             "key_id": keyring.active.key_id,
         }
+        data["notice_missing"] = list(res.notice_missing)
         if res.created:
             word = "initialised"
         elif res.updated:
             word = "already initialised; updated " + ", ".join(res.updated)
         else:
             word = "already initialised; nothing changed"
+        notice = (
+            f"notice v{res.notice_version}"
+            if res.notice_version
+            else "notice not published yet: a notice lacking a required field is only a draft "
+            "(CAC-FR-05a); `facegate notice show` says what is missing, then run "
+            "`facegate notice publish`"
+        )
         hint = (
             "\nPublish the notice so residents read the change: facegate notice publish"
             if res.updated
@@ -187,8 +207,7 @@ def init(
         _out(
             as_json,
             data,
-            f"facegate {word}: site {res.site_id}, notice v{res.notice_version}"
-            f" ({settings.data_dir}){hint}",
+            f"facegate {word}: site {res.site_id}, {notice} ({settings.data_dir}){hint}",
         )
 
     _guard(as_json, go)
@@ -264,10 +283,22 @@ def notice_show(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json)
     """Print the current notice version."""
 
     def go() -> None:
-        with _session(_settings(data_dir, db)) as s:
+        settings = _settings(data_dir, db)
+        with _session(settings) as s:
             site = domain.get_site(s, None)
             n = domain.current_notice(s, site.id)
-            assert n is not None
+            if n is None:  # only a draft so far: preview it and say what it lacks
+                fields = domain.site_notice_fields(s, settings, site)
+                missing = domain.missing_notice_fields(fields)
+                zh, en = domain.describe_missing(missing)
+                _out(
+                    as_json,
+                    {"version": None, "draft": True, "fields": fields, "missing": list(missing)},
+                    "DRAFT (not published)\n"
+                    + domain.render_notice_text(fields, site.name)
+                    + (f"\nmissing: {en}\n缺少：{zh}" if missing else ""),
+                )
+                return
             _out(
                 as_json,
                 {
@@ -918,17 +949,30 @@ def admin_setup_code(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = 
 
 @audit_app.command("verify")
 def audit_verify(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json) -> None:
-    """Check the whole audit chain; exit 1 and name the first broken entry if any."""
+    """Check the whole audit chain against the audit key and the signed checkpoints, and the
+    people, consents and templates against it; exit 1 and name every kind of finding."""
 
     def go() -> None:
-        with _session(_settings(data_dir, db)) as s:
+        settings = _settings(data_dir, db)
+        with _session(settings) as s:
             r = audit.verify(s)
         if r.ok:
+            anchored = (
+                f"anchored by the checkpoint of {r.checkpoint_at} (entry {r.checkpoint_seq})"
+                if r.anchored and r.checkpoint_seq is not None
+                else "NOT anchored: no audit key in the data directory "
+                f"({settings.audit_key_path}); run `facegate serve` or `facegate init` once"
+            )
             _out(
-                as_json, r.to_dict(), f"audit chain intact: {r.entries} entries, head {r.head_hash}"
+                as_json,
+                r.to_dict(),
+                f"audit chain intact: {r.entries} entries, head {r.head_hash}; {anchored}",
             )
             return
-        _out(as_json, r.to_dict(), f"AUDIT CHAIN BROKEN at entry {r.first_bad_seq}: {r.reason}")
+        counts = ", ".join(f"{k}: {n}" for k, n in r.counts.items())
+        lines = [f"AUDIT LOG TAMPERED ({r.kind}): {r.reason}", f"findings by kind: {counts}"]
+        lines += [f"  [{f.kind}] {f.message}" for f in r.findings[1:]]
+        _out(as_json, r.to_dict(), "\n".join(lines))
         raise typer.Exit(1)
 
     _guard(as_json, go)

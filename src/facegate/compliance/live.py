@@ -522,9 +522,9 @@ def deployment_from_store(
 
 def live_deployment(settings: Settings, *, verify_audit: bool = True) -> Deployment:
     """Open the configured database and describe this installation."""
-    from facegate.store.db import Store
+    from facegate.audit import anchor as audit_anchor
 
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)
     try:
         with store.session() as session:
             if session.execute(select(m.Site)).first() is None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from facegate import audit
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.domain.common import PURPOSE_RIGHTS, PURPOSE_SECURITY, record_change, run
 from facegate.domain.rights import erase_in_tx
@@ -147,7 +148,7 @@ def replay_shreds(session: Session, shreds: list[Shred], *, actor: str) -> list[
 
 def backup(settings: Settings, *, out: Path, passphrase: str, actor: str) -> BackupInfo:
     """Write an encrypted backup (database, data directory, shred list), audited."""
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)  # entries sealed like every other writer's
     try:
         with store.session() as session:
 
@@ -244,7 +245,8 @@ def restore(
         if (s.person_id, s.at) not in seen:
             seen.add((s.person_id, s.at))
             unique.append(s)
-    store = Store(settings.database_url)  # migrates an older backup to this version
+    # Migrates an older backup to this version; entries sealed with the restored audit key.
+    store = audit_anchor.open_store(settings)
     try:
         with store.session() as session:
             changed = replay_shreds(session, unique, actor=actor)

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from facegate import audit
-from facegate.errors import FacegateError, InvalidInput, NotFound
+from facegate.errors import FacegateError, InvalidInput, LimitReached, NotFound
 from facegate.store.models import ChangeLog, Person, Site
 
 T = TypeVar("T")
@@ -52,22 +52,53 @@ def run(
         session.commit()
         if shred:
             checkpoint_wal(session)
+        tracker = session.info.get(audit.REFUSALS_INFO_KEY)
+        if tracker is not None and tracker.has_due():
+            # Counted refusals whose window has passed become their summary entry.
+            audit.write_refusal_summaries(session)
+            session.commit()
         return result
     except FacegateError as exc:
         session.rollback()
-        audit.append(
+        # Every refusal is accounted for; a flood of them becomes counted summaries (issue 13
+        # item 18) rather than one row each.
+        audit.record_refusal(
             session,
             actor=actor,
             operation=operation,
             subject=(subject or "")[:40] or None,
             purpose=purpose,
-            outcome=f"refused:{exc.code}",
+            code=exc.code,
         )
         session.commit()
         raise
     except BaseException:
         session.rollback()
         raise
+
+
+def enforce_limit(session: Session, setting: str, count: int, what_en: str, what_zh: str) -> None:
+    """Refuse to create one more object than the site's configured limit (issue 13 item 18):
+    an admin key must not be able to create without bound. The limit comes from the settings
+    the store was opened with (``facegate.audit.anchor.attach``), else its default."""
+    from facegate.audit.anchor import SETTINGS_INFO_KEY
+    from facegate.config import Settings
+
+    settings = session.info.get(SETTINGS_INFO_KEY)
+    limit = int(
+        getattr(settings, setting)
+        if settings is not None
+        else Settings.model_fields[setting].default
+    )
+    if count >= limit:
+        env = "FACEGATE_" + setting.upper()
+        raise LimitReached(
+            f"This site already has {count} {what_en}, the most allowed ({env}={limit}); "
+            f"remove ones no longer used, or raise the limit. / 本站点已有{count}个{what_zh}，"
+            f"已达上限（{env}={limit}）；请删除不再使用的，或调高上限。",
+            limit=limit,
+            setting=env,
+        )
 
 
 def checkpoint_wal(session: Session) -> None:

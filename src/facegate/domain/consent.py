@@ -18,12 +18,11 @@ from facegate.domain.common import (
     utcnow,
 )
 from facegate.domain.credentials import IssuedCredential, active_credentials, issue_qr_in_tx
-from facegate.domain.notice import current_notice
+from facegate.domain.notice import current_notice, require_informed
 from facegate.errors import (
     EnrollmentNotAllowed,
     GuardianConsentRequired,
     InvalidInput,
-    NotFound,
 )
 from facegate.store.models import (
     AccessPoint,
@@ -88,8 +87,9 @@ def record_consent(
         if channel not in CHANNELS:
             raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
         notice = current_notice(session, person.site_id)
-        if notice is None:
-            raise NotFound("the site has no published notice yet")
+        # Consent to a notice lacking a required field is not informed (CAC-FR-05a, 06a).
+        require_informed(notice)
+        assert notice is not None
         relation = None
         if guardian_id is not None:
             guardian = get_person(session, guardian_id)

@@ -16,11 +16,18 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from facegate import audit
-from facegate.domain.common import PURPOSE_ACCESS, PURPOSE_SECURITY, get_person, get_site, run
+from facegate.domain.common import (
+    PURPOSE_ACCESS,
+    PURPOSE_SECURITY,
+    enforce_limit,
+    get_person,
+    get_site,
+    run,
+)
 from facegate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from facegate.store.models import AccessPoint, ApiKey, Credential, new_id, utcnow
 
@@ -388,6 +395,12 @@ def _new_api_key(
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("the expiry must be in the future")
     sid = _access_points_site(session, aps, site_id) if aps else get_site(session, site_id).id
+    n = session.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.site_id == sid, ApiKey.revoked_at.is_(None))
+    )
+    enforce_limit(session, "max_api_keys_per_site", int(n or 0), "API keys in use", "API 密钥")
     key_id = new_id("key")
     secret = f"fg_{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKey(

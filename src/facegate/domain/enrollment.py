@@ -29,6 +29,7 @@ from facegate.domain.common import (
     under_14 as _under_14,
 )
 from facegate.domain.consent import valid_consent
+from facegate.domain.notice import require_informed
 from facegate.errors import (
     ConsentRequired,
     DuplicateFace,
@@ -40,7 +41,7 @@ from facegate.errors import (
 )
 from facegate.matching import Gallery
 from facegate.store.crypto import Keyring
-from facegate.store.models import Consent, Person, PersonKey, Template, new_id
+from facegate.store.models import Consent, NoticeVersion, Person, PersonKey, Template, new_id
 
 
 class FacePipeline(Protocol):
@@ -215,6 +216,9 @@ def enroll(
         if consent is None:
             _raise_no_consent(session, person)
             raise AssertionError("unreachable")
+        # A consent given to a notice lacking a required field was not informed
+        # (CAC-FR-05a, CAC-FR-06a): no enrollment on it.
+        require_informed(session.get(NoticeVersion, consent.notice_version_id))
         if not images:
             raise InvalidInput("give at least one image")
         return person.site_id, consent.id
@@ -254,6 +258,9 @@ def enroll(
         if consent is None:
             _raise_no_consent(session, person)
             raise AssertionError("unreachable")
+        # A consent given to a notice lacking a required field was not informed
+        # (CAC-FR-05a, CAC-FR-06a): no enrollment on it.
+        require_informed(session.get(NoticeVersion, consent.notice_version_id))
         key = data_key_for(session, keyring, person.id, create=True)
         session.execute(delete(Template).where(Template.person_id == person.id))
         ids, qualities = [], []

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 from facegate import audit
 from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, get_site, record_change, run, utcnow
-from facegate.errors import InvalidInput
+from facegate.errors import ConsentNotInformed, InvalidInput, NoticeIncomplete
 from facegate.store.models import (
     NON_BIOMETRIC_METHODS,
     AccessPoint,
     Consent,
+    NoticeDraft,
     NoticeVersion,
     Organization,
     Site,
@@ -48,6 +49,114 @@ _TITLES = {
     "N12": "Version and changes",
     "N13": "Accessible version",
 }
+# Bilingual field names for people reading a refusal (the compliance catalog has the same).
+_TITLES_ZH = {
+    "N1": "处理者",
+    "N2": "处理目的和比对方式",
+    "N3": "处理方式",
+    "N4": "个人信息种类",
+    "N5": "保存期限和删除",
+    "N6": "必要性及对个人权益的影响",
+    "N7": "自愿原则和替代方式",
+    "N8": "个人权利及行使方式",
+    "N9": "不满十四周岁的未成年人",
+    "N10": "单独同意",
+    "N11": "采集区域提示标识",
+    "N12": "版本和变更",
+    "N13": "无障碍版本",
+}
+# Parts of a field a notice may leave empty: the PI protection officer where none is appointed
+# and the entrusted processors where there are none (regulations.md section 2, N1 and N3).
+# Every other part of N1..N13 is required (CAC-FR-05a).
+OPTIONAL_NOTICE_PARTS = frozenset({("N1", "pipo_contact"), ("N3", "processors")})
+_PART_WORDS = {
+    "operator_name": ("名称", "legal name"),
+    "address": ("地址", "address"),
+    "contact": ("联系方式", "contact"),
+    "purpose": ("目的", "purpose"),
+    "necessity": ("必要性说明", "necessity statement"),
+    "alternatives": ("替代方式", "alternatives"),
+    "minors_rules": ("未成年人规则链接", "link to the minors' rules"),
+    "qr_target": ("二维码指向的告知书网址", "notice address for the QR code"),
+    "access": ("可访问人员", "who can access it"),
+    "operator": ("处理者", "operator"),
+    "accessible_version": ("无障碍版本", "accessible version"),
+}
+
+
+def missing_notice_fields(fields: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Each required field N1..N13 that is absent or has an empty required part, with the
+    empty parts (an empty list: the whole field is missing). N12's version and date are
+    filled in at publication and never count as missing."""
+    out: dict[str, list[str]] = {}
+    for key in NOTICE_FIELDS:
+        value = fields.get(key)
+        if isinstance(value, str):
+            if not value.strip():
+                out[key] = []
+            continue
+        if not value:
+            out[key] = []
+            continue
+        empty = [
+            part
+            for part, v in value.items()
+            if not str(v or "").strip()
+            and (key, part) not in OPTIONAL_NOTICE_PARTS
+            and not (key == "N12" and part in ("version", "effective_date"))
+        ]
+        if empty:
+            out[key] = empty
+    return out
+
+
+def describe_missing(missing: Mapping[str, list[str]]) -> tuple[str, str]:
+    """The missing fields as a sentence in zh-CN and in en."""
+    zh, en = [], []
+    for key, parts in missing.items():
+        words = [_PART_WORDS.get(p, (p.replace("_", " "), p.replace("_", " "))) for p in parts]
+        zh.append(
+            f"{key} {_TITLES_ZH[key]}" + (f"（{'、'.join(w[0] for w in words)}）" if words else "")
+        )
+        en.append(
+            f"{key} {_TITLES[key]}" + (f" ({', '.join(w[1] for w in words)})" if words else "")
+        )
+    return "；".join(zh), "; ".join(en)
+
+
+def require_complete_notice(fields: Mapping[str, Any]) -> None:
+    """Refuse to publish a notice with a missing required field (CAC-FR-05a): it stays a
+    draft that can be saved and previewed (``save_notice_draft``)."""
+    missing = missing_notice_fields(fields)
+    if missing:
+        zh, en = describe_missing(missing)
+        raise NoticeIncomplete(
+            f"The notice cannot be published: it lacks {en}. It can be saved as a draft and "
+            f"previewed; fill these in, then publish. / 告知书缺少必填项，只能保存为草稿并预览，"
+            f"不能发布：{zh}。请补全后再发布。",
+            missing=sorted(missing),
+        )
+
+
+def require_informed(notice: NoticeVersion | None) -> None:
+    """Consent (and so enrollment) only against a complete notice (CAC-FR-05a, CAC-FR-06a)."""
+    if notice is None:
+        raise ConsentNotInformed(
+            "There is no published notice to consent to yet: publish a complete notice first. "
+            "/ 尚未发布告知书，无法取得知情同意：请先发布完整的告知书。"
+        )
+    missing = missing_notice_fields(notice.fields or {})
+    if missing:
+        zh, en = describe_missing(missing)
+        raise ConsentNotInformed(
+            f"Consent cannot be recorded against notice v{notice.version}: it lacks {en}, so "
+            f"the consent would not be informed. Publish a complete notice first. / "
+            f"告知书第{notice.version}版缺少必填项（{zh}），据此作出的同意不是知情同意，"
+            f"不能记录。请先发布完整的告知书。",
+            missing=sorted(missing),
+        )
+
+
 _METHOD_WORDS = {"card": "card", "pin": "PIN", "qr": "QR pass", "staffed": "staffed desk or guard"}
 
 
@@ -222,6 +331,9 @@ def publish_notice_in_tx(
 ) -> NoticeVersion:
     """Publish inside the caller's transaction (used by ``init``); see ``publish_notice``."""
     site = get_site(session, site_id)
+    # The one publish path (API, CLI, console, init): a draft is never published (CAC-FR-05a),
+    # so an empty notice can neither ask everyone to renew consent nor empty the galleries.
+    require_complete_notice(fields)
     prev = current_notice(session, site.id)
     if prev is not None and _comparable(prev.fields) == _comparable(fields):
         return prev  # nothing changed: no new version, nobody asked again
@@ -312,6 +424,66 @@ def publish_notice(
         subject=None,
         purpose=PURPOSE_CONFIG,
     )
+
+
+def save_notice_draft_in_tx(
+    session: Session,
+    site_id: str,
+    fields: NoticeFields,
+    *,
+    actor: str,
+    language: str = "en",
+) -> NoticeDraft:
+    """Save (replace) the site's draft; see ``save_notice_draft``."""
+    site = get_site(session, site_id)
+    unknown = sorted(set(fields) - set(NOTICE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown notice fields: {', '.join(unknown)}")
+    stored: dict[str, Any] = {k: v if isinstance(v, str) else dict(v) for k, v in fields.items()}
+    missing = sorted(missing_notice_fields(stored), key=NOTICE_FIELDS.index)
+    draft = session.get(NoticeDraft, site.id) or NoticeDraft(site_id=site.id)
+    draft.language = language
+    draft.fields = stored
+    draft.text = render_notice_text(stored, site.name)
+    draft.missing = missing
+    draft.saved_at = utcnow()
+    draft.saved_by = actor[:100]
+    session.add(draft)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor,
+        operation="notice_draft_save",
+        purpose=PURPOSE_CONFIG,
+        outcome="ok",
+        details={"site_id": site.id, "missing": missing},
+    )
+    return draft
+
+
+def save_notice_draft(
+    session: Session,
+    site_id: str,
+    fields: NoticeFields,
+    *,
+    actor: str,
+    language: str = "en",
+) -> NoticeDraft:
+    """Save a notice as a draft, complete or not, to preview it (the rendered text and the
+    missing fields). A draft is never shown to anyone as the notice, never consented to, and
+    changes no consent; only ``publish_notice`` publishes, and only a complete notice."""
+    return run(
+        session,
+        lambda: save_notice_draft_in_tx(session, site_id, fields, actor=actor, language=language),
+        actor=actor,
+        operation="notice_draft_save",
+        subject=None,
+        purpose=PURPOSE_CONFIG,
+    )
+
+
+def notice_draft(session: Session, site_id: str) -> NoticeDraft | None:
+    return session.get(NoticeDraft, site_id)
 
 
 def site_notice_fields(

@@ -16,6 +16,7 @@ from facegate.domain.common import (
     PURPOSE_ACCESS,
     PURPOSE_CONFIG,
     dump,
+    enforce_limit,
     get_person,
     get_site,
     is_under_14,
@@ -24,7 +25,13 @@ from facegate.domain.common import (
     run,
     utcnow,
 )
-from facegate.domain.notice import build_notice_fields, current_notice, publish_notice_in_tx
+from facegate.domain.notice import (
+    build_notice_fields,
+    current_notice,
+    missing_notice_fields,
+    publish_notice_in_tx,
+    save_notice_draft_in_tx,
+)
 from facegate.errors import InvalidInput, NotFound
 from facegate.store.models import (
     ACCESS_POINT_KINDS,
@@ -52,6 +59,8 @@ class InitResult:
     notice_version: int
     notice_sha256: str
     created: bool
+    # Notice fields still missing (the notice stays a draft until they are filled in).
+    notice_missing: tuple[str, ...] = ()
     # On an existing install: which facts this call changed (publish the notice next).
     updated: tuple[str, ...] = ()
 
@@ -87,14 +96,13 @@ def init_site(
                 _rename_site_in_tx(session, site, site_name, actor=actor)
                 updated.append("site_name")
             notice = current_notice(session, site.id)
-            assert notice is not None
             return InitResult(
                 site.organization_id,
                 site.id,
-                notice.version,
-                notice.sha256,
+                notice.version if notice else 0,
+                notice.sha256 if notice else "",
                 False,
-                tuple(updated),
+                updated=tuple(updated),
             )
         org = Organization(
             id=new_id("org"),
@@ -118,7 +126,12 @@ def init_site(
             pipo_contact=org.pipo_contact,
             site_name=site.name,
         )
-        notice = publish_notice_in_tx(session, site.id, fields, actor=actor)
+        # A notice that lacks a required field is only a draft (CAC-FR-05a): published once the
+        # operator facts are complete (``facegate notice publish`` or the console).
+        missing = missing_notice_fields(fields)
+        if missing:
+            save_notice_draft_in_tx(session, site.id, fields, actor=actor)
+        notice = None if missing else publish_notice_in_tx(session, site.id, fields, actor=actor)
         audit.append(
             session,
             actor=actor,
@@ -127,7 +140,14 @@ def init_site(
             outcome="ok",
             details={"organization_id": org.id, "site_id": site.id},
         )
-        return InitResult(org.id, site.id, notice.version, notice.sha256, True)
+        return InitResult(
+            org.id,
+            site.id,
+            notice.version if notice else 0,
+            notice.sha256 if notice else "",
+            True,
+            notice_missing=tuple(sorted(missing)),
+        )
 
     return run(session, work, actor=actor, operation="init", subject=None, purpose=PURPOSE_CONFIG)
 
@@ -279,6 +299,10 @@ def add_access_point(
                 "an access point that accepts face must also accept a card, PIN, QR pass or "
                 "staffed check (CAC-FR-10)"
             )
+        n = session.scalar(
+            select(func.count()).select_from(AccessPoint).where(AccessPoint.site_id == site.id)
+        )
+        enforce_limit(session, "max_access_points_per_site", int(n or 0), "access points", "出入口")
         ap = AccessPoint(
             id=new_id("ap"),
             site_id=site.id,
@@ -364,6 +388,12 @@ def add_person_in_tx(
         raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
     if birth_date is not None and birth_date > utcnow().date():
         raise InvalidInput("birth date is in the future")
+    n = session.scalar(
+        select(func.count())
+        .select_from(Person)
+        .where(Person.site_id == site.id, Person.status == "active")
+    )
+    enforce_limit(session, "max_persons_per_site", int(n or 0), "people registered", "登记人员")
     ends = relationship_ends_at
     if category == "visitor" and ends is None:
         ends = utcnow() + timedelta(days=1)  # a visit is single use (CAC-FR-08b)

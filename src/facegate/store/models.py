@@ -138,6 +138,21 @@ class NoticeVersion(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="")
 
 
+class NoticeDraft(Base):
+    """A site's notice being prepared: saved and previewed, never consented to. A notice that
+    lacks a required field can only be a draft (CAC-FR-05a; issue 13 item 16)."""
+
+    __tablename__ = "notice_drafts"
+
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)
+    missing: Mapped[list[str]] = mapped_column(JSON, default=list)
+    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    saved_by: Mapped[str] = mapped_column(String(100), default="")
+
+
 # --- people ----------------------------------------------------------------------------------
 
 
@@ -413,6 +428,9 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256 of ``hash`` under a key derived from the audit key, which lives outside the
+    # database (issue 13 item 17): a row written without that key has no valid seal.
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditHead(Base):

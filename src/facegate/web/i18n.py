@@ -230,6 +230,40 @@ _T: dict[str, tuple[str, str]] = {
     "audit_ok": ("审计链完整", "The audit chain is intact"),
     "audit_broken": ("审计链被破坏，首个错误条目：", "The audit chain is broken at entry "),
     "entries": ("条目", "entries"),
+    # What ``audit verify`` found, one sentence per kind (issue 13 item 17).
+    "audit_kind_reset": (
+        "审计日志被清空或重置，而签名检查点或现有记录表明此前还有条目。",
+        "The audit log was emptied or reset, while the signed checkpoints or the records show "
+        "there was more.",
+    ),
+    "audit_kind_truncated": (
+        "审计日志末尾的条目被删除。",
+        "Entries were removed from the end of the audit log.",
+    ),
+    "audit_kind_inserted": (
+        "有条目不是由 facegate 写入的（没有审计密钥的封印）。",
+        "Entries were added that facegate did not write (they lack the audit key's seal).",
+    ),
+    "audit_kind_deleted": ("审计日志中间的条目缺失。", "Entries are missing from the middle."),
+    "audit_kind_rewritten": (
+        "有条目被改写（内容、顺序、哈希或封印与检查点不符）。",
+        "Entries were rewritten (content, order, hash or seal do not match).",
+    ),
+    "audit_kind_head": ("审计链头与链本身不一致。", "The chain's head disagrees with the chain."),
+    "audit_kind_checkpoints": (
+        "签名检查点文件缺失或被改动。",
+        "The signed checkpoint file is missing or was changed.",
+    ),
+    "audit_kind_unaudited": (
+        "有人员、同意或模板没有任何审计记录。",
+        "People, consents or templates exist that no audit entry records.",
+    ),
+    "audit_anchored": ("已由签名检查点锚定：", "Anchored by the signed checkpoint of "),
+    "audit_not_anchored": (
+        "未锚定：数据目录中没有审计密钥。",
+        "Not anchored: there is no audit key in the data directory.",
+    ),
+    "audit_findings": ("发现", "Findings"),
     "accounts": ("控制台账号", "Console accounts"),
     "role_admin": ("管理员", "Admin"),
     "role_operator": ("前台", "Front desk"),
