@@ -43,14 +43,21 @@ def rtsp_available() -> str | None:
         [
             SYSTEM_PYTHON,
             "-c",
-            "import gi; gi.require_version('GstRtspServer', '1.0'); "
-            "from gi.repository import GstRtspServer",
+            "import gi; gi.require_version('Gst', '1.0'); "
+            "gi.require_version('GstRtspServer', '1.0'); "
+            "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+            "missing = [e for e in ('avidemux', 'jpegdec', 'x264enc', 'rtph264pay') "
+            "if Gst.ElementFactory.find(e) is None]; "
+            "assert not missing, f'GStreamer elements missing: {missing}'",
         ],
         capture_output=True,
         text=True,
     )
     if probe.returncode:
-        return "python3-gi with gir1.2-gst-rtsp-server-1.0 is not installed: " + probe.stderr[-300:]
+        return (
+            "the GStreamer RTSP server cannot run (python3-gi, gir1.2-gst-rtsp-server-1.0, "
+            "gstreamer1.0-plugins-good/-ugly): " + probe.stderr[-300:]
+        )
     return None
 
 

@@ -47,7 +47,7 @@ from facegate.store.crypto import load_keyring
 from facegate.store.db import Store
 from facegate.store.models import AccessEvent, AuditEntry
 
-CARD = "0042"
+CARD = "73059182"
 
 
 @pytest.fixture(scope="module")
@@ -377,3 +377,59 @@ def test_agent_command_refuses_without_a_door_or_key(tmp_path):
     )
     assert r.exit_code == 2 and "not supported" in r.output
     assert Path("x.mp4").exists() is False
+
+
+def test_facegate_agent_command_end_to_end_with_a_video_file_and_a_wedge_reader(gate, tmp_path):
+    """The command itself: a video file as the camera, a card typed on stdin, /metrics."""
+    setup, _, clips = gate
+    clip = write_avi(clips["enrolled"], tmp_path / "door.avi")
+    receiver = DoorReceiver()
+    metrics_port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "facegate",
+            "agent",
+            "--access-point",
+            setup.ap_main,
+            "--camera",
+            str(clip),
+            "--door",
+            f"{receiver.url}/open#retries=0",
+            "--reader",
+            "-",
+            "--metrics-port",
+            str(metrics_port),
+            "--data-dir",
+            str(setup.settings.data_dir),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def metrics() -> str:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read()[-2000:])
+            try:
+                return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1).text
+            except httpx.TransportError:
+                return ""
+
+        wait_for(lambda: "facegate_agent_camera_up 1.0" in metrics(), 120, "the camera up")
+        proc.stdin.write(f"{CARD}\n")
+        proc.stdin.flush()
+        wait_for(lambda: len(receiver.calls) >= 2, 120, "a card and a face opening")
+        text = metrics()
+        assert 'facegate_agent_decisions_total{outcome="allow"}' in text
+        assert "facegate_agent_frames_read_total" in text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+        receiver.stop()
+    assert proc.returncode == 0, err[-2000:]
+    assert CARD not in err  # a credential value is never logged
+    assert "decision allow" in err

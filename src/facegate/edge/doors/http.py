@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import time
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -69,7 +69,7 @@ class HttpDoor(DoorDriver):
             netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
         self.url_template = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         self._auth = (
-            httpx.BasicAuth(parts.username or "", parts.password or "")
+            httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
             if parts.username is not None
             else None
         )
