@@ -433,3 +433,54 @@ def test_facegate_agent_command_end_to_end_with_a_video_file_and_a_wedge_reader(
     assert proc.returncode == 0, err[-2000:]
     assert CARD not in err  # a credential value is never logged
     assert "decision allow" in err
+
+
+class RecordingDecider:
+    """Observes what the agent sends (the real deciders are exercised by the tests above)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, object]] = []
+
+    def decide(self, frames, credential):
+        self.calls.append((len(frames), credential))
+        return {
+            "decision": "allow",
+            "method": "face",
+            "subject": "p-x",
+            "reason": "ok",
+            "request_id": f"r{len(self.calls)}",
+        }
+
+    def report_door_failure(self, *args) -> None:
+        raise AssertionError("no door output here")
+
+
+def test_one_decision_per_approach_and_again_only_after_the_interval(gate):
+    """Frames fed on a simulated camera clock: a person staying 25 s is decided at the start
+    and every ``redecide_s`` (10 s) after; after leaving and coming back, once more."""
+    setup, _, clips = gate
+    frames = clips["enrolled"]
+    empty = frames[0]
+    stay = frames[15:35]  # the person fully in view
+    decider = RecordingDecider()
+    agent = _agent(setup, decider, [], redecide_s=10.0, idle_fps=0.0)
+    agent.detector = pipeline().detector
+    t = 0.0
+
+    def feed(frame) -> None:
+        nonlocal t
+        agent.process(frame, t)
+        agent.wait_idle()
+        t += 0.1
+
+    for i in range(250):  # 25 s in view
+        feed(stay[i % len(stay)])
+    assert len(decider.calls) == 3
+    for _ in range(20):  # 2 s nobody: the person has gone
+        feed(empty)
+    for i in range(30):  # back for 3 s: a new approach
+        feed(stay[i % len(stay)])
+    agent.stop()
+    assert len(decider.calls) == 4
+    assert all(n == agent.config.max_burst_frames and c is None for n, c in decider.calls)
+    assert all(o.frames == 3 for o in agent.outcomes)

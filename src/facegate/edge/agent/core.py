@@ -37,6 +37,7 @@ log = logging.getLogger("facegate.edge.agent")
 class AgentConfig:
     access_point_id: str
     detect_side: int = 480
+    idle_fps: float = 5.0
     min_face_px: int = 80
     burst_window: int = 3
     max_burst_frames: int = 3
@@ -49,19 +50,19 @@ class AgentConfig:
 
     @classmethod
     def from_settings(cls, settings: Any, access_point_id: str, **over: Any) -> AgentConfig:
-        return cls(
-            access_point_id=access_point_id,
-            detect_side=settings.agent_detect_side,
-            min_face_px=settings.agent_min_face_px,
-            burst_window=max(settings.agent_burst_window, 1),
-            max_burst_frames=settings.max_burst_frames,
-            track_lost_s=settings.agent_track_lost_s,
-            redecide_s=settings.agent_redecide_s,
-            retry_s=settings.agent_retry_s,
-            credential_wait_s=settings.agent_credential_wait_s,
-            open_s=settings.door_open_s,
-            **over,
-        )
+        values: dict[str, Any] = {
+            "detect_side": settings.agent_detect_side,
+            "idle_fps": settings.agent_idle_fps,
+            "min_face_px": settings.agent_min_face_px,
+            "burst_window": max(settings.agent_burst_window, 1),
+            "max_burst_frames": settings.max_burst_frames,
+            "track_lost_s": settings.agent_track_lost_s,
+            "redecide_s": settings.agent_redecide_s,
+            "retry_s": settings.agent_retry_s,
+            "credential_wait_s": settings.agent_credential_wait_s,
+            "open_s": settings.door_open_s,
+        }
+        return cls(access_point_id=access_point_id, **{**values, **over})
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Agent:
         self.outcomes: list[Outcome] = []
         self.camera: Any = None
         self.camera_up = False
+        self._last_processed = float("-inf")
         self._slot: tuple[np.ndarray, float] | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -201,9 +203,18 @@ class Agent:
         from facegate.vision.embed import align_112
         from facegate.vision.quality import assess
 
+        idle = self.config.idle_fps
+        if idle and not self.tracker.tracks and t - self._last_processed < 1.0 / idle:
+            return  # nobody in view: a person takes longer than this to reach gate size
+        self._last_processed = t
         self.metrics.frames_processed.inc()
         dets = self.detect(frame)
-        matched, _ended = self.tracker.update([d.box for d in dets], t)
+        matched, ended = self.tracker.update([d.box for d in dets], t)
+        for track in ended:
+            # Gone before the burst was full: decide on the frames they gave (the door may
+            # still be in reach), else drop them.
+            self._maybe_decide(track, t, force=True)
+            track.drop_frames()
         h, w = frame.shape[:2]
         rgb = None
         for track, i in matched:
@@ -255,7 +266,7 @@ class Agent:
                 for track in self.tracker.tracks:
                     self._maybe_decide(track, now)
             else:
-                self._submit(None, [], cred, None)
+                self._submit(None, [], cred, None, now)
         if self._pending_cred and now - self._pending_cred[1] > self.config.credential_wait_s:
             log.info(
                 "reader: a %s was not followed by a face within %.0f s; dropped",
@@ -284,7 +295,7 @@ class Agent:
         frames = [x.frame for x in best]
         track.drop_frames()
         track.state = "pending"
-        self._submit(track, frames, cred, track.first_usable)
+        self._submit(track, frames, cred, track.first_usable, t)
 
     def _submit(
         self,
@@ -292,10 +303,12 @@ class Agent:
         frames: list[np.ndarray],
         cred: Credential | None,
         usable_at: float | None,
+        t: float,
     ) -> None:
-        self._decide_pool.submit(self._decide_job, track, frames, cred, usable_at)
+        self._decide_pool.submit(self._decide_job, track, frames, cred, usable_at, t)
 
-    def _decide_job(self, track, frames, cred, usable_at) -> None:
+    def _decide_job(self, track, frames, cred, usable_at, t: float) -> None:
+        """``t``: the camera time the burst was sent; the re-decide interval counts from it."""
         n = len(frames)
         try:
             answer = self.decider.decide(frames, cred)
@@ -307,12 +320,11 @@ class Agent:
             log.exception("no decision, the door stays closed")
         finally:
             frames.clear()  # principle 3: the frames go with the decision
-        now = time.monotonic()
         if track is not None:
             track.decisions += 1
+            track.decided_at = t
+            track.retry_at = t + self.config.retry_s if answer is None else None
             track.state = "decided"
-            track.decided_at = now
-            track.retry_at = now + self.config.retry_s if answer is None else None
         if answer is None:
             self.metrics.decisions.labels("error").inc()
             self._record(Outcome(track.id if track else None, "error", "", "", "", n, usable_at))

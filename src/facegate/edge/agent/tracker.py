@@ -107,6 +107,5 @@ class Tracker:
                 self.started += 1
                 matched.append((tr, bi))
         for tr in ended:
-            self.tracks.remove(tr)
-            tr.drop_frames()
+            self.tracks.remove(tr)  # the caller decides on or drops its frames
         return matched, ended
