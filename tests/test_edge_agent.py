@@ -482,5 +482,6 @@ def test_one_decision_per_approach_and_again_only_after_the_interval(gate):
         feed(stay[i % len(stay)])
     agent.stop()
     assert len(decider.calls) == 4
-    assert all(n == agent.config.max_burst_frames and c is None for n, c in decider.calls)
-    assert all(o.frames == 3 for o in agent.outcomes)
+    burst = min(agent.config.burst_window, agent.config.max_burst_frames)
+    assert all(n == burst and c is None for n, c in decider.calls)
+    assert all(o.frames == burst for o in agent.outcomes)

@@ -143,11 +143,14 @@ class Settings(BaseSettings):
     # ...and a face whose shorter box side reaches this many camera pixels (and passes the
     # gate quality profile: sharp, lit, frontal) is at gate size: its frames join a burst.
     agent_min_face_px: int = Field(default=80, ge=40, le=2000)
-    # With nobody in view, faces are searched at most this often per second (0: every
-    # frame); once a face is seen, every frame is looked at until the person has gone.
+    # With nobody in view, or only people already decided, faces are searched at most this
+    # often per second (0: every frame); while a person's burst is being gathered, every frame.
     agent_idle_fps: float = Field(default=5.0, ge=0.0, le=120.0)
-    # Gate-size frames of one person looked at before sending the best ``max_burst_frames``.
-    agent_burst_window: int = Field(default=4, ge=1, le=30)
+    # Gate-size frames of one person looked at before sending the best ``max_burst_frames``
+    # of them. 2 at 15 fps: the door opens about 0.2 s after the first usable frame (both
+    # frames must name the same person, ``burst_agree_frames``); 4 adds about 0.18 s (see
+    # README, "Connect a camera and a door").
+    agent_burst_window: int = Field(default=2, ge=1, le=30)
     # A person is gone when unseen this long (and for 3 processed frames): the next
     # appearance is a new approach with its own decision.
     agent_track_lost_s: float = Field(default=1.0, ge=0.1, le=60.0)

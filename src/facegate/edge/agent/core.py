@@ -39,7 +39,7 @@ class AgentConfig:
     detect_side: int = 480
     idle_fps: float = 5.0
     min_face_px: int = 80
-    burst_window: int = 3
+    burst_window: int = 2
     max_burst_frames: int = 3
     track_lost_s: float = 1.0
     redecide_s: float = 10.0
@@ -106,6 +106,7 @@ class Agent:
         self.outcomes: list[Outcome] = []
         self.camera: Any = None
         self.camera_up = False
+        self._forget = False
         self._last_processed = float("-inf")
         self._slot: tuple[np.ndarray, float] | None = None
         self._cond = threading.Condition()
@@ -129,6 +130,7 @@ class Agent:
     def on_camera_state(self, up: bool) -> None:
         if self.camera_up and not up:
             self.metrics.camera_reconnects.inc()
+            self._forget = True  # the next frames are a new observation
         self.camera_up = up
         self.metrics.camera_up.set(1 if up else 0)
 
@@ -203,17 +205,28 @@ class Agent:
         from facegate.vision.embed import align_112
         from facegate.vision.quality import assess
 
+        if self._forget:
+            self._forget = False
+            self.tracker.clear()
         idle = self.config.idle_fps
-        if idle and not self.tracker.tracks and t - self._last_processed < 1.0 / idle:
-            return  # nobody in view: a person takes longer than this to reach gate size
+        collecting = any(tr.state == "collecting" for tr in self.tracker.tracks)
+        if idle and not collecting and t - self._last_processed < 1.0 / idle:
+            # Nobody in view (a person takes longer than this to reach gate size), or only
+            # people already decided: following them needs no more than this rate.
+            return
         self._last_processed = t
         self.metrics.frames_processed.inc()
         dets = self.detect(frame)
+        started = self.tracker.started
         matched, ended = self.tracker.update([d.box for d in dets], t)
+        if log.isEnabledFor(logging.DEBUG):
+            for track, _ in matched[len(matched) - (self.tracker.started - started) :]:
+                log.debug("track %d starts at %.2f box %s", track.id, t, track.box)
+            for track in ended:
+                log.debug("track %d ends at %.2f (%s)", track.id, t, track.state)
         for track in ended:
-            # Gone before the burst was full: decide on the frames they gave (the door may
-            # still be in reach), else drop them.
-            self._maybe_decide(track, t, force=True)
+            # Gone before the burst was full: no decision (a split track of someone already
+            # decided must not open the door again); the frames go.
             track.drop_frames()
         h, w = frame.shape[:2]
         rgb = None
@@ -234,14 +247,6 @@ class Agent:
             sharp = float(q.metrics.get("sharpness", 1.0))
             track.candidates.append(Candidate(frame, det.size * det.score * min(sharp, 200), t))
             self._maybe_decide(track, t)
-        # A person who stopped giving gate-size frames still gets a decision on those they gave.
-        for track in self.tracker.tracks:
-            if (
-                track.state == "collecting"
-                and track.candidates
-                and t - track.candidates[-1].t >= self.config.track_lost_s
-            ):
-                self._maybe_decide(track, t, force=True)
 
     def _wants_frames(self, track: Track, t: float) -> bool:
         if track.state == "pending":
@@ -275,7 +280,7 @@ class Agent:
             )
             self._pending_cred = None
 
-    def _maybe_decide(self, track: Track, t: float, force: bool = False) -> None:
+    def _maybe_decide(self, track: Track, t: float) -> None:
         c = self.config
         if track.state != "collecting" or not track.candidates:
             return
@@ -284,13 +289,14 @@ class Agent:
             del track.candidates[: -c.burst_window]
             if self._pending_cred is None:
                 return
-            if len(track.candidates) < c.burst_window and not force:
+            if len(track.candidates) < c.burst_window:
                 return
             cred, self._pending_cred = self._pending_cred[0], None
         else:
-            if len(track.candidates) < c.burst_window and not force:
+            if len(track.candidates) < c.burst_window:
                 return
             cred = None
+        log.debug("track %d: burst of %d at %.2f", track.id, len(track.candidates), t)
         best = sorted(track.candidates, key=lambda x: x.rank, reverse=True)[: c.max_burst_frames]
         frames = [x.frame for x in best]
         track.drop_frames()

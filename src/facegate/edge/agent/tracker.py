@@ -24,12 +24,13 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _near(a: Box, b: Box) -> bool:
-    """Centres within half a face of each other: a fast step between two processed frames."""
+def _near(a: Box, b: Box, dt: float) -> bool:
+    """Centres close enough for one person's step in ``dt`` seconds: a face width per 1/15 s
+    at least, more when the agent was busy and frames between were skipped (at most three)."""
     ca = (a[0] + a[2] / 2, a[1] + a[3] / 2)
     cb = (b[0] + b[2] / 2, b[1] + b[3] / 2)
-    size = max(min(a[2], a[3]), min(b[2], b[3]))
-    return abs(ca[0] - cb[0]) < size * 0.5 and abs(ca[1] - cb[1]) < size * 0.5
+    reach = max(min(a[2], a[3]), min(b[2], b[3])) * min(max(1.0, dt * 15.0), 3.0)
+    return abs(ca[0] - cb[0]) < reach and abs(ca[1] - cb[1]) < reach
 
 
 @dataclass
@@ -70,6 +71,12 @@ class Tracker:
         self._ids = itertools.count(1)
         self.started = 0
 
+    def clear(self) -> None:
+        """Forget everyone (the camera dropped: what it shows next is a new observation)."""
+        for tr in self.tracks:
+            tr.drop_frames()
+        self.tracks.clear()
+
     def update(self, boxes: list[Box], t: float) -> tuple[list[tuple[Track, int]], list[Track]]:
         """Match this frame's boxes; returns ([(track, box index)], tracks that ended)."""
         pairs = sorted(
@@ -86,11 +93,11 @@ class Tracker:
         for score, ti, bi in pairs:
             if ti in used_t or bi in used_b:
                 continue
-            if score < self.min_iou and not _near(self.tracks[ti].box, boxes[bi]):
+            tr = self.tracks[ti]
+            if score < self.min_iou and not _near(tr.box, boxes[bi], t - tr.last_seen):
                 continue
             used_t.add(ti)
             used_b.add(bi)
-            tr = self.tracks[ti]
             tr.box, tr.last_seen, tr.misses = boxes[bi], t, 0
             matched.append((tr, bi))
         ended: list[Track] = []
