@@ -117,7 +117,18 @@ def agent(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, metrics_host, registry=bot.metrics.registry)
+        try:
+            start_http_server(metrics_port, metrics_host, registry=bot.metrics.registry)
+        except OSError as exc:
+            decider.close()
+            for d in doors:
+                d.close()
+            typer.echo(
+                f"error: cannot serve /metrics on {metrics_host}:{metrics_port} ({exc.strerror}); "
+                "choose another --metrics-port, or 0 for none",
+                err=True,
+            )
+            raise typer.Exit(2) from None
     source = FrameSource(
         camera,
         bot.on_frame,
