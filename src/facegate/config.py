@@ -255,6 +255,39 @@ class Settings(BaseSettings):
     def audit_checkpoint_path(self) -> Path:
         return self.data_dir / "audit-checkpoints.jsonl"
 
+    # --- camera agent and HTTP door output (issue 15, `facegate agent`) ------------------
+    # Faces are detected on a copy of each camera frame at most this many pixels long...
+    agent_detect_side: int = Field(default=480, ge=160, le=1920)
+    # ...and a face whose shorter box side reaches this many camera pixels (and passes the
+    # gate quality profile: sharp, lit, frontal) is at gate size: its frames join a burst.
+    agent_min_face_px: int = Field(default=80, ge=40, le=2000)
+    # With nobody in view, or only people already decided, faces are searched at most this
+    # often per second (0: every frame); while a person's burst is being gathered, every frame.
+    agent_idle_fps: float = Field(default=5.0, ge=0.0, le=120.0)
+    # Gate-size frames of one person looked at before sending the best ``max_burst_frames``
+    # of them. 2 at 15 fps: the door opens about 0.2 s after the first usable frame (both
+    # frames must name the same person, ``burst_agree_frames``); 4 adds about 0.18 s (see
+    # README, "Connect a camera and a door").
+    agent_burst_window: int = Field(default=2, ge=1, le=30)
+    # A person is gone when unseen this long (and for 3 processed frames): the next
+    # appearance is a new approach with its own decision.
+    agent_track_lost_s: float = Field(default=1.0, ge=0.1, le=60.0)
+    # A person who stays in view is decided again only after this many seconds.
+    agent_redecide_s: float = Field(default=10.0, ge=1.0, le=3600.0)
+    # After facegate could not decide (server down, timeout), try again after this long.
+    agent_retry_s: float = Field(default=2.0, ge=0.1, le=600.0)
+    # Card+face doors: a card waits this long for a face burst, then is dropped.
+    agent_credential_wait_s: float = Field(default=10.0, ge=1.0, le=120.0)
+    # Camera reconnect backoff: doubles from min to max while the camera stays down.
+    agent_reconnect_min_s: float = Field(default=0.5, ge=0.05, le=60.0)
+    agent_reconnect_max_s: float = Field(default=10.0, ge=0.1, le=600.0)
+    # Remote decide call (agent with --server): past this the door stays closed.
+    agent_decide_timeout_s: float = Field(default=5.0, ge=0.5, le=60.0)
+    # Door outputs: release time, and per-call timeout and retries (HTTP relays).
+    door_open_s: float = Field(default=3.0, ge=0.1, le=600.0)
+    door_timeout_s: float = Field(default=2.0, ge=0.1, le=60.0)
+    door_retries: int = Field(default=2, ge=0, le=10)
+
     @property
     def database_url(self) -> str:
         if self.db_url:

@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from facegate.access import decide as gate
+from facegate.access import passage
 from facegate.access.burst import FrameProbe
+from facegate.access.passage import safe_decode  # noqa: F401 - admin uploads use it
 from facegate.api.auth import Principal, require
 from facegate.api.errors import error_responses
 from facegate.api.uploads import read_decide_input
-from facegate.errors import Busy, FacegateError, ImageDecodeError
+from facegate.errors import Busy
 
 log = logging.getLogger("facegate.api")
 
@@ -78,17 +80,6 @@ _DECIDE_BODY = {
 }
 
 
-def safe_decode(pipeline, data: bytes):
-    """Decode untrusted bytes; any decoder failure is the sender's bad input, never a 500."""
-    try:
-        return pipeline.decode(data)
-    except FacegateError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a decoder library bug on hostile input
-        log.warning("decoder raised %s on an upload", type(exc).__name__)
-        raise ImageDecodeError("the data is not a readable image") from None
-
-
 def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
     """Decode and embed each frame (worker thread); the pixels are dropped on return."""
     # All frames of one request together, from their headers, before any is decoded.
@@ -97,22 +88,7 @@ def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
 
     limits = getattr(pipeline, "limits", DEFAULT_LIMITS)
     check_request_pixels(frames, rt.settings.max_request_pixels, limits)  # issue 13 item 3
-    probes = []
-    for data in frames:
-        faces = pipeline.analyze(safe_decode(pipeline, data), profile="gate", max_faces=1)
-        if not faces:
-            probes.append(FrameProbe(None, 0.0, "no_face"))
-            continue
-        face = faces[0]  # "the" face: the largest, or the most central of equally large ones
-        if face.template is None:
-            why = face.quality.reasons[0] if face.quality.reasons else "unknown"
-            probes.append(FrameProbe(None, 0.0, f"low_quality:{why}"))
-            continue
-        m = face.quality.metrics
-        # Larger, sharper, more confidently detected faces first.
-        rank = float(m.get("face_px", 0.0)) * float(m.get("detector_score", face.score))
-        probes.append(FrameProbe(face.template, rank))
-    return probes
+    return passage.analyze_frames(pipeline, frames)
 
 
 @router.post(
@@ -171,20 +147,15 @@ def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
 
 
 def _decide(rt, principal, site_id, access_point_id, cred, probes, request_id) -> gate.Decision:
-    ctx = rt.gate_context(with_face=probes is not None)
-    # Before the session opens: see ``gate.decide`` on lock order.
-    site_gallery = ctx.galleries.site(site_id) if probes is not None else None
-    with rt.store.session() as s:
-        return gate.decide(
-            s,
-            ctx,
-            access_point_id=access_point_id,
-            request_id=request_id,
-            actor=principal.actor,
-            credential=cred,
-            frames=probes,
-            site_gallery=site_gallery,
-        )
+    return passage.decide_passage(
+        rt,
+        access_point_id=access_point_id,
+        request_id=request_id,
+        actor=principal.actor,
+        credential=cred,
+        probes=probes,
+        site_id=site_id,
+    )
 
 
 class OverrideIn(BaseModel):
@@ -261,3 +232,38 @@ def kiosk_info_route(
     _check_access_point(rt, principal, access_point_id)
     with rt.store.session() as s:
         return KioskInfoOut(**access_point_info(s, access_point_id))
+
+
+class DoorOutputFailedIn(BaseModel):
+    request_id: str = Field(
+        min_length=1, max_length=64, description="the request id of the allow decision"
+    )
+    door: str = Field(min_length=1, max_length=120, description="the door output, without secrets")
+    error: str = Field(default="", max_length=160, description="what went wrong, for people")
+
+
+@router.post(
+    "/v1/access-points/{access_point_id}/door-output-failed",
+    status_code=204,
+    summary="Record that a door output failed after an allow (the decision stays recorded)",
+    responses=error_responses(401, 403, 404),
+)
+def door_output_failed_route(
+    body: DoorOutputFailedIn,
+    request: Request,
+    access_point_id: str = AccessPointId,
+    principal: Principal = Depends(require("gate:decide")),
+) -> None:
+    from facegate.domain.door_outputs import record_door_output_failed
+
+    rt = request.app.state.runtime
+    _check_access_point(rt, principal, access_point_id)
+    with rt.store.session() as s:
+        record_door_output_failed(
+            s,
+            actor=principal.actor,
+            access_point_id=access_point_id,
+            request_id=body.request_id,
+            door=body.door,
+            error=body.error,
+        )

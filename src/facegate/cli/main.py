@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from facegate import __version__
-from facegate.cli import comply_cmds, ops_cmds, site_cmds, store_cmds, vision_cmds
+from facegate.cli import agent_cmds, comply_cmds, ops_cmds, site_cmds, store_cmds, vision_cmds
 from facegate.cli.server_cmds import serve
 
 app = typer.Typer(
@@ -44,3 +44,5 @@ app.command("comply")(comply_cmds.comply)
 app.command("docs")(comply_cmds.docs)
 app.add_typer(comply_cmds.face_app, name="face")
 app.add_typer(comply_cmds.register_app, name="register")
+# Camera agent at a door (issue 15).
+app.command()(agent_cmds.agent)
