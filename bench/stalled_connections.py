@@ -6,7 +6,7 @@
 Opens ``--stalled`` connections that stall in turn: silent after connecting, half a request
 line, or an upload's headers and a few bytes of its body (with a valid gate key). While they
 are open it times 20 /healthz requests and 20 card decisions (a new connection each), then
-counts how many of the stalled connections the server has closed 15 s and 45 s later
+counts how many of the stalled connections the server has closed 15, 45 and 75 s later
 (issue 13 item 4: header deadline 10 s, body deadline 30 s, keep-alive 5 s by default).
 """
 
@@ -120,7 +120,7 @@ def main() -> None:
             loaded = {"healthz": timed(health), "card": timed(card)}
             since = time.perf_counter() - t0
             closed = {}
-            for at in (15, 45):
+            for at in (15, 45, 75):
                 time.sleep(max(0.0, at - (time.perf_counter() - t0)))
                 closed[f"after_{at}s"] = sum(closed_by_server(s) for s in socks)
             print(

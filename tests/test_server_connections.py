@@ -77,16 +77,16 @@ def _stall(port: int, kind: int, gate_key: str, ap: str) -> socket.socket:
 
 
 def _closed_by_server(s: socket.socket) -> bool:
-    s.settimeout(0.5)
+    s.setblocking(False)
     try:
         while True:
-            data = s.recv(65536)
+            data = s.recv(65536)  # a 408 answer first, then the end of the stream
             if not data:
                 return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except TimeoutError:
+    except BlockingIOError:
         return False
+    except OSError:
+        return True
 
 
 def test_stalled_connections_are_closed_and_the_gate_keeps_answering(served):
@@ -102,9 +102,13 @@ def test_stalled_connections_are_closed_and_the_gate_keeps_answering(served):
                 headers={"X-API-Key": setup.keys["gate"]},
             )
             assert r.status_code == 200 and r.json()["decision"] == "allow"
-        # Header deadline 2 s, body deadline 3 s (408) then keep-alive 2 s: all gone by 10 s.
-        time.sleep(8)
-        still_open = [s for s in socks if not _closed_by_server(s)]
+        # Header deadline 2 s, body deadline 3 s (408) then keep-alive 2 s: all gone after
+        # about 5 s; polled for up to 30 s (a loaded machine delays timers, not deadlines).
+        still_open = list(socks)
+        deadline = time.monotonic() + 30
+        while still_open and time.monotonic() < deadline:
+            time.sleep(1)
+            still_open = [s for s in still_open if not _closed_by_server(s)]
         assert not still_open, f"{len(still_open)} of {STALLED} stalled connections still open"
     finally:
         for s in socks:
@@ -135,7 +139,7 @@ def test_connections_beyond_the_cap_are_closed(tmp_path):
             except httpx.TransportError:
                 time.sleep(0.05)
         socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
-        time.sleep(0.5)
+        time.sleep(2)
         closed = sum(_closed_by_server(s) for s in socks)
         assert closed >= 15, f"only {closed} of 40 connections over a cap of 20 were closed"
         for s in socks:

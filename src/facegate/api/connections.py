@@ -95,6 +95,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "timeout_keep_alive": settings.keep_alive_s,
         "limit_concurrency": settings.max_connections,
+        # A burst of connections waits in the kernel's queue instead of being dropped (a
+        # dropped SYN costs the client a 1-3-7 s retry); the kernel caps it at somaxconn.
+        "backlog": settings.max_connections,
         "h11_max_incomplete_event_size": 16 * 1024,
     }
     try:
