@@ -20,7 +20,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from facegate import audit
-from facegate.domain.common import PURPOSE_ACCESS, PURPOSE_SECURITY, get_person, get_site, run
+from facegate.domain.common import (
+    PURPOSE_ACCESS,
+    PURPOSE_SECURITY,
+    get_person,
+    get_site,
+    record_change,
+    run,
+)
 from facegate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from facegate.store.models import ApiKey, Credential, new_id, utcnow
 
@@ -79,6 +86,8 @@ def _new_credential(
     )
     session.add(cred)
     session.flush()
+    # Gates keep a copy of the credentials to decide when the database is away (issue 18).
+    record_change(session, site_id, person_id, "credential")
     audit.append(
         session,
         actor=actor,
@@ -332,6 +341,7 @@ def create_api_key(
         )
         session.add(row)
         session.flush()
+        record_change(session, site.id, None, "api_key")  # gates' key cache (issue 18)
         audit.append(
             session,
             actor=actor,
@@ -368,6 +378,7 @@ def revoke_api_key(session: Session, *, actor: str, key_id: str) -> ApiKey:
         if row is None:
             raise NotFound(f"no API key {key_id!r}")
         row.revoked_at = row.revoked_at or utcnow()
+        record_change(session, row.site_id, None, "api_key")  # gates' key cache (issue 18)
         audit.append(
             session,
             actor=actor,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from facegate import audit
@@ -26,14 +29,19 @@ def record_access_event_in_tx(
     request_id: str = "",
     operator: str | None = None,
     actor: str = "gate",
+    occurred_at: datetime | None = None,
+    extra_details: dict[str, Any] | None = None,
 ) -> AccessEvent:
-    """Add the event and its audit entry to the caller's transaction (principle 7)."""
+    """Add the event and its audit entry to the caller's transaction (principle 7).
+
+    ``occurred_at`` and ``extra_details``: a decision made offline and merged later keeps the
+    time it happened, and its audit entry says where it came from (issue 18)."""
     # A decision may combine methods (e.g. "card+face": the card names, the face confirms).
     if not method or any(m not in METHODS for m in method.split("+")):
         raise InvalidInput(f"method must be one of {', '.join(METHODS)} or a '+' combination")
     if outcome not in OUTCOMES:
         raise InvalidInput("outcome must be allow or deny")
-    now = utcnow()
+    now = occurred_at or utcnow()
     event = AccessEvent(
         site_id=site_id,
         access_point_id=access_point_id,
@@ -63,9 +71,31 @@ def record_access_event_in_tx(
             "method": method,
             "reason": reason[:100],
             "request_id": request_id[:64],
+            **(extra_details or {}),
         },
     )
     return event
+
+
+def mark_abandoned(session: Session, event_id: int) -> None:
+    """The caller gave up while its decision was being committed: the event says
+    ``abandoned`` (never ``allow`` for an answer nobody received), and the audit log says so
+    too (issue 18)."""
+    event = session.get(AccessEvent, event_id)
+    if event is None:
+        return
+    was = event.outcome
+    event.outcome = "abandoned"
+    audit.append(
+        session,
+        actor="gate",
+        operation="decision_abandoned",
+        subject=event.person_pseudonym,
+        purpose=PURPOSE_ACCESS,
+        outcome="abandoned",
+        details={"event_id": event_id, "decided": was, "request_id": event.request_id},
+    )
+    session.commit()
 
 
 def record_access_event(session: Session, **kwargs: object) -> AccessEvent:
