@@ -14,12 +14,14 @@ rules are the same code either way; only where facts come from and where the eve
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from facegate.access.burst import FrameProbe, ProbeOutcome, combine, select_probes
@@ -195,13 +197,24 @@ class DbFacts:
         rows = self.session.execute(select(Consent).where(Consent.person_id == person_id))
         return [(c.withdrawn_at, c.renewal_required_at) for c in rows.scalars()]
 
-    def claim(self) -> None:
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Claim the request's deadline, then record. A failure that surely left nothing
+        committed (disk full, a lock or statement timeout: not a dropped connection, whose
+        commit is in doubt) gives the claim back, so the gate may still decide from memory."""
         if self.guard is not None:
             try:
                 self.guard.claim("database")
             except DecisionAbandoned:
                 self.session.rollback()  # no counter, no use, no event
                 raise
+        try:
+            yield
+        except DBAPIError as exc:
+            if self.guard is not None and not exc.connection_invalidated:
+                self.session.rollback()
+                self.guard.release("database")
+            raise
 
     def delivered(self, event_id: int | None) -> None:
         """After the commit: if the caller gave up meanwhile, the event says so."""
@@ -233,18 +246,14 @@ def decide(
     the write lock, so that would deadlock until the busy timeout).
     """
     ap = facts.access_point(access_point_id)
-    if facts.offline:
-        # Fail closed after offline_max_s without the database (issue 18).
-        too_long = facts.too_long()  # type: ignore[attr-defined]
-        if too_long:
-            method = (
-                "+".join(x for x in (credential.method, "face" if frames else "") if x) or "card"
-            )
-            return _record(facts, ctx, ap, method, None, "deny", too_long, request_id, actor)
     has_face = frames is not None and len(frames) > 0
     if not has_face and not credential.present:
         raise InvalidInput("send a camera frame or a credential (card, PIN or QR pass)")
     method = "+".join(x for x in (credential.method, "face" if has_face else "") if x)
+    too_long = facts.too_long() if facts.offline else None  # type: ignore[attr-defined]
+    if too_long:
+        # Fail closed after offline_max_s without the database (issue 18).
+        return _record(facts, ctx, ap, method, None, "deny", too_long, request_id, actor)
 
     for m in method.split("+"):
         if m not in (ap.methods or []):
@@ -520,25 +529,25 @@ def _record(
             return Decision(decision, method, subject, reason, request_id, recorded=False)
         return result
     session = facts.session  # type: ignore[attr-defined]
-    facts.claim()  # type: ignore[attr-defined]
-    if folded:
-        session.commit()  # PIN counters and QR uses still count
-        return Decision(decision, method, subject, reason, request_id, recorded=False)
-    event = record_access_event_in_tx(
-        session,
-        site_id=ap.site_id,
-        access_point_id=ap.id,
-        method=method,
-        outcome=decision,
-        reason=reason,
-        person_pseudonym=subject,
-        # A score only for an allowed face: a non-match keeps nothing about the face.
-        score=round(score, 4) if (score is not None and decision == "allow") else None,
-        request_id=request_id,
-        operator=operator,
-        actor=actor,
-    )
-    session.commit()
+    with facts.recording():  # type: ignore[attr-defined]
+        if folded:
+            session.commit()  # PIN counters and QR uses still count
+            return Decision(decision, method, subject, reason, request_id, recorded=False)
+        event = record_access_event_in_tx(
+            session,
+            site_id=ap.site_id,
+            access_point_id=ap.id,
+            method=method,
+            outcome=decision,
+            reason=reason,
+            person_pseudonym=subject,
+            # A score only for an allowed face: a non-match keeps nothing about the face.
+            score=round(score, 4) if (score is not None and decision == "allow") else None,
+            request_id=request_id,
+            operator=operator,
+            actor=actor,
+        )
+        session.commit()
     facts.delivered(event.id)  # type: ignore[attr-defined]
     return result
 

@@ -60,6 +60,13 @@ class Deadline:
                 raise DecisionAbandoned("the decision was already made another way")
             self._claimed = path
 
+    def release(self, path: str) -> None:
+        """``path`` failed before anything was committed: another path may claim now."""
+        with self._lock:
+            if self._claimed == path and not self._done:
+                self._claimed = None
+            self._closed.add(path)
+
     def close(self, path: str) -> bool:
         """Stop ``path`` from claiming; True when it had already claimed (it is committing)."""
         with self._lock:
@@ -332,7 +339,13 @@ class OfflineGate:
         self.probe.stop()
 
     def _run(self) -> None:
+        last_count = 0.0
         while not self._stop.wait(0.05):
+            if time.monotonic() - last_count > 1.0:
+                # Another process may share the journal file (or a gate restarted with one):
+                # count what is really there now and then.
+                last_count = time.monotonic()
+                self.journal.refresh_depth()
             self._tick()
             if self._state == DRAINING:
                 self.drain()
