@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import secrets
 import sqlite3
 import sys
@@ -40,7 +41,18 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def server_ms(gate, start_line: int) -> tuple[list[float], int]:
+    """The gate's own time per decide request (its access log), from ``start_line`` on."""
+    lines = gate.log.read_text().splitlines()
+    out = []
+    for line in lines[start_line:]:
+        if line.startswith("{") and '"/v1/access-points/{access_point_id}/decide"' in line:
+            out.append(float(json.loads(line)["ms"]))
+    return out, len(lines)
+
+
 def run_phase(site: Site, gate, n: int, label: str) -> None:
+    _, first = server_ms(gate, 0)
     key = site.setup.keys["gate"]
     url = f"{gate.base}/v1/access-points/{site.setup.ap_main}/decide"
     for kind in ("card", "face"):
@@ -59,9 +71,11 @@ def run_phase(site: Site, gate, n: int, label: str) -> None:
                 code = "timeout"
             lat.append((time.perf_counter() - t0) * 1000)
             codes[code] = codes.get(code, 0) + 1
+        srv, first = server_ms(gate, first)
         print(
-            f"{label:<18} {kind:<5} n={n:<4} p50={pct(lat, 0.5):7.1f} ms  "
-            f"p99={pct(lat, 0.99):7.1f} ms  max={max(lat):7.1f} ms  status={codes}"
+            f"{label:<18} {kind:<5} n={n:<4} client p50={pct(lat, 0.5):6.1f} "
+            f"p99={pct(lat, 0.99):6.1f} ms | gate p50={pct(srv, 0.5):6.1f} "
+            f"p99={pct(srv, 0.99):6.1f} max={max(srv, default=0):6.1f} ms | status={codes}"
         )
 
 

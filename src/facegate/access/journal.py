@@ -37,14 +37,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from facegate import audit
 from facegate.domain.common import PURPOSE_ACCESS
-from facegate.domain.events import record_access_event_in_tx
+from facegate.domain.events import access_audit_entry, new_access_event
 from facegate.errors import DecisionUnavailable
-from facegate.store.models import Credential, OfflineMerge
+from facegate.store.models import AccessEvent, Credential, OfflineMerge, Person
 
 log = logging.getLogger("facegate.offline")
 
@@ -251,23 +251,15 @@ def merge(
                     )
                 ).scalars()
             )
+            todo: list[tuple[JournalEntry, str | None, AccessEvent | None]] = []
             for e in entries:
                 if e.event_id in done:
                     skipped += 1
                     continue
                 conflict = _apply_effects(s, e.body.get("effects") or [])
-                event_pk = None
+                event = None
                 if not e.body.get("folded"):
-                    extra: dict[str, Any] = {
-                        "offline": True,
-                        "gate": e.body["gate"],
-                        "journal_seq": e.seq,
-                        "journal_hash": e.hash,
-                    }
-                    if conflict:
-                        extra["conflict"] = conflict
-                    ev = record_access_event_in_tx(
-                        s,
+                    event = new_access_event(
                         site_id=e.body["site_id"],
                         access_point_id=e.body["access_point_id"],
                         method=e.body["method"],
@@ -277,41 +269,70 @@ def merge(
                         score=e.body["score"],
                         request_id=e.body["request_id"] or "",
                         operator=e.body["operator"],
-                        actor=e.body["actor"] or actor,
                         occurred_at=datetime.fromisoformat(e.body["at"]),
-                        extra_details=extra,
                     )
-                    event_pk = ev.id
+                    s.add(event)
+                todo.append((e, conflict, event))
+            s.flush()  # one multi-row INSERT; the events get their ids
+            audit_entries = []
+            seen: dict[str, datetime] = {}
+            for e, conflict, event in todo:
+                if event is not None:
+                    extra: dict[str, Any] = {
+                        "offline": True,
+                        "gate": e.body["gate"],
+                        "journal_seq": e.seq,
+                        "journal_hash": e.hash,
+                    }
+                    if conflict:
+                        extra["conflict"] = conflict
+                    audit_entries.append(
+                        access_audit_entry(event, actor=e.body["actor"] or actor, extra=extra)
+                    )
+                    if event.person_pseudonym and event.outcome == "allow":
+                        at = event.occurred_at
+                        seen[event.person_pseudonym] = max(seen.get(event.person_pseudonym, at), at)
                 if conflict:
-                    conflicts.append({"event_id": event_pk, "conflict": conflict})
+                    conflicts.append(
+                        {"event_id": event.id if event else None, "conflict": conflict}
+                    )
                 s.add(
                     OfflineMerge(
                         event_id=e.event_id,
                         gate=e.body["gate"][:60],
                         journal_seq=e.seq,
                         journal_hash=e.hash,
-                        access_event_id=event_pk,
+                        access_event_id=event.id if event is not None else None,
                         conflict=conflict,
                         occurred_at=datetime.fromisoformat(e.body["at"]),
                     )
                 )
                 merged += 1
-            if merged:
-                audit.append(
-                    s,
-                    actor=actor,
-                    operation="offline_merge",
-                    purpose=PURPOSE_ACCESS,
-                    outcome="conflicts" if conflicts else "ok",
-                    details={
-                        "gate": journal.gate_id,
-                        "events": merged,
-                        "first_journal_seq": entries[0].seq,
-                        "last_journal_seq": entries[-1].seq,
-                        "journal_hash": entries[-1].hash,
-                        "conflicts": conflicts[:100],
-                    },
+            for person_id, at in seen.items():  # the hard cap counts from the last passage
+                s.execute(
+                    update(Person)
+                    .where(Person.id == person_id)
+                    .where(or_(Person.last_seen_at.is_(None), Person.last_seen_at < at))
+                    .values(last_seen_at=at)
                 )
+            if merged:
+                audit_entries.append(
+                    {
+                        "actor": actor,
+                        "operation": "offline_merge",
+                        "purpose": PURPOSE_ACCESS,
+                        "outcome": "conflicts" if conflicts else "ok",
+                        "details": {
+                            "gate": journal.gate_id,
+                            "events": merged,
+                            "first_journal_seq": entries[0].seq,
+                            "last_journal_seq": entries[-1].seq,
+                            "journal_hash": entries[-1].hash,
+                            "conflicts": conflicts[:100],
+                        },
+                    }
+                )
+            audit.append_many(s, audit_entries)
             s.commit()
         for c in conflicts:
             log.warning(

@@ -36,13 +36,46 @@ def record_access_event_in_tx(
 
     ``occurred_at`` and ``extra_details``: a decision made offline and merged later keeps the
     time it happened, and its audit entry says where it came from (issue 18)."""
+    event = new_access_event(
+        site_id=site_id,
+        access_point_id=access_point_id,
+        method=method,
+        outcome=outcome,
+        reason=reason,
+        person_pseudonym=person_pseudonym,
+        score=score,
+        request_id=request_id,
+        operator=operator,
+        occurred_at=occurred_at,
+    )
+    session.add(event)
+    if person_pseudonym and outcome == "allow":
+        mark_seen(session, person_pseudonym, event.occurred_at)
+    session.flush()
+    audit.append(session, **access_audit_entry(event, actor=actor, extra=extra_details))
+    return event
+
+
+def new_access_event(
+    *,
+    site_id: str,
+    access_point_id: str | None,
+    method: str,
+    outcome: str,
+    reason: str = "",
+    person_pseudonym: str | None = None,
+    score: float | None = None,
+    request_id: str = "",
+    operator: str | None = None,
+    occurred_at: datetime | None = None,
+) -> AccessEvent:
+    """An access event row, checked (not yet added to a session)."""
     # A decision may combine methods (e.g. "card+face": the card names, the face confirms).
     if not method or any(m not in METHODS for m in method.split("+")):
         raise InvalidInput(f"method must be one of {', '.join(METHODS)} or a '+' combination")
     if outcome not in OUTCOMES:
         raise InvalidInput("outcome must be allow or deny")
-    now = occurred_at or utcnow()
-    event = AccessEvent(
+    return AccessEvent(
         site_id=site_id,
         access_point_id=access_point_id,
         person_pseudonym=person_pseudonym,
@@ -52,29 +85,29 @@ def record_access_event_in_tx(
         score=score,
         request_id=request_id[:64],
         operator=operator,
-        occurred_at=now,
+        occurred_at=occurred_at or utcnow(),
     )
-    session.add(event)
-    if person_pseudonym and outcome == "allow":
-        mark_seen(session, person_pseudonym, now)
-    session.flush()
-    audit.append(
-        session,
-        actor=operator or actor,
-        operation="match_decision",
-        subject=person_pseudonym,
-        purpose=PURPOSE_ACCESS,
-        outcome=outcome,
-        details={
+
+
+def access_audit_entry(
+    event: AccessEvent, *, actor: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The audit entry of one access event (its id must be known: flushed)."""
+    return {
+        "actor": event.operator or actor,
+        "operation": "match_decision",
+        "subject": event.person_pseudonym,
+        "purpose": PURPOSE_ACCESS,
+        "outcome": event.outcome,
+        "details": {
             "event_id": event.id,
-            "access_point_id": access_point_id,
-            "method": method,
-            "reason": reason[:100],
-            "request_id": request_id[:64],
-            **(extra_details or {}),
+            "access_point_id": event.access_point_id,
+            "method": event.method,
+            "reason": event.reason,
+            "request_id": event.request_id,
+            **(extra or {}),
         },
-    )
-    return event
+    }
 
 
 def mark_abandoned(session: Session, event_id: int) -> None:
