@@ -7,8 +7,11 @@ app and runtime; a small fake face pipeline, since models are not the point here
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -244,6 +247,8 @@ def test_stopped_database_gate_decides_from_memory_and_merges_once(site, pg):
         )
         assert r.status_code == 503 and r.headers["Retry-After"]
         assert r.json()["code"] == "database_unavailable" and "database" in r.json()["message"]
+        page = httpx.get(f"{gate.base}/console/login", timeout=5)
+        assert page.status_code == 503 and "数据库" in page.text and "database" in page.text
         depth = gate.health().json()["journal_depth"]
         assert depth == sum(bool(x.get("offline")) for x in c.answered.values())
         metrics = httpx.get(f"{gate.base}/metrics", timeout=5).text
@@ -253,6 +258,14 @@ def test_stopped_database_gate_decides_from_memory_and_merges_once(site, pg):
         body = wait_state(gate, "ok", 200, timeout=30)
         assert body["journal_depth"] == 0
         check_recorded(site, [c])
+        verify = subprocess.run(
+            [sys.executable, "-m", "facegate", "audit", "verify", "--db", site.pg.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "FACEGATE_DATA_DIR": str(site.root / "admin")},
+        )
+        assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
         # The lockout counted offline is in the database now, as is the QR pass's use.
         with site.store.session() as s:
             from facegate.store.models import Credential

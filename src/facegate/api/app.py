@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -60,11 +60,35 @@ class OfflineRefusal:
             path = scope.get("path", "")
             if not (path in _OFFLINE_PATHS or path.endswith("/decide")):
                 exc = DatabaseUnavailable()
-                response = JSONResponse(
-                    {"code": exc.code, "message": exc.message, "request_id": current_request_id()},
-                    status_code=503,
-                    headers={"Retry-After": str(exc.details.get("retry_after", 5))},
-                )
+                headers = {"Retry-After": str(exc.details.get("retry_after", 5))}
+                response: Response
+                if path.startswith("/v1/"):
+                    response = JSONResponse(
+                        {
+                            "code": exc.code,
+                            "message": exc.message,
+                            "request_id": current_request_id(),
+                        },
+                        status_code=503,
+                        headers=headers,
+                    )
+                else:  # a page a person reads: both languages
+                    from html import escape
+
+                    from facegate.web.i18n import _T
+
+                    title, body = _T["db_away_title"], _T["db_away_body"]
+                    html = "".join(
+                        f'<section lang="{lang}"><h1>{escape(title[i])}</h1>'
+                        f"<p>{escape(body[i])}</p></section>"
+                        for i, lang in enumerate(("zh-CN", "en"))
+                    )
+                    response = HTMLResponse(
+                        f"<!doctype html><meta charset=utf-8><title>{escape(title[0])}</title>"
+                        f"{html}",
+                        status_code=503,
+                        headers=headers,
+                    )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
