@@ -148,6 +148,7 @@ class DbFacts:
         self.session = session
         self.guard = guard
         self.touched: list[Credential] = []  # rows whose counters the decision may change
+        self._committing = False
 
     def access_point(self, access_point_id: str) -> AccessPoint:
         return access_point(self.session, access_point_id)
@@ -208,13 +209,19 @@ class DbFacts:
             except DecisionAbandoned:
                 self.session.rollback()  # no counter, no use, no event
                 raise
+        self._committing = False
         try:
             yield
         except DBAPIError as exc:
-            if self.guard is not None and not exc.connection_invalidated:
+            # Only a connection lost during COMMIT leaves the outcome in doubt.
+            if self.guard is not None and not (self._committing and exc.connection_invalidated):
                 self.session.rollback()
                 self.guard.release("database")
             raise
+
+    def commit(self) -> None:
+        self._committing = True
+        self.session.commit()
 
     def delivered(self, event_id: int | None) -> None:
         """After the commit: if the caller gave up meanwhile, the event says so."""
@@ -531,7 +538,7 @@ def _record(
     session = facts.session  # type: ignore[attr-defined]
     with facts.recording():  # type: ignore[attr-defined]
         if folded:
-            session.commit()  # PIN counters and QR uses still count
+            facts.commit()  # type: ignore[attr-defined]  # PIN counters, QR uses still count
             return Decision(decision, method, subject, reason, request_id, recorded=False)
         event = record_access_event_in_tx(
             session,
@@ -547,7 +554,7 @@ def _record(
             operator=operator,
             actor=actor,
         )
-        session.commit()
+        facts.commit()  # type: ignore[attr-defined]
     facts.delivered(event.id)  # type: ignore[attr-defined]
     return result
 
