@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import secrets
+import shutil
 import sqlite3
 import sys
 import time
@@ -185,6 +186,7 @@ def main() -> None:
             site.close()
     finally:
         pg.destroy()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _checkpoint(path: Path) -> None:
