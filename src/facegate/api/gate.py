@@ -196,6 +196,9 @@ async def _abandon_on_disconnect(request: Request, deadline) -> None:
 async def _decide_within(rt, deadline, args) -> tuple[gate.Decision, bool]:
     """The database while it answers in time; else the gate's memory; never past the
     deadline. Whichever path records the decision claims it first (``Deadline``)."""
+    if deadline.expired:  # e.g. face inference took it all: no decision, nothing recorded
+        deadline.abandon()
+        raise DecisionUnavailable("no decision within the deadline (keep the door shut)")
     if rt.offline.decide_online():
         # Leave a fifth of the deadline (at most 250 ms) to decide from memory if the
         # database does not answer; each statement is bounded by db_decision_timeout_ms.
