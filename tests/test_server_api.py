@@ -53,6 +53,10 @@ def env(tmp_path_factory, shared_data):
         inference_queue=0,
         max_frame_bytes=400_000,
         pin_max_failures=3,
+        # Rules, not deadlines, are tested here: on a loaded test machine one argon2 PIN check
+        # alone takes about a second (the 1 s default is for a gate's own hardware).
+        decide_deadline_ms=30_000,
+        db_decision_timeout_ms=10_000,
     )
     setup = make_site(settings)
     app = create_app(settings, pipeline=pipeline())

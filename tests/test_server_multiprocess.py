@@ -52,7 +52,12 @@ def start_server(url: str, data_dir: Path) -> tuple[subprocess.Popen, str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "FACEGATE_INFERENCE_WORKERS": "1"},
+        # A loaded test machine: face inference alone may exceed the 1 s default deadline.
+        env={
+            **os.environ,
+            "FACEGATE_INFERENCE_WORKERS": "1",
+            "FACEGATE_DECIDE_DEADLINE_MS": "30000",
+        },
     )
     return proc, f"http://127.0.0.1:{port}"
 

@@ -48,7 +48,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    cfg = Settings(data_dir=tmp_path_factory.mktemp("st"), max_frame_bytes=200_000)
+    # decide_deadline_ms: a loaded test machine may need more than the 1 s default.
+    cfg = Settings(
+        data_dir=tmp_path_factory.mktemp("st"), max_frame_bytes=200_000, decide_deadline_ms=30_000
+    )
     setup = make_site(cfg)
     store = Store(cfg.database_url)
     with store.session() as s:

@@ -252,6 +252,8 @@ def test_change_feed_for_gates(store, keyring, pipe, site):
             (p.id, "consent"),
             (p.id, "enrolled"),
             (p.id, "withdrawn"),
+            # The pass a withdrawing person is given: gates copy credentials (issue 18).
+            (p.id, "credential"),
         ]
         assert [c.seq for c in feed] == sorted(c.seq for c in feed)
         assert domain.changes_since(s, feed[-1].seq) == []

@@ -85,6 +85,8 @@ def server(tmp_path_factory, shared_data, artifacts_dir):
         env={
             **os.environ,
             "FACEGATE_INFERENCE_WORKERS": "1",
+            # A loaded test machine: face inference alone may exceed the 1 s default deadline.
+            "FACEGATE_DECIDE_DEADLINE_MS": "30000",
             "FACEGATE_OPERATOR_NAME": "Example Property Services Co.",
             "FACEGATE_OPERATOR_CONTACT": "+86 21 5555 0100",
             "FACEGATE_SITE_NAME": "Garden Court",

@@ -287,6 +287,33 @@ class Settings(BaseSettings):
     door_open_s: float = Field(default=3.0, ge=0.1, le=600.0)
     door_timeout_s: float = Field(default=2.0, ge=0.1, le=60.0)
     door_retries: int = Field(default=2, ge=0, le=10)
+    # --- offline decisions and deadlines (issue 18) -----------------------------------------
+    # Every database call on the decision path: connect, statement and lock timeouts (ms).
+    # A decision that cannot read the database in this time is decided from memory.
+    db_decision_timeout_ms: int = Field(default=300, ge=20, le=10_000)
+    # Every other database call (enroll, consent, console): statement and lock timeouts (ms).
+    db_timeout_ms: int = Field(default=30_000, ge=100, le=600_000)
+    # Connecting to PostgreSQL (libpq counts whole seconds, at least 2).
+    db_connect_timeout_s: int = Field(default=2, ge=1, le=60)
+    # The decide route's total deadline; a gate may send a shorter one in
+    # ``X-Facegate-Deadline-Ms``. An answer is given within it or no decision is made.
+    decide_deadline_ms: int = Field(default=1000, ge=50, le=30_000)
+    # How often the background probe asks the database whether it is there (ms).
+    db_probe_interval_ms: int = Field(default=250, ge=20, le=10_000)
+    # Deciding from the in-memory copy for at most this long; then deny (offline_too_long).
+    offline_max_s: float = Field(default=900.0, ge=0.0, le=7 * 24 * 3600.0)
+    # The local journal of offline decisions (None: data_dir/offline-journal.sqlite), and how
+    # many undelivered decisions it holds before the gate stops deciding offline.
+    offline_journal: Path | None = None
+    offline_journal_max: int = Field(default=100_000, ge=100, le=10_000_000)
+    # Safety net besides the change feed: reload the offline copy this often (s).
+    offline_refresh_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # Which gate wrote an offline decision (None: host name and port).
+    gate_id: str | None = Field(default=None, max_length=60, pattern=r"^[A-Za-z0-9._:-]+$")
+
+    @property
+    def offline_journal_path(self) -> Path:
+        return self.offline_journal or self.data_dir / "offline-journal.sqlite"
 
     @property
     def database_url(self) -> str:

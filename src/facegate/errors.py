@@ -160,6 +160,40 @@ class Busy(FacegateError):
     http_status = 503
 
 
+class DatabaseUnavailable(FacegateError):
+    """The database is away (stopped, unreachable or not answering in time); only decisions
+    at the doors go on, from the gate's memory. Retry when it is back."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+    def __init__(self, message: str | None = None, retry_after: int = 5, **details: object):
+        super().__init__(
+            message
+            or "the database is away (not reachable or not answering in time); gates keep "
+            "deciding from memory, everything else waits until it is back. Retry later.",
+            retry_after=retry_after,
+            **details,
+        )
+
+
+class DecisionUnavailable(FacegateError):
+    """No decision was made within the deadline; treat it as a refusal (the door stays shut)."""
+
+    code = "decision_unavailable"
+    http_status = 503
+
+    def __init__(self, message: str | None = None, retry_after: int = 1, **details: object):
+        super().__init__(message, retry_after=retry_after, **details)
+
+
+class DecisionAbandoned(FacegateError):
+    """The caller stopped waiting before the decision was recorded; nothing was recorded."""
+
+    code = "decision_abandoned"
+    http_status = 503
+
+
 class AlreadyServing(FacegateError):
     """Another facegate process already serves this SQLite database."""
 

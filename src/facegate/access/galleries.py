@@ -45,8 +45,9 @@ class Change:
     at: datetime
 
 
-# Site-wide changes that leave every template and consent scope as it was.
-_NO_GALLERY_EFFECT = frozenset({"access_point", "keys_rotated"})
+# Changes that leave every template and consent scope as it was (credentials and API keys
+# matter to the gate's offline copy, issue 18, not to its gallery).
+_NO_GALLERY_EFFECT = frozenset({"access_point", "keys_rotated", "credential", "api_key"})
 
 
 class GalleryLoader:
@@ -172,6 +173,11 @@ class GalleryService:
                 )
             return sg
 
+    def loaded(self, site_id: str) -> SiteGallery | None:
+        """The site's gallery if it is in memory. Never waits: not on the database, nor on
+        the lock a catch-up holds while the database does not answer (issue 18)."""
+        return self._sites.get(site_id)  # one dict read, atomic
+
     def load_sites(self, site_ids: Iterable[str]) -> None:
         for s in site_ids:
             self.site(s)
@@ -188,7 +194,7 @@ class GalleryService:
     def _apply(self, ch: Change) -> None:
         sg = self._sites.get(ch.site_id)
         if sg is not None:
-            if ch.person_id is None and ch.kind in _NO_GALLERY_EFFECT:
+            if ch.kind in _NO_GALLERY_EFFECT:
                 pass
             elif ch.person_id is None:
                 # A site-wide change (e.g. a notice needing renewal): reload the site.
@@ -203,9 +209,8 @@ class GalleryService:
             self._on_applied(max(0.0, time.time() - at.timestamp()))
 
     def sizes(self) -> tuple[int, int]:
-        """(templates, people) over every loaded site."""
-        with self._lock:
-            sites = list(self._sites.values())
+        """(templates, people) over every loaded site; never waits on a catch-up's lock."""
+        sites = list(self._sites.copy().values())
         return sum(len(s.gallery) for s in sites), sum(s.gallery.subject_count for s in sites)
 
     def loaded_sites(self) -> list[str]:

@@ -70,7 +70,7 @@ def decide_passage(
     site_gallery = ctx.galleries.site(site_id) if probes is not None and site_id else None
     with rt.store.session() as s:
         return gate.decide(
-            s,
+            gate.DbFacts(s),
             ctx,
             access_point_id=access_point_id,
             request_id=request_id,
@@ -79,3 +79,12 @@ def decide_passage(
             frames=probes,
             site_gallery=site_gallery,
         )
+
+
+def face_use_allowed(rt: Any, access_point_id: str, credential: gate.CredentialInput) -> bool:
+    """Ask before analysing frames sent with a credential: someone who declined or withdrew
+    is decided on the credential alone and their frame is never processed (CAC-FR-06b)."""
+    if not credential.present:
+        return True
+    with rt.store.session() as s:
+        return gate.face_use_allowed(gate.DbFacts(s), access_point_id, credential)

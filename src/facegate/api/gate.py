@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Literal
@@ -13,11 +15,19 @@ from starlette.concurrency import run_in_threadpool
 from facegate.access import decide as gate
 from facegate.access import passage
 from facegate.access.burst import FrameProbe
+from facegate.access.decide import DbFacts
 from facegate.access.passage import safe_decode  # noqa: F401 - admin uploads use it
-from facegate.api.auth import Principal, require
+from facegate.access.snapshot import SnapshotFacts
+from facegate.api.auth import Principal, require, require_gate
 from facegate.api.errors import error_responses
+from facegate.api.runtime import DB_AWAY_ERRORS, request_deadline
 from facegate.api.uploads import read_decide_input
-from facegate.errors import Busy
+from facegate.errors import (
+    Busy,
+    DecisionAbandoned,
+    DecisionUnavailable,
+    NotFound,
+)
 
 log = logging.getLogger("facegate.api")
 
@@ -35,7 +45,12 @@ class DecisionOut(BaseModel):
         "burst_disagree, not_enrolled_here, consent_withdrawn, consent_renewal_required, "
         "face_not_enabled, method_not_accepted:<m>, unknown_credential, credential_revoked, "
         "credential_expired, credential_mismatch, not_valid_here, wrong_pin, pin_locked, "
-        "pass_expired, pass_not_yet_valid, pass_used, manual_override:<why>"
+        "pass_expired, pass_not_yet_valid, pass_used, manual_override:<why>, "
+        "offline_too_long (the database has been away longer than `offline_max_s`)"
+    )
+    offline: bool = Field(
+        default=False,
+        description="decided from the gate's memory while the database was away (journaled)",
     )
     request_id: str
 
@@ -94,43 +109,66 @@ def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
 @router.post(
     "/v1/access-points/{access_point_id}/decide",
     response_model=DecisionOut,
+    response_model_exclude_defaults=True,  # `offline` appears only when true
     summary="Decide one passage: face, card, PIN, QR pass, or credential + face (1:1)",
+    description="Answered within the deadline (`decide_deadline_ms`, or a shorter one the "
+    "gate sends in `X-Facegate-Deadline-Ms`) or not decided at all (503 "
+    "`decision_unavailable`: keep the door shut). While the database is away the gate "
+    "decides from memory for at most `offline_max_s` and journals the decision locally.",
     responses=error_responses(400, 401, 403, 404, 413, 415, 503),
     openapi_extra=_DECIDE_BODY,
 )
 async def decide_route(
     request: Request,
     access_point_id: str = AccessPointId,
-    principal: Principal = Depends(require("gate:decide")),
+    principal: Principal = Depends(require_gate("gate:decide")),
 ) -> DecisionOut:
     rt = request.app.state.runtime
-    site_id = await run_in_threadpool(_check_access_point, rt, principal, access_point_id)
+    deadline = request_deadline(request)
+    site_id = _known_site(rt, principal, access_point_id)
     inp = await read_decide_input(request, rt.settings)
-    started = time.perf_counter()
-    probes = None
-    cred = gate.CredentialInput(card=inp.card, pin=inp.pin, qr=inp.qr, pin_owner=inp.person)
-    # Someone who declined or withdrew is decided on their credential; their frame is dropped
-    # unread (CAC-FR-06b).
-    if (
-        inp.frames
-        and cred.present
-        and not await run_in_threadpool(_face_allowed, rt, access_point_id, cred)
-    ):
-        inp.frames.clear()
-    if inp.frames:
-        try:
-            probes = await rt.pool.run(analyze_frames, rt, inp.frames)
-        except Busy:
-            rt.metrics.busy.inc()
-            raise
-        finally:
-            inp.frames.clear()  # STD-41819-04: the image goes as soon as it is used
-    result = await run_in_threadpool(
-        _decide, rt, principal, site_id, access_point_id, cred, probes, request.state.request_id
-    )
+    # A caller that hangs up before its decision is recorded leaves nothing behind.
+    watcher = asyncio.create_task(_abandon_on_disconnect(request, deadline))
+    try:
+        started = time.perf_counter()
+        probes = None
+        cred = gate.CredentialInput(card=inp.card, pin=inp.pin, qr=inp.qr, pin_owner=inp.person)
+        # Someone who declined or withdrew is decided on their credential; their frame is
+        # dropped unread (CAC-FR-06b).
+        if (
+            inp.frames
+            and cred.present
+            and not await run_in_threadpool(_face_allowed, rt, access_point_id, cred)
+        ):
+            inp.frames.clear()
+        if inp.frames:
+            try:
+                probes = await rt.pool.run(analyze_frames, rt, inp.frames)
+            except Busy:
+                rt.metrics.busy.inc()
+                raise
+            finally:
+                inp.frames.clear()  # STD-41819-04: the image goes as soon as it is used
+        args = (rt, principal, site_id, access_point_id, cred, probes, request.state.request_id)
+        result, offline = await _decide_within(rt, deadline, args)
+    except (DecisionAbandoned, DecisionUnavailable):
+        rt.metrics.abandoned.inc()
+        raise
+    finally:
+        watcher.cancel()
     rt.metrics.decisions.labels(result.method, result.decision).inc()
     rt.metrics.decision_seconds.labels(result.method).observe(time.perf_counter() - started)
-    return DecisionOut(**result.to_dict())
+    return DecisionOut(**result.to_dict(), offline=offline)
+
+
+def _known_site(rt, principal: Principal, access_point_id: str) -> str | None:
+    """403 early for an access point this key may not use, from the offline copy (no
+    database call); the decision itself checks again against its own source."""
+    ap = rt.snapshot.access_point(access_point_id)
+    if ap is not None:
+        principal.check_access_point(ap.site_id, ap.id)
+        return ap.site_id
+    return None
 
 
 def _check_access_point(rt, principal: Principal, access_point_id: str) -> str:
@@ -142,20 +180,129 @@ def _check_access_point(rt, principal: Principal, access_point_id: str) -> str:
 
 
 def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
-    with rt.store.session() as s:
-        return gate.face_use_allowed(s, access_point_id, cred)
+    """Whether the frame may be processed at all (``gate.face_use_allowed``): asked of the
+    database while it answers, else of the gate's offline copy (never of nothing: unknown
+    means the frame is dropped and the credential decides)."""
+    if rt.offline.decide_online():
+        try:
+            with rt.store.decision_session() as s:
+                return gate.face_use_allowed(DbFacts(s), access_point_id, cred)
+        except DB_AWAY_ERRORS as e:
+            rt.offline.report_failure(type(e).__name__)
+    if not rt.snapshot.ready:
+        return False
+    facts = SnapshotFacts(rt.snapshot, rt.journal, None)
+    return gate.face_use_allowed(facts, access_point_id, cred)
 
 
-def _decide(rt, principal, site_id, access_point_id, cred, probes, request_id) -> gate.Decision:
-    return passage.decide_passage(
-        rt,
-        access_point_id=access_point_id,
-        request_id=request_id,
-        actor=principal.actor,
-        credential=cred,
-        probes=probes,
-        site_id=site_id,
-    )
+async def _abandon_on_disconnect(request: Request, deadline) -> None:
+    with contextlib.suppress(Exception):
+        while True:
+            message = await request.receive()
+            if message.get("type") == "http.disconnect":
+                deadline.abandon()
+                return
+
+
+async def _decide_within(rt, deadline, args) -> tuple[gate.Decision, bool]:
+    """The database while it answers in time; else the gate's memory; never past the
+    deadline. Whichever path records the decision claims it first (``Deadline``)."""
+    if deadline.expired:  # e.g. face inference took it all: no decision, nothing recorded
+        deadline.abandon()
+        raise DecisionUnavailable("no decision within the deadline (keep the door shut)")
+    if rt.offline.decide_online():
+        # Leave a fifth of the deadline (at most 250 ms) to decide from memory if the
+        # database does not answer; each statement is bounded by db_decision_timeout_ms.
+        budget = deadline.remaining() - min(0.25, 0.2 * deadline.seconds)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(rt.db_executor, _decide_online, *args, deadline)
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), max(0.0, budget)), False
+        except TimeoutError:
+            # Slow, not necessarily away (the probe judges that): this one decision goes on
+            # from memory, and the journal brings it to the database.
+            pass
+        except DB_AWAY_ERRORS as e:
+            rt.offline.report_failure(type(e).__name__)
+        if deadline.close("database"):
+            # The database path already claimed the decision and is committing it: its
+            # answer within the deadline, or none (and the event then says abandoned).
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), deadline.remaining()), False
+            except (TimeoutError, *DB_AWAY_ERRORS):
+                deadline.abandon()
+                raise DecisionUnavailable(
+                    "the database did not confirm the decision within the deadline; no "
+                    "decision (keep the door shut)"
+                ) from None
+    if deadline.expired:
+        deadline.abandon()
+        raise DecisionUnavailable("no decision within the deadline (keep the door shut)")
+    return await run_in_threadpool(_decide_offline, *args, deadline), True
+
+
+def _decide_online(
+    rt, principal, site_id, access_point_id, cred, probes, request_id, deadline
+) -> gate.Decision:
+    with rt.store.decision_session() as s:
+        ap = gate.access_point(s, access_point_id)
+        principal.check_access_point(ap.site_id, ap.id)
+        site_id = ap.site_id
+    ctx = rt.gate_context(with_face=probes is not None)
+    # Before the session opens: see ``gate.decide`` on lock order.
+    site_gallery = ctx.galleries.site(site_id) if probes is not None else None
+    with rt.store.decision_session() as s:
+        facts = DbFacts(s, guard=deadline)
+        result = gate.decide(
+            facts,
+            ctx,
+            access_point_id=access_point_id,
+            request_id=request_id,
+            actor=principal.actor,
+            credential=cred,
+            frames=probes,
+            site_gallery=site_gallery,
+        )
+        rt.snapshot.update_credentials(facts.touched)  # keep the offline copy current
+        return result
+
+
+def _decide_offline(
+    rt, principal, site_id, access_point_id, cred, probes, request_id, deadline
+) -> gate.Decision:
+    """The same rules over the gate's in-memory copy; the event goes to the local journal."""
+    if not rt.snapshot.ready:
+        raise DecisionUnavailable(
+            "the database is away and this gate has no offline copy yet; no decision"
+        )
+    ap = rt.snapshot.access_point(access_point_id)
+    if ap is None:
+        raise NotFound(f"no access point {access_point_id!r}")
+    principal.check_access_point(ap.site_id, ap.id)
+    ctx = rt.offline_gate_context(with_face=probes is not None)
+    site_gallery = None
+    if probes is not None:
+        site_gallery = ctx.galleries.loaded(ap.site_id) if ctx.galleries is not None else None
+        if site_gallery is None:
+            raise DecisionUnavailable(
+                "the database is away and this gate's gallery is not in memory; use a card, "
+                "PIN or QR pass"
+            )
+    with rt.offline.decide_lock:  # offline counters (PIN, QR uses) change one at a time
+        facts = SnapshotFacts(rt.snapshot, rt.journal, deadline, too_long=rt.offline.too_long())
+        result = gate.decide(
+            facts,
+            ctx,
+            access_point_id=access_point_id,
+            request_id=request_id,
+            actor=principal.actor,
+            credential=cred,
+            frames=probes,
+            site_gallery=site_gallery,
+        )
+    rt.update_offline_metrics()
+    return result
 
 
 class OverrideIn(BaseModel):
@@ -189,7 +336,8 @@ def override_route(
     principal: Principal = Depends(require("admin")),
 ) -> DecisionOut:
     rt = request.app.state.runtime
-    _check_access_point(rt, principal, access_point_id)
+    with rt.store.session() as s:
+        principal.check_access_point(gate.access_point(s, access_point_id).site_id, access_point_id)
     with rt.store.session() as s:
         result = gate.override(
             s,

@@ -102,13 +102,27 @@ def _secret(headers: dict[bytes, bytes]) -> str | None:
     return None
 
 
-def _key_is_valid(store: Any, secret: str) -> bool:
-    from facegate.domain.credentials import lookup_api_key
+def _key_is_valid(store: Any, secret: str, runtime: Any = None) -> bool:
+    """Whether the key exists, before any body is read. Asked of the gate's offline copy of
+    its keys when the database is away (issue 18), so a gate keeps deciding; the route then
+    checks the key again, scope, site and access point included."""
+    from facegate.domain.credentials import lookup_api_key, sha256_hex
 
     if len(secret) > 200:
         return False
-    with store.session() as s:
-        return lookup_api_key(s, secret) is not None
+    offline = getattr(runtime, "offline", None)
+    if offline is None:
+        with store.session() as s:
+            return lookup_api_key(s, secret) is not None
+    from facegate.api.runtime import DB_AWAY_ERRORS
+
+    if offline.decide_online():
+        try:
+            with runtime.store.decision_session() as s:
+                return lookup_api_key(s, secret) is not None
+        except DB_AWAY_ERRORS as exc:
+            offline.report_failure(type(exc).__name__)
+    return offline.key(sha256_hex(secret)) is not None
 
 
 class BodyLimitMiddleware:
@@ -156,8 +170,11 @@ class BodyLimitMiddleware:
                     "send an API key in X-API-Key (make one with `facegate keys create`)",
                 )
                 return
-            store = self.store or _runtime_store(scope)
-            if store is not None and not await run_in_threadpool(_key_is_valid, store, secret):
+            runtime = _runtime(scope) if self.store is None else None
+            store = self.store or getattr(runtime, "store", None)
+            if store is not None and not await run_in_threadpool(
+                _key_is_valid, store, secret, runtime
+            ):
                 await _answer(send, 401, "unauthorized", "the API key is not valid or was revoked")
                 return
         received = 0
@@ -189,10 +206,9 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-def _runtime_store(scope: Scope) -> Any:
+def _runtime(scope: Scope) -> Any:
     app = scope.get("app")
-    runtime = getattr(getattr(app, "state", None), "runtime", None)
-    return getattr(runtime, "store", None)
+    return getattr(getattr(app, "state", None), "runtime", None)
 
 
 class HstsMiddleware:

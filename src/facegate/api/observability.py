@@ -175,6 +175,37 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
+        # Issue 18: whether the database answers and whether the gate decides from memory.
+        self.database_up = Gauge(
+            "facegate_database_up",
+            "1 when the background probe reaches the database in time, else 0",
+            registry=self.registry,
+        )
+        self.offline = Gauge(
+            "facegate_offline",
+            "1 while the gate decides from its in-memory copy (database away, or merging)",
+            registry=self.registry,
+        )
+        self.offline_seconds = Gauge(
+            "facegate_offline_seconds",
+            "Seconds since the database went away (0 when online)",
+            registry=self.registry,
+        )
+        self.journal_depth = Gauge(
+            "facegate_offline_journal_depth",
+            "Offline decisions in the local journal not yet in the database",
+            registry=self.registry,
+        )
+        self.can_decide = Gauge(
+            "facegate_can_decide",
+            "1 when the gate can decide (online, or offline within offline_max_s), else 0",
+            registry=self.registry,
+        )
+        self.abandoned = Counter(
+            "facegate_decisions_abandoned",
+            "Decide requests answered 503 because no decision was possible in the deadline",
+            registry=self.registry,
+        )
         self.busy = Counter(
             "facegate_busy_rejections",
             "Face requests refused with 503 because the inference pool was full",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -52,8 +52,21 @@ def valid_consent(session: Session, person: Person) -> Consent | None:
         )
         .order_by(Consent.given_at.desc())
     ).scalars()
+    return pick_valid_consent(person, rows)
+
+
+def pick_valid_consent(person: Person, consents: Iterable[Consent]) -> Consent | None:
+    """The rule of ``valid_consent`` over consents already read (the gate's offline copy
+    reads them in bulk, issue 18): newest first, not withdrawn, not awaiting renewal, at the
+    person's site, a guardian's for an under-14."""
     minor = is_under_14(person)
-    for c in rows:
+    live = [
+        c
+        for c in consents
+        if c.site_id == person.site_id and c.withdrawn_at is None and c.renewal_required_at is None
+    ]
+    live.sort(key=lambda c: c.given_at, reverse=True)
+    for c in live:
         if minor and c.guardian_id is None:
             continue
         return c

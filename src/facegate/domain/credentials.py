@@ -26,6 +26,7 @@ from facegate.domain.common import (
     enforce_limit,
     get_person,
     get_site,
+    record_change,
     run,
 )
 from facegate.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -86,6 +87,8 @@ def _new_credential(
     )
     session.add(cred)
     session.flush()
+    # Gates keep a copy of the credentials to decide when the database is away (issue 18).
+    record_change(session, site_id, person_id, "credential")
     audit.append(
         session,
         actor=actor,
@@ -415,6 +418,7 @@ def _new_api_key(
     )
     session.add(row)
     session.flush()
+    record_change(session, sid, None, "api_key")  # gates' key cache (issue 18)
     audit.append(
         session,
         actor=actor,
@@ -489,6 +493,7 @@ def make_kiosk_key(
         now = utcnow()
         for old in previous:
             old.revoked_at = now
+            record_change(session, old.site_id, None, "api_key")  # gates' key cache (issue 18)
             audit.append(
                 session,
                 actor=actor,
@@ -546,6 +551,7 @@ def revoke_api_key(session: Session, *, actor: str, key_id: str) -> ApiKey:
         if row is None:
             raise NotFound(f"no API key {key_id!r}")
         row.revoked_at = row.revoked_at or utcnow()
+        record_change(session, row.site_id, None, "api_key")  # gates' key cache (issue 18)
         audit.append(
             session,
             actor=actor,

@@ -149,15 +149,68 @@ def record_access_event_in_tx(
     request_id: str = "",
     operator: str | None = None,
     actor: str = "gate",
+    occurred_at: datetime | None = None,
+    extra_details: dict[str, Any] | None = None,
 ) -> AccessEvent:
-    """Add the event and its audit entry to the caller's transaction (principle 7)."""
+    """Add the event and its audit entry to the caller's transaction (principle 7).
+
+    ``occurred_at`` and ``extra_details``: a decision made offline and merged later keeps the
+    time it happened, and its audit entry says where it came from (issue 18)."""
+    event = new_access_event(
+        site_id=site_id,
+        access_point_id=access_point_id,
+        method=method,
+        outcome=outcome,
+        reason=reason,
+        person_pseudonym=person_pseudonym,
+        score=score,
+        request_id=request_id,
+        operator=operator,
+        occurred_at=occurred_at,
+    )
+    session.add(event)
+    if person_pseudonym and outcome == "allow":
+        mark_seen(session, person_pseudonym, event.occurred_at)
+    session.flush()
+    audit.append(session, **access_audit_entry(event, actor=actor, extra=extra_details))
+    add_outbox_row(session, event)
+    return event
+
+
+def add_outbox_row(session: Session, event: AccessEvent) -> EventOutbox:
+    """The event's outbox row, in the event's own transaction: an event is published iff it
+    was recorded (issue 15); a decision made offline gets its row when the journal is merged."""
+    row = EventOutbox(
+        event_id=event.id,
+        site_id=event.site_id,
+        access_point_id=event.access_point_id,
+        payload=payload_json(event_payload(event)),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+def new_access_event(
+    *,
+    site_id: str,
+    access_point_id: str | None,
+    method: str,
+    outcome: str,
+    reason: str = "",
+    person_pseudonym: str | None = None,
+    score: float | None = None,
+    request_id: str = "",
+    operator: str | None = None,
+    occurred_at: datetime | None = None,
+) -> AccessEvent:
+    """An access event row, checked (not yet added to a session)."""
     # A decision may combine methods (e.g. "card+face": the card names, the face confirms).
     if not method or any(m not in METHODS for m in method.split("+")):
         raise InvalidInput(f"method must be one of {', '.join(METHODS)} or a '+' combination")
     if outcome not in OUTCOMES:
         raise InvalidInput("outcome must be allow or deny")
-    now = utcnow()
-    event = AccessEvent(
+    return AccessEvent(
         site_id=site_id,
         access_point_id=access_point_id,
         person_pseudonym=person_pseudonym,
@@ -167,39 +220,56 @@ def record_access_event_in_tx(
         score=score,
         request_id=request_id[:64],
         operator=operator,
-        occurred_at=now,
+        occurred_at=occurred_at or utcnow(),
     )
-    session.add(event)
-    if person_pseudonym and outcome == "allow":
-        mark_seen(session, person_pseudonym, now)
-    session.flush()
+
+
+def access_audit_entry(
+    event: AccessEvent, *, actor: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The audit entry of one access event (its id must be known: flushed)."""
+    return {
+        "actor": event.operator or actor,
+        "operation": "match_decision",
+        "subject": event.person_pseudonym,
+        "purpose": PURPOSE_ACCESS,
+        "outcome": event.outcome,
+        "details": {
+            "event_id": event.id,
+            "access_point_id": event.access_point_id,
+            "method": event.method,
+            "reason": event.reason,
+            "request_id": event.request_id,
+            **(extra or {}),
+        },
+    }
+
+
+def mark_abandoned(session: Session, event_id: int) -> None:
+    """The caller gave up while its decision was being committed: the event says
+    ``abandoned`` (never ``allow`` for an answer nobody received), and the audit log says so
+    too (issue 18)."""
+    event = session.get(AccessEvent, event_id)
+    if event is None:
+        return
+    was = event.outcome
+    event.outcome = "abandoned"
     audit.append(
         session,
-        actor=operator or actor,
-        operation="match_decision",
-        subject=person_pseudonym,
+        actor="gate",
+        operation="decision_abandoned",
+        subject=event.person_pseudonym,
         purpose=PURPOSE_ACCESS,
-        outcome=outcome,
-        details={
-            "event_id": event.id,
-            "access_point_id": access_point_id,
-            "method": method,
-            "reason": reason[:100],
-            "request_id": request_id[:64],
-        },
+        outcome="abandoned",
+        details={"event_id": event_id, "decided": was, "request_id": event.request_id},
     )
-    # The outbox row joins the same transaction: an event is published iff it was recorded.
-    payload = event_payload(event)
-    session.add(
-        EventOutbox(
-            event_id=event.id,
-            site_id=site_id,
-            access_point_id=access_point_id,
-            payload=payload_json(payload),
-            created_at=now,
-        )
-    )
-    return event
+    # A destination must not hear "allow" for a door nobody opened: the row not yet sent
+    # says what the event says now.
+    for row in session.execute(
+        select(EventOutbox).where(EventOutbox.event_id == event_id)
+    ).scalars():
+        row.payload = payload_json(event_payload(event))
+    session.commit()
 
 
 def record_access_event(session: Session, **kwargs: object) -> AccessEvent:

@@ -5,11 +5,18 @@ Embedded default: one SQLite file in the data directory, in WAL mode with foreig
 transaction starts with ``BEGIN IMMEDIATE`` so a read-check-write (consent check then insert,
 audit head then append) cannot interleave with another writer. PostgreSQL through psycopg 3:
 ``postgresql://`` URLs are rewritten to ``postgresql+psycopg://``.
+
+Deadlines (issue 18): every connection has a connect timeout, a statement and a lock timeout
+(PostgreSQL ``options -c``, SQLite ``busy_timeout``) and TCP keepalives with a user timeout,
+so a database that stops answering turns into an error instead of a wait. A server frozen
+outright (SIGSTOP) still ACKs at the TCP level on the same host, so the decision path also
+bounds every call by a thread deadline (``facegate.access.offline``).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +41,46 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine with facegate's connection settings for SQLite or PostgreSQL."""
+@dataclass(frozen=True)
+class DbTimeouts:
+    """How long any one database call may take (issue 18)."""
+
+    statement_ms: int = 30_000  # statement and lock timeout; SQLite busy timeout
+    connect_s: int = 2
+    pool_s: float = 30.0  # waiting for a pooled connection
+
+    @classmethod
+    def decision_path(cls, settings: Any) -> DbTimeouts:
+        ms = settings.db_decision_timeout_ms
+        return cls(ms, settings.db_connect_timeout_s, ms / 1000)
+
+    @classmethod
+    def general(cls, settings: Any) -> DbTimeouts:
+        ms = settings.db_timeout_ms
+        return cls(ms, settings.db_connect_timeout_s, ms / 1000)
+
+
+def pg_connect_args(t: DbTimeouts) -> dict[str, Any]:
+    """libpq parameters: connect, statement and lock timeouts, keepalives, TCP user timeout."""
+    return {
+        "connect_timeout": max(2, t.connect_s),
+        "options": f"-c statement_timeout={t.statement_ms} -c lock_timeout={t.statement_ms}",
+        "keepalives": 1,
+        "keepalives_idle": 1,
+        "keepalives_interval": 1,
+        "keepalives_count": 2,
+        "tcp_user_timeout": max(1000, t.statement_ms),
+    }
+
+
+def make_engine(
+    url: str, *, timeouts: DbTimeouts | None = None, immediate: bool = True, **kwargs: Any
+) -> Engine:
+    """Create an engine with facegate's connection settings for SQLite or PostgreSQL.
+
+    ``immediate=False``: SQLite transactions start deferred (for readers that must never
+    hold the write lock)."""
+    t = timeouts or DbTimeouts()
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -46,13 +91,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 # Names and contact details live here: owner-only from the start (SQLite
                 # gives its -wal and -shm files the same mode).
                 os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _sqlite_setup(engine)
+        engine = create_engine(
+            url, connect_args={"timeout": t.statement_ms / 1000}, pool_timeout=t.pool_s, **kwargs
+        )
+        _sqlite_setup(engine, t.statement_ms, immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    args = pg_connect_args(t)
+    if "options" in parsed.query:
+        # The URL sets options of its own (e.g. search_path): keep them, add ours.
+        args.pop("options")
+        opts = parsed.query["options"]
+        opts = opts if isinstance(opts, str) else " ".join(opts)
+        url = parsed.update_query_dict(
+            {"options": f"{opts} {pg_connect_args(t)['options']}"}
+        ).render_as_string(hide_password=False)
+    return create_engine(
+        url, pool_pre_ping=True, pool_timeout=t.pool_s, connect_args=args, **kwargs
+    )
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, busy_ms: int = 30_000, immediate: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred).
@@ -62,12 +120,12 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA secure_delete=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def alembic_config(connection: Any | None = None) -> Config:
@@ -126,12 +184,33 @@ def database_has_data(url: str) -> bool:
 class Store:
     """An engine plus a session factory, migrated on first use."""
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_migrate: bool = True,
+        timeouts: DbTimeouts | None = None,
+        decision_timeouts: DbTimeouts | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
         self.url = normalize_url(url)
-        self.engine = make_engine(self.url, **engine_kwargs)
+        self.engine = make_engine(self.url, timeouts=timeouts, **engine_kwargs)
         if auto_migrate:
             migrate(self.engine)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # The decision path's own engine and pool, with its short deadlines (issue 18).
+        self._decision_timeouts = decision_timeouts
+        self._decision_engine: Engine | None = None
+        self._decision_factory: sessionmaker | None = None
+
+    def decision_session(self) -> Session:
+        """A session whose every call is bounded by the decision path's timeouts."""
+        if self._decision_timeouts is None:
+            return self.session()
+        if self._decision_factory is None:
+            self._decision_engine = make_engine(self.url, timeouts=self._decision_timeouts)
+            self._decision_factory = sessionmaker(self._decision_engine, expire_on_commit=False)
+        return self._decision_factory()
 
     @property
     def dialect(self) -> str:
@@ -142,3 +221,5 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._decision_engine is not None:
+            self._decision_engine.dispose()

@@ -407,6 +407,27 @@ class ChangeLog(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class OfflineMerge(Base):
+    """A decision a gate made while the database was away, once merged from its journal.
+
+    The journal entry's id is the key, so merging the same journal twice adds nothing
+    (issue 18); ``conflict`` says when the merge found the decision at odds with another
+    gate's (e.g. a single-use QR pass used at two gates while both were offline)."""
+
+    __tablename__ = "offline_merges"
+
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    gate: Mapped[str] = mapped_column(String(60))
+    journal_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    journal_hash: Mapped[str] = mapped_column(String(64))
+    access_event_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), nullable=True
+    )
+    conflict: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # --- audit -----------------------------------------------------------------------------------
 
 

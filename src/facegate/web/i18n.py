@@ -50,6 +50,10 @@ DECISION_WORDS: dict[str, tuple[str, str]] = {
     "pin_locked": ("密码已锁定，请联系前台", "PIN locked: please see the front desk"),
     "pass_expired": ("通行码已过期", "This pass has expired"),
     "pass_used": ("通行码已使用", "This pass was already used"),
+    "offline_too_long": (
+        "系统离线时间过长，请联系前台",
+        "The system has been offline too long: please see the front desk",
+    ),
 }
 
 _T: dict[str, tuple[str, str]] = {
@@ -124,6 +128,13 @@ _T: dict[str, tuple[str, str]] = {
         "Go back, reload the page and try again.",
     ),
     "error_title": ("无法完成", "That did not work"),
+    # issue 18: the database is away
+    "db_away_title": ("数据库暂时无法访问", "The database is away"),
+    "db_away_body": (
+        "门禁仍可使用门卡、密码、二维码和刷脸通行；其他操作需等数据库恢复后再试。",
+        "Doors still decide on cards, PINs, QR passes and faces; everything else waits "
+        "until the database is back. Please try again shortly.",
+    ),
     "back": ("返回", "Back"),
     "nav_home": ("概览", "Overview"),
     "nav_sites": ("场所与出入口", "Sites & entrances"),

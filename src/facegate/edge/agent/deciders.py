@@ -72,6 +72,8 @@ class LocalDecider:
         )
         try:
             probes = None
+            if frames and not passage.face_use_allowed(self.rt, self.access_point_id, cred):
+                frames = []  # their face is not processed at all (CAC-FR-06b)
             if frames:
                 # BGR camera frames to the RGB arrays the pipeline takes; dropped on return.
                 probes = passage.analyze_frames(self.rt.pipeline, [f[..., ::-1] for f in frames])
