@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 from store_support import *  # noqa: F403
-from store_support import FakePipeline, face_image
+from store_support import FakePipeline, face_image, publish_complete_notice
 from typer.testing import CliRunner
 
 from facegate import audit, domain
-from facegate.access.decide import CredentialInput, GateContext, decide
+from facegate.access.decide import CredentialInput, DbFacts, GateContext, decide
 from facegate.access.dedup import EventDeduplicator
 from facegate.cli.main import app
 from facegate.store.backup import MAGIC
@@ -39,7 +39,7 @@ def _cli(settings, *args, ok=True):
 def _card(s, ap_id, card):
     ctx = GateContext(None, None, EventDeduplicator(0), 1, 5, timedelta(minutes=15))
     d = decide(
-        s,
+        DbFacts(s),
         ctx,
         access_point_id=ap_id,
         request_id="r-" + card,
@@ -81,6 +81,7 @@ def test_backup_destroy_restore_keeps_everything_but_the_shredded(settings, tmp_
         ap = domain.add_access_point(
             s, actor="op", name="Gate", kind="gate", methods=["face", "card"]
         ).id
+        publish_complete_notice(s, settings)
         ids = []
         for n, card in ((1, "0001"), (2, "0002")):
             p = domain.add_person(
@@ -142,6 +143,8 @@ def test_restore_over_a_live_database_replays_its_shreds(settings, tmp_path):
     store = Store(settings.db_url)
     with store.session() as s:
         domain.init_site(s, settings, actor="op", operator_name="ACME", site_name="G")
+        domain.add_access_point(s, actor="op", name="Gate", kind="gate", methods=["face", "card"])
+        publish_complete_notice(s, settings)
         p = domain.add_person(s, actor="op", category="resident").id
         domain.record_consent(s, actor="op", person_id=p, channel="front_desk")
         domain.enroll(s, keyring, pipe, actor="op", person_id=p, images=[face_image(3)])

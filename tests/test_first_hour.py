@@ -85,7 +85,13 @@ def test_a_person_who_declined_gets_what_their_card_gives_and_no_face_use(store,
 
     from facegate import domain
     from facegate.access.burst import FrameProbe
-    from facegate.access.decide import CredentialInput, GateContext, decide, face_use_allowed
+    from facegate.access.decide import (
+        CredentialInput,
+        DbFacts,
+        GateContext,
+        decide,
+        face_use_allowed,
+    )
     from facegate.access.dedup import EventDeduplicator
 
     with store.session() as s:
@@ -97,12 +103,12 @@ def test_a_person_who_declined_gets_what_their_card_gives_and_no_face_use(store,
         domain.decline_face(s, actor="op", person_id=p)
         domain.issue_card(s, actor="op", person_id=p, card_number="7")
         card = CredentialInput(card="7")
-        assert not face_use_allowed(s, ap, card)
-        assert face_use_allowed(s, ap, CredentialInput(card="unknown"))
+        assert not face_use_allowed(DbFacts(s), ap, card)
+        assert face_use_allowed(DbFacts(s), ap, CredentialInput(card="unknown"))
         ctx = GateContext(None, None, EventDeduplicator(0), 1, 5, timedelta(minutes=15))
         probe = FrameProbe(np.ones(4, dtype=np.float32) / 2, 1.0)
         d = decide(
-            s,
+            DbFacts(s),
             ctx,
             access_point_id=ap,
             request_id="r1",
