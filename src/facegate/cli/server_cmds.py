@@ -103,7 +103,7 @@ def serve(
         None,
         "--events",
         help="Publish every access decision to this destination (repeatable): "
-        "mqtt://host:1883[/prefix], mqtts://..., https://host/path#secret=SECRET "
+        "mqtt://host:1883/PREFIX (optional), mqtts://..., https://host/path#secret=SECRET "
         "(see docs/events.md). Adds to FACEGATE_EVENTS.",
     ),
     self_signed: bool = typer.Option(
