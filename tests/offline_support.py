@@ -9,6 +9,7 @@ the tests run as root.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pwd
 import shutil
@@ -147,7 +148,9 @@ class GateFakePipeline(FakePipeline):
     margin = 0.02
 
     def decode(self, data: bytes) -> np.ndarray:
-        return np.frombuffer(data, dtype=np.uint8).reshape(24, 24, 3)
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
     def analyze(self, image, profile: str = "gate", max_faces: int | None = None):  # type: ignore[override]
         faces = super().analyze(image, profile)
@@ -158,7 +161,12 @@ class GateFakePipeline(FakePipeline):
 
 
 def frame_bytes(identity: int, sample: int = 5) -> bytes:
-    return face_image(identity, sample).tobytes()
+    """A real (lossless PNG) image, so the server's header checks read it like a camera's."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(face_image(identity, sample)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 # --- gate processes ----------------------------------------------------------------------------

@@ -28,9 +28,9 @@ from sqlalchemy import func, select
 from store_support import FakePipeline, face_image
 
 from facegate import audit, domain
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.store.crypto import load_keyring
-from facegate.store.db import Store
 from facegate.store.models import AccessEvent, AuditEntry, OfflineMerge
 
 pytestmark = pytest.mark.pg
@@ -56,7 +56,8 @@ class Site:
         settings = Settings(data_dir=root / "admin", db_url=pg.url)
         self.setup = make_site(settings)
         self.key_file = settings.key_file_path
-        self.store = Store(pg.url)
+        # Seals its audit entries with the site's audit key, as every writer must (issue 13).
+        self.store = audit_anchor.open_store(settings)
         self.keyring = load_keyring(settings)
         self.people: dict[str, str] = {}
         for name, identity in (("alice", 1), ("walter", 2), ("bob", 3)):
@@ -212,10 +213,11 @@ def test_stopped_database_gate_decides_from_memory_and_merges_once(site, pg):
         c = Caller(site, gate)
         ap = site.setup.ap_main
         assert c.ok(card="CARD-alice")["decision"] == "allow"
-        # Withdrawn BEFORE the outage: the change feed brings it to the gate's copy.
+        # Withdrawn BEFORE the outage: the change feed brings it to the gate's copy. From then
+        # on a card sent with a frame is a card decision and the frame is not used (issue 16.3).
         site.withdraw("walter")
         wait_for(
-            lambda: c.ok(frame=frame_bytes(2), card="CARD-walter")["reason"] == "consent_withdrawn",
+            lambda: c.ok(frame=frame_bytes(2), card="CARD-walter")["method"] == "card",
             what="withdrawal reached the gate",
         )
         pg.stop()
@@ -229,9 +231,10 @@ def test_stopped_database_gate_decides_from_memory_and_merges_once(site, pg):
         assert (face["decision"], face["subject"]) == ("allow", site.people["alice"])
         assert c.ok(qr=site.qr["once"])["decision"] == "allow"
         assert c.ok(qr=site.qr["once"])["reason"] == "pass_used"  # single use, offline too
-        # The person who withdrew is refused by face (and their card still works, PIPL-16).
+        # The person who withdrew is refused by face, their frame is not used with their card,
+        # and their card still works (PIPL-16, CAC-FR-06b), offline too.
         w = c.ok(frame=frame_bytes(2), card="CARD-walter")
-        assert (w["decision"], w["reason"]) == ("deny", "consent_withdrawn")
+        assert (w["decision"], w["method"]) == ("allow", "card")
         assert c.ok(frame=frame_bytes(2))["decision"] == "deny"
         assert c.ok(card="CARD-walter")["decision"] == "allow"
         # PIN lockouts count offline.
@@ -401,8 +404,8 @@ def test_randomized_outages_withdrawals_and_decisions_across_two_gates(site, pg)
                     for c in callers:
                         wait_for(
                             lambda c=c, name=name: (
-                                c.ok(frame=frame_bytes(faces[name]), card=f"CARD-{name}")["reason"]
-                                == "consent_withdrawn"
+                                c.ok(frame=frame_bytes(faces[name]), card=f"CARD-{name}")["method"]
+                                == "card"
                             ),
                             what=f"withdrawal of {name} reached {c.gate.base}",
                         )

@@ -91,7 +91,8 @@ async def _authenticate_gate(
     secret = _secret(header, bearer)
     rt = request.app.state.runtime
     deadline = request_deadline(request)
-    if rt.offline.decide_online():
+    # The database while it answers (or while there is no copy to fall back on yet).
+    if rt.offline.decide_online() or not rt.snapshot.ready:
         budget = min(rt.settings.db_decision_timeout_ms / 1000, deadline.remaining() / 2)
         try:
             return await rt.db_call(

@@ -116,12 +116,16 @@ def _key_is_valid(store: Any, secret: str, runtime: Any = None) -> bool:
             return lookup_api_key(s, secret) is not None
     from facegate.api.runtime import DB_AWAY_ERRORS
 
-    if offline.decide_online():
+    snapshot = getattr(runtime, "snapshot", None)
+    copy_ready = bool(getattr(snapshot, "ready", False))
+    if offline.decide_online() or not copy_ready:
         try:
             with runtime.store.decision_session() as s:
                 return lookup_api_key(s, secret) is not None
         except DB_AWAY_ERRORS as exc:
             offline.report_failure(type(exc).__name__)
+            if not copy_ready:
+                return False
     return offline.key(sha256_hex(secret)) is not None
 
 

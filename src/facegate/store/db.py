@@ -210,7 +210,11 @@ class Store:
         if self._decision_factory is None:
             self._decision_engine = make_engine(self.url, timeouts=self._decision_timeouts)
             self._decision_factory = sessionmaker(self._decision_engine, expire_on_commit=False)
-        return self._decision_factory()
+        session = self._decision_factory()
+        # What the store's own sessions carry (the audit anchor that seals entries, the
+        # refusal counter): a decision's audit entry is sealed like any other.
+        session.info.update(self.session_factory.kw.get("info") or {})
+        return session
 
     @property
     def dialect(self) -> str:
