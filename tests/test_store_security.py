@@ -30,7 +30,9 @@ def enrolled(store, settings, keyring, pipe):
         domain.add_access_point(s, actor="op", name="Gate", kind="gate", methods=["face", "qr"])
         vectors = {}
         for ident in (21, 22):
-            p = domain.add_person(s, actor="op", category="resident", name=f"Person {ident}")
+            p = domain.add_person(
+                s, keyring=keyring, actor="op", category="resident", name=f"Person {ident}"
+            )
             domain.record_consent(s, actor="op", person_id=p.id)
             imgs = [face_image(ident), face_image(ident, 1)]
             domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=imgs)

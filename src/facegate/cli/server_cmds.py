@@ -48,17 +48,20 @@ def ensure_initialised(settings: Settings) -> str | None:
     Returns the id of the site created, or None when the data dir was ready. Safe to run
     every time: ``init_site`` changes nothing the second time.
     """
+    from facegate.domain.identities import seal_plaintext_identities
     from facegate.domain.people import init_site
     from facegate.store.crypto import load_keyring
     from facegate.store.db import Store
     from facegate.store.models import Site
 
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # issue 13 item 13
-    load_keyring(settings, create=True)
+    keyring = load_keyring(settings, create=True)
     store = Store(settings.database_url)
     try:
         with store.session() as s:
             if s.query(Site.id).first() is not None:
+                # Issue 13 item 15: names an older install kept in plaintext are sealed now.
+                seal_plaintext_identities(s, keyring)
                 return None
             result = init_site(s, settings, actor="facegate serve")
             return result.site_id

@@ -23,6 +23,7 @@ from facegate.domain.common import PURPOSE_ACCESS, get_site, run, utcnow
 from facegate.domain.credentials import _new_credential, hash_pin
 from facegate.domain.people import add_person_in_tx
 from facegate.errors import FacegateError, InvalidInput
+from facegate.store.crypto import Keyring
 from facegate.store.models import CATEGORIES, Credential, new_id
 
 # The most rows one import takes; a larger compound imports in several files.
@@ -329,11 +330,13 @@ def import_people(
     site_id: str | None = None,
     dry_run: bool = False,
     skip_invalid: bool = False,
+    keyring: Keyring | None = None,
 ) -> ImportResult:
     """Validate every row, then add all the valid people in one transaction, or none.
 
     Without ``skip_invalid`` one bad row refuses the whole file (ImportRefused lists every
-    problem by row). Cards already in use at the site are problems of their row."""
+    problem by row). Cards already in use at the site are problems of their row. Names,
+    contacts and units are sealed with ``keyring`` (the site key, issue 13 item 15)."""
     import_id = new_id("imp")
     rows, errors = validate_rows(raw)
     site = get_site(session, site_id)
@@ -373,6 +376,7 @@ def import_people(
             person = add_person_in_tx(
                 session,
                 site,
+                keyring=keyring,
                 actor=actor,
                 category=r.category,
                 name=r.name,

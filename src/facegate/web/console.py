@@ -416,6 +416,7 @@ async def people_add(request: Request) -> Response:
                 birth_date=birth_date,
                 name=str(form.get("name", "")).strip(),
                 unit=str(form.get("unit", "")).strip(),
+                keyring=keyring(request),
             )
     except FacegateError as exc:
         raise fail(request, exc, "/console/people") from None
@@ -626,6 +627,7 @@ async def rights_answer(request: Request, request_id: str) -> Response:
                     person_id=person_id,
                     channel="front_desk",
                     request_id=request_id,
+                    keyring=keyring(request),
                 )
                 return Response(
                     json.dumps(data, ensure_ascii=False, indent=2, default=str),
