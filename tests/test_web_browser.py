@@ -630,7 +630,7 @@ def test_console_pages_show_no_face_and_the_records(console, gate, kiosk_seen, e
         assert r.status == 200 and "Example Property Services Co." in r.text()
 
 
-def test_language_switch(browser):
+def test_language_switch(browser, admin):  # the sign-in page exists once an admin does
     ctx = browser.new_context(
         viewport=PHONE, locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"}
     )
