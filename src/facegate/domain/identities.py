@@ -75,6 +75,14 @@ class FieldKeys:
         return got
 
 
+def _keys(session: Session, keyring: Keyring | FieldKeys | None) -> FieldKeys:
+    """The keyring, or field keys already opened by the caller (a bulk import opens its
+    site's once for every row)."""
+    if isinstance(keyring, FieldKeys):
+        return keyring
+    return FieldKeys(session, keyring)
+
+
 def _open(keys: FieldKeys, site_id: str, ident: PersonIdentity) -> Identity:
     if ident.sealed is None:  # a row of an older install, not yet sealed
         return Identity(ident.name or "", ident.contact or "", ident.unit or "")
@@ -95,19 +103,29 @@ def _seal(keys: FieldKeys, person: Person, ident: PersonIdentity, value: Identit
 
 def set_identity(
     session: Session,
-    keyring: Keyring | None,
+    keyring: Keyring | FieldKeys | None,
     person: Person,
     *,
     name: str | None = None,
     contact: str | None = None,
     unit: str | None = None,
+    new_person: bool = False,
 ) -> list[str]:
     """Write the given fields (None leaves one as it is); returns the names of the fields
-    that changed. Inside the caller's transaction."""
+    that changed. Inside the caller's transaction; ``new_person`` (a person being added, who
+    has no identity yet) skips the look-up and the flush (the bulk import adds thousands)."""
     given = {"name": name, "contact": contact, "unit": unit}
     if all(v is None for v in given.values()):
         return []
-    keys = FieldKeys(session, _need(keyring))
+    keys = _keys(session, keyring)
+    _need(keys.keyring)
+    if new_person:
+        value = Identity(name or "", contact or "", unit or "")
+        if any(value.as_dict().values()):
+            ident = PersonIdentity(person_id=person.id)
+            _seal(keys, person, ident, value)
+            session.add(ident)
+        return [f for f in FIELDS if getattr(value, f)]
     ident = session.get(PersonIdentity, person.id)
     old = _open(keys, person.site_id, ident) if ident is not None else Identity()
     new = Identity(**{f: old.as_dict()[f] if v is None else v for f, v in given.items()})

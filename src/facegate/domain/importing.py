@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from facegate import audit
 from facegate.domain.common import PURPOSE_ACCESS, get_site, run, utcnow
 from facegate.domain.credentials import _new_credential, hash_pin
+from facegate.domain.identities import FieldKeys
 from facegate.domain.people import add_person_in_tx
 from facegate.errors import FacegateError, InvalidInput
 from facegate.store.crypto import Keyring
@@ -372,11 +373,12 @@ def import_people(
     def work() -> ImportResult:
         tag = {"import_id": import_id}
         now = utcnow()
+        fields = FieldKeys(session, keyring) if keyring is not None else None  # once for all
         for r in clean:
             person = add_person_in_tx(
                 session,
                 site,
-                keyring=keyring,
+                keyring=fields,
                 actor=actor,
                 category=r.category,
                 name=r.name,

@@ -25,7 +25,7 @@ from facegate.domain.common import (
     run,
     utcnow,
 )
-from facegate.domain.identities import identities_of, set_identity
+from facegate.domain.identities import FieldKeys, identities_of, set_identity
 from facegate.domain.notice import build_notice_fields, current_notice, publish_notice_in_tx
 from facegate.errors import InvalidInput, NotFound
 from facegate.store.crypto import Keyring
@@ -354,7 +354,7 @@ def add_person_in_tx(
     session: Session,
     site: Site,
     *,
-    keyring: Keyring | None = None,
+    keyring: Keyring | FieldKeys | None = None,
     actor: str,
     category: str,
     birth_date: date | None = None,
@@ -383,9 +383,11 @@ def add_person_in_tx(
         relationship_ends_at=ends,
     )
     session.add(person)
-    session.flush()
     if name or contact or unit:  # issue 13 item 15: sealed, never stored in plaintext
-        set_identity(session, keyring, person, name=name, contact=contact, unit=unit)
+        set_identity(
+            session, keyring, person, name=name, contact=contact, unit=unit, new_person=True
+        )
+    session.flush()
     audit.append(
         session,
         actor=actor,
