@@ -268,7 +268,10 @@ def test_console_photo_upload_never_touches_the_disk(env, monkeypatch):
     app, setup, _ = env
     store = app.state.runtime.store
     with store.session() as s:
-        op = accounts.create_first_admin(s, username="desk", password="a long passphrase").id
+        code = accounts.issue_setup_code(s, app.state.runtime.settings, actor="test")
+        op = accounts.create_first_admin(
+            s, username="desk", password="a long passphrase", setup_code=code
+        ).id
         opened = accounts.open_session(
             s, kind="operator", subject_id=op, lifetime=timedelta(hours=1)
         )
