@@ -119,7 +119,9 @@ def start_server(data_dir: Path, src: Path | None = None, log: Path | None = Non
             s.execute(update(AccessPoint).where(AccessPoint.id == ap).values(face_enabled=True))
             s.commit()
             _, admin = create_api_key(s, actor="bench", scopes=["admin", "enroll"], name="a")
-            _, gate = create_api_key(s, actor="bench", scopes=["gate:decide"], name="g")
+            _, gate = create_api_key(
+                s, actor="bench", scopes=["gate:decide"], name="g", access_point_ids=[ap]
+            )
             person = add_person(s, actor="bench", category="resident").id
     finally:
         store.dispose()

@@ -18,6 +18,7 @@ from facegate import audit, domain
 from facegate.access.decide import CredentialInput, DbFacts, GateContext, decide
 from facegate.access.dedup import EventDeduplicator
 from facegate.cli.main import app
+from facegate.domain.identities import identities_of
 from facegate.store.backup import MAGIC
 from facegate.store.crypto import load_keyring
 from facegate.store.db import Store, normalize_url
@@ -85,7 +86,7 @@ def test_backup_destroy_restore_keeps_everything_but_the_shredded(settings, tmp_
         ids = []
         for n, card in ((1, "0001"), (2, "0002")):
             p = domain.add_person(
-                s, actor="op", category="resident", name=f"Resident-Number-{n}"
+                s, keyring=keyring, actor="op", category="resident", name=f"Resident-Number-{n}"
             ).id
             domain.record_consent(s, actor="op", person_id=p, channel="front_desk")
             domain.enroll(s, keyring, pipe, actor="op", person_id=p, images=[face_image(n)])
@@ -130,6 +131,9 @@ def test_backup_destroy_restore_keeps_everything_but_the_shredded(settings, tmp_
             # Decisions: both cards still open the gate (withdrawal never removes access).
             assert _card(s, ap, "0001") == ("allow", ids[0])
             assert _card(s, ap, "0002") == ("allow", ids[1])
+            # The sealed name is back and opens with the restored site key (issue 13 item 15).
+            back = identities_of(s, keyring, ids)
+            assert back[ids[1]].name == "Resident-Number-2"
             assert audit.verify(s).ok
     finally:
         store.dispose()

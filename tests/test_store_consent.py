@@ -42,7 +42,7 @@ def _entries(s, keyring, site_id, pipe):
 
 def test_enrollment_needs_consent_first(store, keyring, pipe, site):
     with store.session() as s:
-        p = domain.add_person(s, actor="op", category="resident", name="Li Lei")
+        p = domain.add_person(s, keyring=keyring, actor="op", category="resident", name="Li Lei")
         with pytest.raises(ConsentRequired):
             domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(1)])
         assert s.scalar(select(func.count()).select_from(Template)) == 0

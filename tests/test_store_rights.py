@@ -11,6 +11,7 @@ from store_support import *  # noqa: F403
 from store_support import face_image, publish_complete_notice
 
 from facegate import audit, domain
+from facegate.domain.identities import read_identity
 from facegate.errors import InvalidInput, NotFound
 from facegate.store.crypto import load_keyring
 from facegate.store.models import (
@@ -36,7 +37,7 @@ def site(store, settings):
 
 
 def _enrolled(s, keyring, pipe, ident, **kw):
-    p = domain.add_person(s, actor="op", **{"category": "resident", **kw})
+    p = domain.add_person(s, keyring=keyring, actor="op", **{"category": "resident", **kw})
     domain.record_consent(s, actor="op", person_id=p.id)
     domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=[face_image(ident)])
     return p
@@ -55,7 +56,7 @@ def test_export_has_records_but_no_template(store, settings, keyring, pipe, site
             score=0.9,
             request_id="r1",
         )
-        data = domain.export_my_data(s, settings, actor="op", person_id=p.id)
+        data = domain.export_my_data(s, settings, actor="op", person_id=p.id, keyring=keyring)
         vec = pipe.analyze(face_image(31))[0].template
         text = json.dumps(data)
         assert data["identity"]["name"] == "Wang Fang"
@@ -68,15 +69,16 @@ def test_export_has_records_but_no_template(store, settings, keyring, pipe, site
         assert req.deadline_at - req.received_at == timedelta(days=settings.rights_response_days)
 
 
-def test_correct_changes_fields_and_logs_names_of_fields_only(store, settings, site):
+def test_correct_changes_fields_and_logs_names_of_fields_only(store, settings, keyring, site):
+    kr = {"keyring": keyring}
     with store.session() as s:
-        p = domain.add_person(s, actor="op", category="guest", name="Zhao")
-        domain.correct(s, settings, actor="op", person_id=p.id, name="Zhao Lei", unit="1203")
-        assert s.get(PersonIdentity, p.id).name == "Zhao Lei"
+        p = domain.add_person(s, actor="op", category="guest", name="Zhao", **kr)
+        domain.correct(s, settings, actor="op", person_id=p.id, name="Zhao Lei", unit="1203", **kr)
+        assert read_identity(s, keyring, p).name == "Zhao Lei"
         last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
         assert last.details["fields"] == ["name", "unit"] and "Zhao" not in json.dumps(last.details)
         with pytest.raises(InvalidInput):
-            domain.correct(s, settings, actor="op", person_id=p.id, name="Zhao Lei")
+            domain.correct(s, settings, actor="op", person_id=p.id, name="Zhao Lei", **kr)
 
 
 def test_erase_removes_person_data_and_keeps_pseudonymous_evidence(

@@ -31,7 +31,9 @@ def enrolled(store, settings, keyring, pipe):
         publish_complete_notice(s, settings)
         vectors = {}
         for ident in (21, 22):
-            p = domain.add_person(s, actor="op", category="resident", name=f"Person {ident}")
+            p = domain.add_person(
+                s, keyring=keyring, actor="op", category="resident", name=f"Person {ident}"
+            )
             domain.record_consent(s, actor="op", person_id=p.id)
             imgs = [face_image(ident), face_image(ident, 1)]
             domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=imgs)

@@ -172,7 +172,8 @@ def create_person(
         from facegate.errors import InvalidInput
 
         raise InvalidInput("relationship_ends_at needs a time zone (e.g. 2026-12-01T00:00:00Z)")
-    with _rt(request).store.session() as s:
+    rt = _rt(request)
+    with rt.store.session() as s:
         p = domain.add_person(
             s,
             actor=principal.actor,
@@ -184,6 +185,7 @@ def create_person(
             unit=body.unit,
             relationship_ends_at=ends,
             site_id=principal.site_id,
+            keyring=rt.galleries.loader.keyring,  # names are sealed (issue 13 item 15)
         )
         return _person_out(p)
 
@@ -579,7 +581,13 @@ def export_person(
     rt = _rt(request)
     _person(rt, principal, person_id)
     with rt.store.session() as s:
-        return domain.export_my_data(s, rt.settings, actor=principal.actor, person_id=person_id)
+        return domain.export_my_data(
+            s,
+            rt.settings,
+            actor=principal.actor,
+            person_id=person_id,
+            keyring=rt.galleries.loader.keyring,
+        )
 
 
 class CorrectIn(BaseModel):
@@ -622,6 +630,7 @@ def correct_person(
             contact=body.contact,
             unit=body.unit,
             category=body.category,
+            keyring=rt.galleries.loader.keyring,
             **extra,
         )
         out = _person_out(p)

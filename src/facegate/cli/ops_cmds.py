@@ -24,6 +24,7 @@ from facegate.domain.backup import backup as backup_domain
 from facegate.domain.backup import restore as restore_domain
 from facegate.domain.importing import import_people, read_table
 from facegate.errors import InvalidInput
+from facegate.store.crypto import load_keyring
 
 
 def person_import(
@@ -49,9 +50,17 @@ def person_import(
         if not file.is_file():
             raise FileNotFoundError(file)
         raw = read_table(file.read_bytes(), file.name)
-        with _session(_settings(data_dir, db)) as s:
+        settings = _settings(data_dir, db)
+        keyring = None if dry_run else load_keyring(settings)
+        with _session(settings) as s:
             res = import_people(
-                s, raw, actor=_actor(), site_id=site_id, dry_run=dry_run, skip_invalid=skip_invalid
+                s,
+                raw,
+                actor=_actor(),
+                site_id=site_id,
+                dry_run=dry_run,
+                skip_invalid=skip_invalid,
+                keyring=keyring,
             )
         lines = [str(e) for e in res.errors]
         if dry_run:

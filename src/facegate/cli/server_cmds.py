@@ -49,13 +49,14 @@ def ensure_initialised(settings: Settings) -> str | None:
     every time: ``init_site`` changes nothing the second time.
     """
     from facegate.audit import anchor as audit_anchor
+    from facegate.domain.identities import seal_plaintext_identities
     from facegate.domain.people import init_site
     from facegate.store.crypto import load_keyring
     from facegate.store.db import Store
     from facegate.store.models import Site
 
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # issue 13 item 13
-    load_keyring(settings, create=True)
+    keyring = load_keyring(settings, create=True)
     store = Store(settings.database_url)
     try:
         # The audit key and its first checkpoint come with the data directory (issue 13
@@ -63,6 +64,8 @@ def ensure_initialised(settings: Settings) -> str | None:
         audit_anchor.ensure(settings, store)
         with store.session() as s:
             if s.query(Site.id).first() is not None:
+                # Issue 13 item 15: names an older install kept in plaintext are sealed now.
+                seal_plaintext_identities(s, keyring)
                 return None
             result = init_site(s, settings, actor="facegate serve")
             return result.site_id
@@ -72,10 +75,10 @@ def ensure_initialised(settings: Settings) -> str | None:
 
 def _first_run_code(settings: Settings) -> str | None:
     """A one-time setup code while no console account exists, else None."""
+    from facegate.audit import anchor as audit_anchor
     from facegate.domain.accounts import issue_setup_code
-    from facegate.store.db import Store
 
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)  # its audit entry is sealed like every other
     try:
         with store.session() as s:
             return issue_setup_code(s, settings, actor="facegate serve")

@@ -20,6 +20,7 @@ import typer
 from facegate import audit, domain
 from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
+from facegate.domain.identities import seal_plaintext_identities
 from facegate.errors import FacegateError, InvalidInput
 from facegate.store.crypto import Keyring, load_keyring
 from facegate.store.db import Store
@@ -175,6 +176,7 @@ def init(
                 pipo_contact=pipo_contact,
                 site_name=site_name,
             )
+            seal_plaintext_identities(s, keyring)  # an older install's names (issue 13 #15)
         data = {
             "created": res.created,
             "updated": list(res.updated),
@@ -375,9 +377,12 @@ def person_add(
     """Register a person and print their pseudonymous id (this is not consent)."""
 
     def go() -> None:
-        with _session(_settings(data_dir, db)) as s:
+        settings = _settings(data_dir, db)
+        keyring = _keyring(settings) if (name or contact or unit) else None
+        with _session(settings) as s:
             p = domain.add_person(
                 s,
+                keyring=keyring,
                 actor=_actor(),
                 category=category,
                 birth_date=_date(birth_date, "--birth-date"),
@@ -650,7 +655,12 @@ def rights_export(
         settings = _settings(data_dir, db)
         with _session(settings) as s:
             data = domain.export_my_data(
-                s, settings, actor=_actor(), person_id=person_id, channel=channel
+                s,
+                settings,
+                actor=_actor(),
+                person_id=person_id,
+                channel=channel,
+                keyring=_keyring(settings),
             )
         text = json.dumps(data, ensure_ascii=False, indent=1, default=str)
         if out is not None:
@@ -694,6 +704,7 @@ def rights_correct(
                 birth_date=_date(birth_date, "--birth-date") if birth_date else _UNSET,
                 relationship_ends_at=_datetime(ends_at, "--ends-at") if ends_at else _UNSET,
                 channel=channel,
+                keyring=_keyring(settings),
             )
             _out(as_json, {"id": p.id, "corrected": True}, f"corrected {p.id}")
 

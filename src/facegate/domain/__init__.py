@@ -69,6 +69,7 @@ from facegate.domain.people import (
     list_sites,
     person_summary,
     rename_site,
+    search_persons,
     update_organization,
 )
 from facegate.domain.queries import (
@@ -149,6 +150,7 @@ __all__ = [
     "issue_visitor_pass",
     "link_guardian",
     "list_persons",
+    "search_persons",
     "load_gallery_entries",
     "lookup_api_key",
     "parse_qr_token",

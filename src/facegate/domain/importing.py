@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 from facegate import audit
 from facegate.domain.common import PURPOSE_ACCESS, get_site, run, utcnow
 from facegate.domain.credentials import _new_credential, hash_pin
+from facegate.domain.identities import FieldKeys
 from facegate.domain.people import add_person_in_tx
 from facegate.errors import FacegateError, InvalidInput
+from facegate.store.crypto import Keyring
 from facegate.store.models import CATEGORIES, Credential, new_id
 
 # The most rows one import takes; a larger compound imports in several files.
@@ -329,11 +331,13 @@ def import_people(
     site_id: str | None = None,
     dry_run: bool = False,
     skip_invalid: bool = False,
+    keyring: Keyring | None = None,
 ) -> ImportResult:
     """Validate every row, then add all the valid people in one transaction, or none.
 
     Without ``skip_invalid`` one bad row refuses the whole file (ImportRefused lists every
-    problem by row). Cards already in use at the site are problems of their row."""
+    problem by row). Cards already in use at the site are problems of their row. Names,
+    contacts and units are sealed with ``keyring`` (the site key, issue 13 item 15)."""
     import_id = new_id("imp")
     rows, errors = validate_rows(raw)
     site = get_site(session, site_id)
@@ -369,10 +373,12 @@ def import_people(
     def work() -> ImportResult:
         tag = {"import_id": import_id}
         now = utcnow()
+        fields = FieldKeys(session, keyring) if keyring is not None else None  # once for all
         for r in clean:
             person = add_person_in_tx(
                 session,
                 site,
+                keyring=fields,
                 actor=actor,
                 category=r.category,
                 name=r.name,

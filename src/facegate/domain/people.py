@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ from facegate.domain.common import (
     run,
     utcnow,
 )
+from facegate.domain.identities import FieldKeys, identities_of, set_identity
 from facegate.domain.notice import (
     build_notice_fields,
     current_notice,
@@ -33,6 +35,7 @@ from facegate.domain.notice import (
     save_notice_draft_in_tx,
 )
 from facegate.errors import InvalidInput, NotFound
+from facegate.store.crypto import Keyring
 from facegate.store.models import (
     ACCESS_POINT_KINDS,
     CATEGORIES,
@@ -45,7 +48,6 @@ from facegate.store.models import (
     NoticeVersion,
     Organization,
     Person,
-    PersonIdentity,
     Site,
     Template,
     new_id,
@@ -346,13 +348,17 @@ def add_person(
     unit: str = "",
     relationship_ends_at: datetime | None = None,
     site_id: str | None = None,
+    keyring: Keyring | None = None,
 ) -> Person:
-    """Register a person; they get a pseudonymous id. Adding a person is not consent."""
+    """Register a person; they get a pseudonymous id. Adding a person is not consent.
+
+    A name, contact or unit is sealed with the site key: pass ``keyring`` to give one."""
 
     def work() -> Person:
         return add_person_in_tx(
             session,
             get_site(session, site_id),
+            keyring=keyring,
             actor=actor,
             category=category,
             birth_date=birth_date,
@@ -372,6 +378,7 @@ def add_person_in_tx(
     session: Session,
     site: Site,
     *,
+    keyring: Keyring | FieldKeys | None = None,
     actor: str,
     category: str,
     birth_date: date | None = None,
@@ -405,9 +412,11 @@ def add_person_in_tx(
         minor_under_14=minor_under_14,
         relationship_ends_at=ends,
     )
-    if name or contact or unit:
-        person.identity = PersonIdentity(name=name, contact=contact, unit=unit)
     session.add(person)
+    if name or contact or unit:  # issue 13 item 15: sealed, never stored in plaintext
+        set_identity(
+            session, keyring, person, name=name, contact=contact, unit=unit, new_person=True
+        )
     session.flush()
     audit.append(
         session,
@@ -482,6 +491,47 @@ def list_persons(
     if not include_erased:
         stmt = stmt.where(Person.status == "active")
     return list(session.execute(stmt).scalars())
+
+
+def search_persons(
+    session: Session,
+    keyring: Keyring | None,
+    *,
+    query: str,
+    site_ids: frozenset[str] | None = None,
+) -> list[Person]:
+    """Active people of ``site_ids`` whose name, unit, card number or pseudonym contains
+    ``query`` (trimmed, case folded). Names are opened in memory only, the site's at a time
+    (issue 16 item 11); an empty query lists everyone. With ``keyring`` None only card
+    numbers and pseudonyms are searched."""
+    persons = list_persons(session, site_ids=site_ids)
+    needle = _fold(query)
+    if not needle:
+        return persons
+    # Without the keyring (an auditor's view) names and units are not searched at all.
+    idents = identities_of(session, keyring, [p.id for p in persons]) if keyring else {}
+    cards: dict[str, list[str]] = {}
+    for pid, ident in session.execute(
+        select(Credential.person_id, Credential.identifier).where(
+            Credential.kind == "card",
+            Credential.revoked_at.is_(None),
+            Credential.person_id.in_([p.id for p in persons] or [""]),
+        )
+    ).all():
+        cards.setdefault(pid, []).append(ident or "")
+
+    def hit(p: Person) -> bool:
+        i = idents.get(p.id)
+        hay = [p.id, *(cards.get(p.id) or [])]
+        if i is not None:
+            hay += [i.name, i.unit]
+        return any(needle in _fold(h) for h in hay)
+
+    return [p for p in persons if hit(p)]
+
+
+def _fold(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
 def person_summary(

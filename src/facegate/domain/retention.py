@@ -20,9 +20,10 @@ from facegate.domain.common import (
     utcnow,
 )
 from facegate.domain.consent import erase_face_data_in_tx
+from facegate.domain.identities import rewrap_field_keys
 from facegate.domain.rights import erase_in_tx
 from facegate.store.crypto import Keyring
-from facegate.store.models import Consent, Person, PersonKey, Site, Template
+from facegate.store.models import Consent, Person, PersonKey, Site, SiteFieldKey, Template
 
 
 def retention_deadline(settings: Settings, person: Person) -> datetime | None:
@@ -167,6 +168,7 @@ def rotate_keys(session: Session, keyring: Keyring, *, actor: str) -> RotateResu
             row.key_id, row.wrapped = keyring.wrap_data_key(row.person_id, dek)
             row.rotated_at = now
             n += 1
+        fields = rewrap_field_keys(session, keyring, new_id)  # identities (issue 13 item 15)
         session.flush()
         for site_id in session.execute(select(Site.id)).scalars():
             record_change(session, site_id, None, "keys_rotated")
@@ -176,7 +178,7 @@ def rotate_keys(session: Session, keyring: Keyring, *, actor: str) -> RotateResu
             operation="key_rotate",
             purpose=PURPOSE_SECURITY,
             outcome="ok",
-            details={"new_key_id": new_id, "rewrapped": n},
+            details={"new_key_id": new_id, "rewrapped": n, "field_keys": fields},
         )
         return n
 
@@ -186,6 +188,7 @@ def rotate_keys(session: Session, keyring: Keyring, *, actor: str) -> RotateResu
     retired: list[str] = []
     if keyring.key_file is not None:
         in_use = set(session.execute(select(PersonKey.key_id).distinct()).scalars())
+        in_use |= set(session.execute(select(SiteFieldKey.key_id).distinct()).scalars())
         retired = [k for k in keyring.key_ids if k != new_id and k not in in_use]
         keyring.key_file.retire(retired)
         keyring.reload()

@@ -24,8 +24,10 @@ from facegate.domain.common import (
     utcnow,
 )
 from facegate.domain.consent import CHANNELS, withdraw_in_tx
+from facegate.domain.identities import read_identity, set_identity
 from facegate.domain.people import person_summary
 from facegate.errors import Conflict, InvalidInput, NotFound
+from facegate.store.crypto import Keyring
 from facegate.store.models import (
     CATEGORIES,
     RIGHTS_KINDS,
@@ -182,9 +184,11 @@ def export_my_data(
     person_id: str,
     channel: str = "front_desk",
     request_id: str | None = None,
+    keyring: Keyring | None = None,
 ) -> dict[str, Any]:
     """Everything kept about the person, as JSON-ready data; templates appear only as ids with
-    model and date, never as vectors, and no image exists to export (PIPL-45, principle 4)."""
+    model and date, never as vectors, and no image exists to export (PIPL-45, principle 4).
+    The name, contact and unit are opened with ``keyring`` (the site key)."""
 
     def work() -> dict[str, Any]:
         person = get_person(session, person_id)
@@ -198,10 +202,8 @@ def export_my_data(
             request_id=request_id,
         )
         data = person_summary(session, person.id)
-        ident = person.identity
-        data["identity"] = (
-            {"name": ident.name, "contact": ident.contact, "unit": ident.unit} if ident else None
-        )
+        ident = read_identity(session, keyring, person)
+        data["identity"] = ident.as_dict() if ident is not None else None
         data["retention"] = {
             "relationship_ends_at": data["relationship_ends_at"],
             "kept_after_end": str(settings.retention_for(person.category)),
@@ -275,9 +277,10 @@ def correct(
     relationship_ends_at: datetime | None = _UNSET,
     channel: str = "front_desk",
     request_id: str | None = None,
+    keyring: Keyring | None = None,
 ) -> Person:
     """Correct identity or relationship data (PIPL-46). The audit names the fields changed,
-    never their values."""
+    never their values. A new name, contact or unit is sealed with ``keyring``."""
 
     def work() -> Person:
         person = get_person(session, person_id, lock=True)
@@ -309,14 +312,7 @@ def correct(
         ):
             person.relationship_ends_at = relationship_ends_at
             changed.append("relationship_ends_at")
-        for field, value in (("name", name), ("contact", contact), ("unit", unit)):
-            if value is None:
-                continue
-            if person.identity is None:
-                person.identity = PersonIdentity()
-            if getattr(person.identity, field) != value:
-                setattr(person.identity, field, value)
-                changed.append(field)
+        changed += set_identity(session, keyring, person, name=name, contact=contact, unit=unit)
         if not changed:
             raise InvalidInput("nothing to correct: give at least one new value")
         _close(req, actor, "corrected: " + ", ".join(changed))

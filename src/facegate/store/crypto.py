@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import importlib
 import json
 import os
 import secrets
 import stat
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +28,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from facegate.config import Settings
 from facegate.errors import KeyUnavailable
@@ -77,6 +81,60 @@ def _template_aad(template_id: str, person_id: str, model_id: str) -> bytes:
     return f"facegate/template/v1/{template_id}/{person_id}/{model_id}".encode()
 
 
+def _field_wrap_aad(site_id: str) -> bytes:
+    return f"facegate/field-key/v1/{site_id}".encode()
+
+
+def _identity_aad(site_id: str, person_id: str) -> bytes:
+    return f"facegate/identity/v1/{site_id}/{person_id}".encode()
+
+
+def _derive(field_key: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose).derive(
+        field_key
+    )
+
+
+class SiteFields:
+    """One site's identity cipher and blind index (issue 13 item 15, PIPL-51).
+
+    From the site's field key, HKDF derives two independent keys: an AES-256-GCM key that
+    seals a person's name, contact and unit (bound to site and person by associated data),
+    and an HMAC-SHA256 key for the blind index, so an exact look-up (a unit) needs no
+    plaintext in the database and a stolen file cannot be searched by guessing without it."""
+
+    def __init__(self, site_id: str, field_key: bytes) -> None:
+        self.site_id = site_id
+        self._aead = AESGCM(_derive(field_key, b"facegate/identity-seal/v1"))
+        self._index_key = _derive(field_key, b"facegate/identity-index/v1")
+
+    def seal(self, person_id: str, values: dict[str, str]) -> bytes:
+        plain = json.dumps(values, ensure_ascii=False, sort_keys=True).encode()
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plain, _identity_aad(self.site_id, person_id))
+
+    def open(self, person_id: str, sealed: bytes) -> dict[str, str]:
+        try:
+            plain = self._aead.decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _identity_aad(self.site_id, person_id)
+            )
+        except InvalidTag as exc:
+            raise KeyUnavailable(
+                f"the identity of {person_id} does not open with its site's field key"
+            ) from exc
+        data = json.loads(plain)
+        return {str(k): str(v) for k, v in data.items()}
+
+    def index(self, kind: str, value: str) -> str:
+        """The blind index of ``value``: equal after trimming and case folding, else apart."""
+        norm = " ".join(unicodedata.normalize("NFKC", value).split()).casefold()
+        msg = f"{kind}\0{norm}".encode()
+        return hmac.new(self._index_key, msg, hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:  # never print key material
+        return f"SiteFields({self.site_id!r})"
+
+
 class Keyring:
     """The site keys in use: the active one wraps, any of them unwraps (for rotation)."""
 
@@ -123,6 +181,13 @@ class Keyring:
 
     def unwrap_data_key(self, person_id: str, key_id: str, wrapped: bytes) -> bytes:
         return self.provider(key_id).unwrap(wrapped, _wrap_aad(person_id))
+
+    def wrap_field_key(self, site_id: str, field_key: bytes) -> tuple[str, bytes]:
+        """A site's field key (identities), wrapped like a data key; returns (key_id, wrapped)."""
+        return self.active.key_id, self.active.wrap(field_key, _field_wrap_aad(site_id))
+
+    def unwrap_field_key(self, site_id: str, key_id: str, wrapped: bytes) -> bytes:
+        return self.provider(key_id).unwrap(wrapped, _field_wrap_aad(site_id))
 
     # -- templates --------------------------------------------------------------------------
 

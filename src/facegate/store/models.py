@@ -183,7 +183,14 @@ class Person(Base):
 
 
 class PersonIdentity(Base):
-    """Name and contact details, kept apart from templates (STD-35273-6.3)."""
+    """Name and contact details, kept apart from templates (STD-35273-6.3) and sealed under
+    the site's field key (issue 13 item 15, PIPL-51): ``sealed`` is AES-GCM of the name,
+    contact and unit; ``unit_index`` a keyed hash (HMAC) of the unit for exact look-up. Read
+    and write them only through ``facegate.domain.identities``.
+
+    ``name``, ``contact`` and ``unit`` are the plaintext columns of before: always empty for
+    rows written now; rows of an older install are sealed and blanked on first start
+    (``seal_plaintext_identities``)."""
 
     __tablename__ = "person_identities"
 
@@ -193,6 +200,8 @@ class PersonIdentity(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     contact: Mapped[str] = mapped_column(String(200), default="")
     unit: Mapped[str] = mapped_column(String(100), default="")
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    unit_index: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     person: Mapped[Person] = relationship(back_populates="identity")
 
@@ -243,6 +252,19 @@ class PersonKey(Base):
     person_id: Mapped[str] = mapped_column(
         ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True
     )
+    key_id: Mapped[str] = mapped_column(String(80))  # which site key wraps it
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SiteFieldKey(Base):
+    """A site's field key (seals identities, keys their blind index), stored only wrapped by
+    the site key like a person's data key (issue 13 item 15, CAC-FR-14)."""
+
+    __tablename__ = "site_field_keys"
+
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
     key_id: Mapped[str] = mapped_column(String(80))  # which site key wraps it
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -34,7 +34,7 @@ def install(app: FastAPI) -> None:
         return render(
             request,
             "error.html",
-            {"title_key": exc.title_key, "message": exc.message, "back": exc.back},
+            {**exc.page, "title_key": exc.title_key, "message": exc.message, "back": exc.back},
             status=exc.status,
         )
 

@@ -43,9 +43,18 @@ NOTICE_TITLES = {
 class WebFailure(Exception):
     """Raised by page handlers; rendered as an HTML error page (never JSON, never a trace)."""
 
-    def __init__(self, status: int, title_key: str, message: str, back: str = "/") -> None:
+    def __init__(
+        self,
+        status: int,
+        title_key: str,
+        message: str,
+        back: str = "/",
+        page: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.title_key, self.message, self.back = status, title_key, message, back
+        # The signed-in operator's name and role: the refusal page keeps the navigation.
+        self.page = page or {}
 
 
 class Redirect(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from facegate.domain import (
     person_summary,
     record_consent,
     revoke_api_key,
+    search_persons,
     withdraw,
 )
 from facegate.domain.accounts import (
@@ -43,6 +45,7 @@ from facegate.domain.accounts import (
     visible_sites,
 )
 from facegate.domain.activation import site_overview
+from facegate.domain.identities import Identity, identities_of
 from facegate.domain.rights import (
     erase,
     export_my_data,
@@ -68,7 +71,6 @@ from facegate.web.common import (
     Redirect,
     WebFailure,
     check_csrf,
-    fail,
     keyring,
     pre_csrf,
     redirect,
@@ -97,6 +99,29 @@ LOCATION_TYPES = (
 )
 
 
+PSEUDONYM = re.compile(r"\bp-[0-9a-f]{16}\b")
+
+# Refusals the people pages meet most, as sentences in zh-CN and en (web/i18n.py): by the
+# error's exact message first, else by its stable code.
+_REFUSAL_BY_MESSAGE = {
+    "this card number is already in use at this site": "r_card_in_use",
+    "card number is empty": "r_card_empty",
+    "the person must have read the notice and said yes themselves": "r_read_notice",
+    "the birth date must look like 2015-06-30": "r_birth_date",
+    "birth date is in the future": "r_birth_future",
+}
+_REFUSAL_BY_CODE = {
+    "consent_required": "r_consent_required",
+    "guardian_consent_required": "r_guardian_consent",
+    "key_unavailable": "r_key_unavailable",
+    "enrollment_not_allowed": "r_enrollment_not_allowed",
+}
+
+
+def refusal_key(exc: FacegateError) -> str | None:
+    return _REFUSAL_BY_MESSAGE.get(exc.message) or _REFUSAL_BY_CODE.get(exc.code)
+
+
 class Ctx:
     """The signed-in operator for one request."""
 
@@ -116,14 +141,55 @@ class Ctx:
             try:
                 require_role(account, *roles)
             except Forbidden as exc:
-                raise WebFailure(403, "error_title", exc.message, "/console") from None
+                raise WebFailure(403, "error_title", exc.message, "/console", self.nav) from None
+
+    @property
+    def nav(self) -> dict[str, Any]:
+        """What base.html needs to draw the navigation (refusal pages keep it too)."""
+        return {"me": self.username, "role": self.role}
+
+    @property
+    def staff(self) -> bool:
+        return self.role in STAFF
+
+    def names(self, s: Any, person_ids: list[str]) -> dict[str, Identity]:
+        """Names and units for operators; none for auditors (issue 16 item 11). Opened in
+        memory with the site key, never beside templates."""
+        if not self.staff:
+            return {}
+        return identities_of(s, keyring(self.request), person_ids)
+
+    def fail(self, exc: FacegateError, back: str) -> WebFailure:
+        """A refusal page in the reader's language, with the navigation, and the names of
+        the people it speaks of instead of their pseudonyms."""
+        tr = translator(self.request)
+        key = refusal_key(exc)
+        words = tr(key) if key else exc.message
+        ids = sorted(set(PSEUDONYM.findall(words)))
+        if ids and self.staff:
+            try:
+                with self.rt.store.session() as s:
+                    known = self.names(s, [i for i in ids if self._visible(s, i)])
+            except FacegateError:
+                known = {}
+            for pid, ident in known.items():
+                if ident.name:
+                    words = words.replace(pid, ident.name)
+        return WebFailure(exc.http_status, "error_title", words, back, self.nav)
+
+    def _visible(self, s: Any, person_id: str) -> bool:
+        try:
+            visible_person(s, self.sites, person_id)
+        except NotFound:
+            return False
+        return True
 
     @property
     def actor(self) -> str:
         return f"web:{self.username}"
 
     def page(self, name: str, context: dict[str, Any] | None = None, status: int = 200):
-        ctx = {"me": self.username, "role": self.role}
+        ctx = dict(self.nav)
         ctx.update(context or {})
         return render(self.request, name, ctx, status=status, csrf=self.csrf)
 
@@ -140,7 +206,7 @@ class Ctx:
 
     def not_here(self, person_id: str, back: str = "/console/people") -> WebFailure:
         words = translator(self.request)("person_not_here").replace("{id}", person_id[:40])
-        return WebFailure(404, "error_title", words, back)
+        return WebFailure(404, "error_title", words, back, self.nav)
 
     def overview(self, s: Any) -> list[dict[str, Any]]:
         return site_overview(s, self.sites)
@@ -343,7 +409,7 @@ async def face_switch(request: Request, ap_id: str) -> Response:
     except FacegateError as exc:
         # A refusal names the failing rules; the steps that fix them are on the docs page.
         back = "/console/docs" if exc.code == "compliance_blocked" else "/console/sites"
-        raise fail(request, exc, back) from None
+        raise c.fail(exc, back) from None
     return redirect("/console/sites")
 
 
@@ -361,7 +427,7 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
         words = translator(request)("kiosk_no_ap").replace("{id}", ap_id[:40])
         raise WebFailure(404, "error_title", words, "/console/sites") from None
     except FacegateError as exc:
-        raise fail(request, exc, "/console/sites") from None
+        raise c.fail(exc, "/console/sites") from None
     base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     # The key travels in the fragment: browsers never send it to a server or a log.
     return c.page(
@@ -377,18 +443,37 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
 # --- people ------------------------------------------------------------------------------------
 
 
+def _people_page(c: Ctx, query: str = "", status: int = 200, **extra: Any) -> Response:
+    """The people list: search by name, unit, card number or pseudonym (issue 16 item 11).
+    Operators see names and units; auditors only pseudonyms (and find by card or pseudonym)."""
+    query = query.strip()[:100]
+    try:
+        with c.rt.store.session() as s:
+            kr = keyring(c.request) if c.staff else None
+            persons = search_persons(s, kr, query=query, site_ids=c.sites)
+            states = face_states(s, [p.id for p in persons])
+            rows = [person_summary(s, p.id) for p in persons]
+            names = c.names(s, [p.id for p in persons])
+            sites = c.overview(s)
+    except FacegateError as exc:
+        raise c.fail(exc, "/console") from None
+    ctx = {
+        "rows": rows,
+        "states": states,
+        "names": names,
+        "q": query,
+        "categories": CATEGORIES,
+        "sites": sites,
+        "typed": {},
+    }
+    ctx.update(extra)
+    return c.page("people.html", ctx, status=status)
+
+
 @router.get("/console/people", response_class=HTMLResponse)
 def people(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
-    with c.rt.store.session() as s:
-        persons = list_persons(s, site_ids=c.sites)
-        states = face_states(s, [p.id for p in persons])
-        rows = [person_summary(s, p.id) for p in persons]
-        sites = c.overview(s)
-    return c.page(
-        "people.html",
-        {"rows": rows, "states": states, "categories": CATEGORIES, "sites": sites},
-    )
+    return _people_page(c, request.query_params.get("q", ""))
 
 
 @router.post("/console/people", response_class=HTMLResponse)
@@ -396,6 +481,8 @@ async def people_add(request: Request) -> Response:
     c = Ctx(request, STAFF)
     form = await request.form()
     c.check(form)
+    typed = {k: str(form.get(k) or "")[:200] for k in ("category", "name", "unit", "birth_date")}
+    typed["site_id"] = str(form.get("site_id") or "")[:40]
     try:
         birth = str(form.get("birth_date") or "").strip()
         try:
@@ -416,13 +503,19 @@ async def people_add(request: Request) -> Response:
                 birth_date=birth_date,
                 name=str(form.get("name", "")).strip(),
                 unit=str(form.get("unit", "")).strip(),
+                keyring=keyring(request),
             )
     except FacegateError as exc:
-        raise fail(request, exc, "/console/people") from None
-    return redirect(f"/console/people/{person.id}")
+        # Refused: the same page with what was typed still in the form, and why.
+        refusal = c.fail(exc, "/console/people").message
+        return _people_page(c, status=exc.http_status, typed=typed, error=refusal)
+    return redirect(f"/console/people/{person.id}?done=person_added")
 
 
-def _person_page(c: Ctx, person_id: str, **extra: Any) -> Response:
+DONE = ("person_added", "card_issued", "consent_recorded", "enroll_done", "withdraw_done")
+
+
+def _person_page(c: Ctx, person_id: str, status: int = 200, **extra: Any) -> Response:
     try:
         with c.rt.store.session() as s:
             try:
@@ -433,17 +526,33 @@ def _person_page(c: Ctx, person_id: str, **extra: Any) -> Response:
             state = face_states(s, [person_id])[person_id]
             events = recent_access_events(s, person_id=person_id, limit=20)
             others = [p for p in list_persons(s, site_id=person.site_id) if p.id != person_id]
+            names = c.names(s, [person_id, *(g["guardian_id"] for g in summary["guardians"])])
     except FacegateError as exc:
-        raise fail(c.request, exc, "/console/people") from None
-    return c.page(
-        "person.html",
-        {"p": summary, "state": state, "events": events, "others": others, **extra},
-    )
+        raise c.fail(exc, "/console/people") from None
+    flash = extra.pop("flash", None)
+    flash_text = ""
+    if flash in DONE:
+        flash_text = translator(c.request)(flash)
+        if flash == "card_issued":  # the newest card, as the operator typed it
+            cards = [x for x in summary["credentials"] if x["kind"] == "card"]
+            number = cards[-1]["identifier"] if cards else ""
+            flash_text = flash_text.replace("{card}", str(number))
+    ctx = {
+        "p": summary,
+        "state": state,
+        "events": events,
+        "others": others,
+        "names": names,
+        "flash_text": flash_text,
+        "typed": {},
+    }
+    ctx.update(extra)
+    return c.page("person.html", ctx, status=status)
 
 
 @router.get("/console/people/{person_id}", response_class=HTMLResponse)
 def person_page(request: Request, person_id: str) -> Response:
-    return _person_page(Ctx(request, ANY_ROLE), person_id)
+    return _person_page(Ctx(request, ANY_ROLE), person_id, flash=request.query_params.get("done"))
 
 
 @router.post("/console/people/{person_id}/card", response_class=HTMLResponse)
@@ -452,17 +561,21 @@ async def person_card(request: Request, person_id: str) -> Response:
     form = await request.form()
     c.check(form)
     c.person(person_id)
+    number = str(form.get("card_number", "")).strip()
     try:
         with c.rt.store.session() as s:
-            issue_card(
-                s,
-                actor=c.actor,
-                person_id=person_id,
-                card_number=str(form.get("card_number", "")).strip(),
-            )
+            issue_card(s, actor=c.actor, person_id=person_id, card_number=number)
     except FacegateError as exc:
-        raise fail(request, exc, f"/console/people/{person_id}") from None
-    return redirect(f"/console/people/{person_id}")
+        # Refused: the person's page again, the number still typed in, and why.
+        refusal = c.fail(exc, f"/console/people/{person_id}").message
+        return _person_page(
+            c,
+            person_id,
+            status=exc.http_status,
+            typed={"card_number": number[:100]},
+            card_error=refusal,
+        )
+    return redirect(f"/console/people/{person_id}?done=card_issued")
 
 
 @router.post("/console/people/{person_id}/consent", response_class=HTMLResponse)
@@ -488,8 +601,8 @@ async def person_consent(request: Request, person_id: str) -> Response:
             )
         c.rt.after_change()
     except FacegateError as exc:
-        raise fail(request, exc, f"/console/people/{person_id}") from None
-    return redirect(f"/console/people/{person_id}")
+        raise c.fail(exc, f"/console/people/{person_id}") from None
+    return redirect(f"/console/people/{person_id}?done=consent_recorded")
 
 
 @router.post("/console/people/{person_id}/invite", response_class=HTMLResponse)
@@ -507,7 +620,7 @@ async def person_invite(request: Request, person_id: str) -> Response:
                 s, c.rt.settings, actor=c.actor, person_id=person_id, guardian_id=guardian
             )
     except FacegateError as exc:
-        raise fail(request, exc, f"/console/people/{person_id}") from None
+        raise c.fail(exc, f"/console/people/{person_id}") from None
     base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     from facegate.compliance.documents import qr_svg
 
@@ -529,7 +642,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
     try:  # parsed in memory: a photo never goes to a temporary file (principle 3)
         data, fields = await read_photo_form(request, c.rt.settings)
     except FacegateError as exc:
-        raise fail(request, exc, f"/console/people/{person_id}") from None
+        raise c.fail(exc, f"/console/people/{person_id}") from None
     c.check(fields)
     c.person(person_id)
     try:
@@ -546,7 +659,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
             )
         c.rt.after_change()  # the gallery follows at once (SQLite: the only path)
     except FacegateError as exc:
-        raise fail(request, exc, f"/console/people/{person_id}") from None
+        raise c.fail(exc, f"/console/people/{person_id}") from None
     finally:
         del data
     return _person_page(c, person_id, flash="enroll_done")
@@ -563,7 +676,7 @@ async def person_withdraw(request: Request, person_id: str) -> Response:
             withdraw(s, actor=c.actor, person_id=person_id, channel="front_desk")
         c.rt.after_change()  # every gate stops matching them now
     except FacegateError as exc:
-        raise fail(request, exc, f"/console/people/{person_id}") from None
+        raise c.fail(exc, f"/console/people/{person_id}") from None
     return _person_page(c, person_id, flash="withdraw_done")
 
 
@@ -626,6 +739,7 @@ async def rights_answer(request: Request, request_id: str) -> Response:
                     person_id=person_id,
                     channel="front_desk",
                     request_id=request_id,
+                    keyring=keyring(request),
                 )
                 return Response(
                     json.dumps(data, ensure_ascii=False, indent=2, default=str),
@@ -648,7 +762,7 @@ async def rights_answer(request: Request, request_id: str) -> Response:
             else:
                 raise InvalidInput("choose how to answer the request")
     except FacegateError as exc:
-        raise fail(request, exc, "/console/rights") from None
+        raise c.fail(exc, "/console/rights") from None
     return redirect("/console/rights")
 
 
@@ -702,7 +816,7 @@ async def operators_add(request: Request) -> Response:
                 site_ids=[str(x) for x in form.getlist("site_ids")],
             )
     except FacegateError as exc:
-        raise fail(request, exc, "/console/operators") from None
+        raise c.fail(exc, "/console/operators") from None
     return redirect("/console/operators")
 
 
@@ -735,5 +849,5 @@ async def keys_revoke(request: Request, key_id: str) -> Response:
         with c.rt.store.session() as s:
             revoke_api_key(s, actor=c.actor, key_id=key_id)
     except FacegateError as exc:
-        raise fail(request, exc, "/console/keys") from None
+        raise c.fail(exc, "/console/keys") from None
     return redirect("/console/keys")

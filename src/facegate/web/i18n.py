@@ -212,6 +212,47 @@ _T: dict[str, tuple[str, str]] = {
         "Withdraw face consent (erase face data now)",
     ),
     "enroll_done": ("录入完成。", "Enrolled."),
+    # Issue 16 item 11: search, names for operators, a confirmation after every action,
+    # refusals as short sentences.
+    "search_people": ("按姓名、房号或卡号查找", "Find by name, unit or card number"),
+    "search_people_auditor": ("按卡号或匿名编号查找", "Find by card number or pseudonym"),
+    "search": ("查找", "Search"),
+    "search_clear": ("显示全部", "Show everyone"),
+    "search_found": ("“{q}”：找到 {n} 人。", "“{q}”: {n} found."),
+    "person_name": ("姓名", "Name"),
+    "unit_short": ("房号", "Unit"),
+    "no_name": ("（未登记姓名）", "(no name given)"),
+    "person_added": ("已登记此人。", "Person registered."),
+    "card_issued": ("已发放门卡 {card}。", "Card {card} issued."),
+    "consent_recorded": ("已记录同意。", "Consent recorded."),
+    "r_card_in_use": (
+        "这个卡号在本场所已有人使用。请换一张卡。",
+        "This card number is already in use at this site. Use another card.",
+    ),
+    "r_card_empty": ("请填写卡号。", "Type the card number."),
+    "r_read_notice": (
+        "请先让本人（或监护人）阅读告知书，并勾选确认。",
+        "The person (or guardian) must read the notice first. Then tick the box.",
+    ),
+    "r_birth_date": ("出生日期格式应为 2015-06-30。", "Write the birth date like 2015-06-30."),
+    "r_birth_future": ("出生日期不能晚于今天。", "The birth date cannot be in the future."),
+    "r_consent_required": (
+        "此人还没有同意刷脸。请先记录同意。",
+        "This person has not agreed to face access yet. Record their consent first.",
+    ),
+    "r_guardian_consent": (
+        "此人未满 14 周岁。须由已关联的监护人同意。",
+        "This person is under 14. A linked parent or guardian must consent.",
+    ),
+    "r_key_unavailable": (
+        "站点密钥不可用，无法读取或保存姓名。请联系管理员恢复密钥文件。",
+        "The site key is not available, so names cannot be read or saved. Ask the "
+        "administrator to restore the key file.",
+    ),
+    "r_enrollment_not_allowed": (
+        "此人不能录入人脸（例如访客）。请改用门卡、密码或二维码。",
+        "This person cannot enroll a face (a visitor, for example). Use a card, PIN or QR.",
+    ),
     "withdraw_done": ("已撤回，人脸数据已删除。", "Withdrawn; face data erased."),
     "rights": ("权利请求", "Rights requests"),
     "answer_export": ("导出并交付（JSON）", "Export and hand over (JSON)"),

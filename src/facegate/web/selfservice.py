@@ -232,7 +232,12 @@ async def me_export(request: Request) -> Response:
     try:
         with me.rt.store.session() as s:
             data = export_my_data(
-                s, me.rt.settings, actor=me.actor, person_id=me.person_id, channel="web"
+                s,
+                me.rt.settings,
+                actor=me.actor,
+                person_id=me.person_id,
+                channel="web",
+                keyring=keyring(request),
             )
     except FacegateError as exc:
         raise fail(request, exc, "/me/data") from None
