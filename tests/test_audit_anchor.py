@@ -45,7 +45,9 @@ def anchored(store, settings, keyring, pipe):
         domain.add_access_point(s, actor="op", name="Gate", kind="gate", methods=["face", "qr"])
         publish_complete_notice(s, settings)
         for ident in (31, 32):
-            p = domain.add_person(s, actor="op", category="resident", name=f"Person {ident}")
+            p = domain.add_person(
+                s, actor="op", category="resident", name=f"Person {ident}", keyring=keyring
+            )
             domain.record_consent(s, actor="op", person_id=p.id)
             imgs = [face_image(ident), face_image(ident, 1)]
             domain.enroll(s, keyring, pipe, actor="op", person_id=p.id, images=imgs)
