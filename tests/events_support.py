@@ -20,9 +20,10 @@ from fastapi.testclient import TestClient
 from server_support import make_site
 
 from facegate.api import create_app
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.domain import add_person, issue_card
-from facegate.store.db import Store
+from facegate.store.crypto import load_keyring
 
 MACHINE_BROKER = ("127.0.0.1", 1883)
 PERSON_NAME = "Zhang Wei 张伟"
@@ -185,7 +186,7 @@ def gate_server(tmp_path: Path, events: list[str], **settings_kw) -> Iterator[Ga
     by ``event_dedup_s=0``."""
     settings = Settings(data_dir=tmp_path / "gate", events=events, event_dedup_s=0.0, **settings_kw)
     setup = make_site(settings)
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)  # its audit entries sealed, as the server's
     with store.session() as s:
         person = add_person(
             s,
@@ -194,6 +195,7 @@ def gate_server(tmp_path: Path, events: list[str], **settings_kw) -> Iterator[Ga
             name=PERSON_NAME,
             unit=UNIT,
             site_id=setup.site_id,
+            keyring=load_keyring(settings),  # names are sealed under the site key
         ).id
         issue_card(s, actor="test", person_id=person, card_number=CARD)
     store.dispose()

@@ -82,8 +82,8 @@ def test_no_notice_at_all_is_refused_too(store, site):
 
 
 def test_enrollment_on_a_consent_to_an_incomplete_notice_is_refused(
-    store, settings, site, keyring, pipe
-):
+    store, settings, keyring, site, pipe
+):  # the key before the site's data: no key is ever made beside an existing database
     with store.session() as s:
         publish_complete_notice(s, settings)
         p = domain.add_person(s, actor="op", category="resident")
