@@ -14,8 +14,8 @@ from sqlalchemy import event, func, select
 
 from facegate import audit, domain
 from facegate.api import create_app
+from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
-from facegate.store.db import Store
 from facegate.store.models import AccessEvent, AuditEntry, OfflineMerge
 
 
@@ -29,7 +29,7 @@ def gate(tmp_path):
         db_probe_interval_ms=100,
     )
     setup = make_site(settings)
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)  # its audit entries sealed, as the server's
     with store.session() as s:
         pid = domain.add_person(s, actor="test", category="resident", site_id=setup.site_id).id
         domain.issue_card(s, actor="test", person_id=pid, card_number="CARD-1")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from store_support import publish_complete_notice
 
 from facegate.api import create_app
+from facegate.audit import anchor as audit_anchor
 from facegate.cli.server_cmds import ensure_initialised
 from facegate.config import Settings
 from facegate.domain import add_access_point
 from facegate.domain.accounts import create_operator
-from facegate.store.db import Store
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PID = re.compile(r"/console/people/(p-[0-9a-f]{16})")
@@ -29,9 +30,10 @@ PW = "a long passphrase"
 def env(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("web-people"))
     ensure_initialised(settings)
-    store = Store(settings.database_url)
+    store = audit_anchor.open_store(settings)  # its audit entries sealed, as the server's
     with store.session() as s:
         add_access_point(s, actor="test", name="gate", kind="gate", methods=["face", "card"])
+        publish_complete_notice(s, settings)  # consent needs a complete notice (CAC-FR-05a)
         create_operator(s, actor="test", username="desk", password=PW, role="operator")
         create_operator(s, actor="test", username="audit", password=PW, role="auditor")
     with TestClient(create_app(settings), headers={"Accept-Language": "en"}) as client:
