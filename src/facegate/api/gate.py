@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Literal
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from facegate.access import challenge, liveness
 from facegate.access import decide as gate
 from facegate.access.burst import FrameProbe
 from facegate.api.auth import Principal, require
@@ -31,9 +33,9 @@ class DecisionOut(BaseModel):
     reason: str = Field(
         description="`ok` or a machine reason: no_face, low_quality:<why>, no_match, ambiguous, "
         "burst_disagree, not_enrolled_here, consent_withdrawn, consent_renewal_required, "
-        "face_not_enabled, method_not_accepted:<m>, unknown_credential, credential_revoked, "
-        "credential_expired, credential_mismatch, not_valid_here, wrong_pin, pin_locked, "
-        "pass_expired, pass_not_yet_valid, pass_used, manual_override:<why>"
+        "face_not_enabled, liveness_failed, method_not_accepted:<m>, unknown_credential, "
+        "credential_revoked, credential_expired, credential_mismatch, not_valid_here, "
+        "wrong_pin, pin_locked, pass_expired, pass_not_yet_valid, pass_used, manual_override:<why>"
     )
     request_id: str
 
@@ -47,6 +49,11 @@ _CRED_PROPS = {
         "description": "whose PIN (its unit number or the pseudonym) when no card is sent",
     },
     "qr": {"type": "string", "maxLength": 256, "description": "QR pass token"},
+    "challenge": {
+        "type": "string",
+        "maxLength": 256,
+        "description": "nonce of the liveness challenge these frames answer (kiosk)",
+    },
 }
 _DECIDE_BODY = {
     "requestBody": {
@@ -89,8 +96,15 @@ def safe_decode(pipeline, data: bytes):
         raise ImageDecodeError("the data is not a readable image") from None
 
 
-def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
-    """Decode and embed each frame (worker thread); the pixels are dropped on return."""
+def analyze_frames(
+    rt, frames: list[bytes], liveness_mode: str = "passive", challenge=None
+) -> list[FrameProbe]:
+    """Decode and embed each frame (worker thread); the pixels are dropped on return.
+
+    ``liveness_mode`` (``facegate.access.liveness.effective_mode``): an attempt the liveness
+    check refuses gives template-less probes with reason ``liveness_failed`` (issue 14);
+    ``challenge(faces)`` answers an active challenge at a ``challenge`` point.
+    """
     # All frames of one request together, from their headers, before any is decoded.
     pipeline = rt.pipeline  # loads the models on first use, off the event loop
     from facegate.vision.decode import DEFAULT_LIMITS, check_request_pixels
@@ -98,8 +112,12 @@ def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
     limits = getattr(pipeline, "limits", DEFAULT_LIMITS)
     check_request_pixels(frames, rt.settings.max_request_pixels, limits)  # issue 13 item 3
     probes = []
+    rgbs, found = [], []
     for data in frames:
-        faces = pipeline.analyze(safe_decode(pipeline, data), profile="gate", max_faces=1)
+        rgb = safe_decode(pipeline, data)
+        faces = pipeline.analyze(rgb, profile="gate", max_faces=1)
+        rgbs.append(rgb)
+        found.append(faces[0] if faces else None)
         if not faces:
             probes.append(FrameProbe(None, 0.0, "no_face"))
             continue
@@ -112,6 +130,9 @@ def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
         # Larger, sharper, more confidently detected faces first.
         rank = float(m.get("face_px", 0.0)) * float(m.get("detector_score", face.score))
         probes.append(FrameProbe(face.template, rank))
+    # Liveness before any matching; a refused attempt keeps no template (issue 14).
+    if not liveness.check_frames(pipeline, rgbs, found, liveness_mode, challenge):
+        return liveness.refused(len(frames))
     return probes
 
 
@@ -142,8 +163,10 @@ async def decide_route(
     ):
         inp.frames.clear()
     if inp.frames:
+        mode = await run_in_threadpool(_liveness_mode, rt, access_point_id, cred)
         try:
-            probes = await rt.pool.run(analyze_frames, rt, inp.frames)
+            answer = functools.partial(_answer, inp.challenge, access_point_id)
+            probes = await rt.pool.run(analyze_frames, rt, inp.frames, mode, answer)
         except Busy:
             rt.metrics.busy.inc()
             raise
@@ -168,6 +191,16 @@ def _check_access_point(rt, principal: Principal, access_point_id: str) -> str:
 def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
     with rt.store.session() as s:
         return gate.face_use_allowed(s, access_point_id, cred)
+
+
+def _answer(nonce: str | None, access_point_id: str, faces) -> bool:
+    return challenge.verify(challenge.BOOK, nonce, access_point_id, faces)[0]
+
+
+def _liveness_mode(rt, access_point_id: str, cred: gate.CredentialInput) -> str:
+    with rt.store.session() as s:
+        ap = gate.access_point(s, access_point_id)
+        return liveness.effective_mode(ap.liveness, cred.present)
 
 
 def _decide(rt, principal, site_id, access_point_id, cred, probes, request_id) -> gate.Decision:
@@ -234,11 +267,42 @@ def override_route(
     return DecisionOut(**result.to_dict())
 
 
+class ChallengeOut(BaseModel):
+    challenge: str = Field(description="single-use nonce; send it back as `challenge`")
+    prompt: Literal["turn_left", "turn_right", "nod"]
+    message: dict[str, str] = Field(description="the prompt in plain words, zh-CN and en")
+    expires_in: float = Field(description="seconds left to answer")
+
+
+@router.post(
+    "/v1/access-points/{access_point_id}/challenge",
+    response_model=ChallengeOut,
+    summary="A random liveness prompt for a person facing a screen (kiosk; issue 14)",
+    responses=error_responses(401, 403, 404),
+)
+def challenge_route(
+    request: Request,
+    access_point_id: str = AccessPointId,
+    principal: Principal = Depends(require("gate:decide")),
+) -> ChallengeOut:
+    """Show the prompt, film the person for a few seconds, and send the frames with
+    `challenge` to `decide`: at a `challenge` point no face is matched without it."""
+    rt = request.app.state.runtime
+    _check_access_point(rt, principal, access_point_id)
+    c = challenge.BOOK.issue(access_point_id)
+    return ChallengeOut(
+        challenge=c.nonce, prompt=c.prompt, message=c.words(), expires_in=challenge.BOOK.ttl_s
+    )
+
+
 class KioskInfoOut(BaseModel):
     id: str
     name: str
     methods: list[str]
     face_enabled: bool
+    liveness: str = Field(
+        default="passive", description="passive, challenge (ask /challenge first) or off"
+    )
     operator_name: str = Field(description="the processor named in the notice (N1)")
     operator_contact: str
 
