@@ -1,7 +1,8 @@
 """The web console, self-service and kiosk in a real browser against a real ``facegate serve``.
 
 One server (temp data dir, free port) and one Chromium for the module; Chromium's fake camera
-plays a video made at test time from an ``lfw_dev`` photo (never committed). The state of a
+plays a video made at test time from a live ``pad_replayattack`` sequence (never committed;
+a still photo would be refused as an attack, issue 14). The state of a
 first day (operator set-up, entrances, a resident who says no, one who says yes and enrolls,
 the kiosk, export) is built by module fixtures, each asking for the ones it needs, so every
 test runs alone or in any order (issue 16 item 5); without ../shared/data they all skip with
@@ -21,11 +22,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from web_support import camera_frame, free_port, jpeg, write_y4m
+from web_support import camera_frame, free_port, jpeg, live_camera_frames, write_y4m_frames
 
 pytestmark = pytest.mark.browser
 
-PERSON = "Abdullah_Gul"  # an lfw_dev identity with many photos
+_LIVE = "train__real__real__client001_session01_webcam_authenticate_"
+LIVE_A, LIVE_B = _LIVE + "controlled_1", _LIVE + "controlled_2"  # one person, two takes
 ADMIN, ADMIN_PW = "chief", "correct horse battery"
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
@@ -56,13 +58,14 @@ W = World()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, shared_data, artifacts_dir):
-    photos = sorted((shared_data / "lfw_dev" / "images" / PERSON).iterdir())
     tmp = tmp_path_factory.mktemp("web")
     W.data_dir = tmp / "data"
     W.shots = artifacts_dir / "web"
     W.shots.mkdir(parents=True, exist_ok=True)
-    W.video = write_y4m(camera_frame(photos[0]), tmp / "camera.y4m")
-    W.probe = jpeg(camera_frame(photos[3]))
+    # A live person at the camera: a still photo is a presentation attack now (issue 14), so
+    # the fake camera plays a real live sequence and the probe is another live capture of them.
+    W.video = write_y4m_frames(live_camera_frames(shared_data, LIVE_A), tmp / "camera.y4m")
+    W.probe = jpeg(live_camera_frames(shared_data, LIVE_B)[2])
     other = sorted((shared_data / "lfw_dev" / "images" / "Adrien_Brody").iterdir())[0]
     W.desk_photo = tmp / "desk.jpg"
     W.desk_photo.write_bytes(jpeg(camera_frame(other)))

@@ -48,3 +48,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def live_camera_frames(shared_data: Path, video: str) -> list[np.ndarray]:
+    """The 5 frames of a live pad_replayattack sequence, upscaled to a 640x480 camera frame.
+
+    A still photo is a presentation attack (issue 14): a test that needs a live person at the
+    camera plays one of these real live sequences instead."""
+    folder = shared_data / "pad_replayattack" / "images" / video
+    frames = []
+    for i in range(5):
+        img = cv2.imread(str(folder / f"f{i}.jpg"), cv2.IMREAD_COLOR)
+        assert img is not None, folder
+        frames.append(cv2.resize(img, (W, H), interpolation=cv2.INTER_CUBIC))
+    return frames
+
+
+def write_y4m_frames(frames: list[np.ndarray], path: Path, repeat: int = 5) -> Path:
+    """A video of several frames (each shown ``repeat`` times at 10 fps) for the fake camera."""
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{W} H{H} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            yuv = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes()
+            for _ in range(repeat):
+                f.write(b"FRAME\n")
+                f.write(yuv)
+    return path

@@ -314,3 +314,13 @@ class LimitReached(FacegateError):
 
     code = "limit_reached"
     http_status = 409
+
+
+# --- liveness (issue 14) --------------------------------------------------------------------------
+
+
+class LivenessFailed(FacegateError):
+    """The camera did not see a live person (a photo or a screen); never says which signal."""
+
+    code = "liveness_failed"
+    http_status = 422

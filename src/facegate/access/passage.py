@@ -10,10 +10,11 @@ the pipeline, the galleries and the de-duplicator.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from facegate.access import decide as gate
+from facegate.access import liveness
 from facegate.access.burst import FrameProbe
 from facegate.errors import FacegateError, ImageDecodeError
 
@@ -31,11 +32,27 @@ def safe_decode(pipeline: Any, data: Any):
         raise ImageDecodeError("the data is not a readable image") from None
 
 
-def analyze_frames(pipeline: Any, frames: Sequence[Any]) -> list[FrameProbe]:
-    """Decode and embed each frame (bytes or an RGB array); the pixels are dropped on return."""
+def analyze_frames(
+    pipeline: Any,
+    frames: Sequence[Any],
+    liveness_mode: str = "passive",
+    challenge: Callable[[Sequence[Any]], bool] | None = None,
+) -> list[FrameProbe]:
+    """Decode and embed each frame (bytes or an RGB array); the pixels are dropped on return.
+
+    Liveness runs on the decoded frames and the faces found, BEFORE any matching (issue 14,
+    CAC-FR-14): a refused attempt gives template-less probes whose reason is
+    ``liveness_failed`` (``liveness.check_frames``). ``liveness_mode`` is
+    ``liveness.mode_at(...)`` for this decision; ``challenge(faces)`` answers an active
+    challenge at a ``challenge`` point.
+    """
     probes = []
+    rgbs, found = [], []
     for data in frames:
-        faces = pipeline.analyze(safe_decode(pipeline, data), profile="gate", max_faces=1)
+        rgb = safe_decode(pipeline, data)
+        faces = pipeline.analyze(rgb, profile="gate", max_faces=1)
+        rgbs.append(rgb)
+        found.append(faces[0] if faces else None)
         if not faces:
             probes.append(FrameProbe(None, 0.0, "no_face"))
             continue
@@ -48,7 +65,16 @@ def analyze_frames(pipeline: Any, frames: Sequence[Any]) -> list[FrameProbe]:
         # Larger, sharper, more confidently detected faces first.
         rank = float(m.get("face_px", 0.0)) * float(m.get("detector_score", face.score))
         probes.append(FrameProbe(face.template, rank))
+    # A refused attempt keeps no template: the probes made above are dropped with it.
+    if not liveness.check_frames(pipeline, rgbs, found, liveness_mode, challenge):
+        return liveness.refused(len(frames))
     return probes
+
+
+def liveness_mode(rt: Any, access_point_id: str, credential: gate.CredentialInput) -> str:
+    """The liveness check this decision gets at this access point (from the database)."""
+    with rt.store.session() as s:
+        return liveness.mode_at(gate.DbFacts(s), access_point_id, credential)
 
 
 def decide_passage(

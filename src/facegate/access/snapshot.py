@@ -87,6 +87,7 @@ class AccessPointCopy:
     site_id: str
     methods: tuple[str, ...]
     face_enabled: bool
+    liveness: str = "passive"  # the point's policy (issue 14); decided offline alike
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,9 @@ class Snapshot:
 
 
 def _ap_copy(ap: AccessPoint) -> AccessPointCopy:
-    return AccessPointCopy(ap.id, ap.site_id, tuple(ap.methods or ()), bool(ap.face_enabled))
+    return AccessPointCopy(
+        ap.id, ap.site_id, tuple(ap.methods or ()), bool(ap.face_enabled), ap.liveness or "passive"
+    )
 
 
 def _person_copy(p: Person, consents: Sequence[Consent]) -> PersonCopy:

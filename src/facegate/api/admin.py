@@ -57,9 +57,14 @@ def _iso(v: datetime | date | None) -> str | None:
 
 class AccessPointIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    kind: Literal["gate", "door", "elevator", "lobby"]
+    kind: Literal["gate", "door", "elevator", "lobby", "kiosk"]
     methods: list[Literal["face", "card", "pin", "qr", "staffed"]] = Field(min_length=1)
     location_type: str = Field(default="entrance", max_length=32, pattern=r"^[a-z_]+$")
+    liveness: Literal["passive", "challenge", "off"] | None = Field(
+        default=None,
+        description="presentation-attack check; default challenge at a kiosk, passive "
+        "elsewhere; off only with a card, PIN or QR pass for 1:1 (issue 14)",
+    )
 
 
 class AccessPointOut(BaseModel):
@@ -70,6 +75,7 @@ class AccessPointOut(BaseModel):
     location_type: str
     methods: list[str]
     face_enabled: bool
+    liveness: str
 
 
 def _ap_out(ap: AccessPoint) -> AccessPointOut:
@@ -81,6 +87,7 @@ def _ap_out(ap: AccessPoint) -> AccessPointOut:
         location_type=ap.location_type,
         methods=list(ap.methods or []),
         face_enabled=bool(ap.face_enabled),
+        liveness=ap.liveness or "passive",
     )
 
 
@@ -105,6 +112,39 @@ def create_access_point(
             methods=body.methods,
             location_type=body.location_type,
             site_id=principal.site_id,
+            liveness=body.liveness,
+        )
+        out = _ap_out(ap)
+    rt.after_change()
+    return out
+
+
+class LivenessIn(BaseModel):
+    liveness: Literal["passive", "challenge", "off"]
+
+
+@router.put(
+    "/v1/access-points/{access_point_id}/liveness",
+    response_model=AccessPointOut,
+    tags=["admin"],
+    responses=error_responses(401, 403, 404, 422),
+)
+def set_access_point_liveness(
+    body: LivenessIn,
+    request: Request,
+    access_point_id: str = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$"),
+    principal: Principal = Depends(require("admin")),
+) -> AccessPointOut:
+    """Set the liveness policy; `off` only where a credential always accompanies the face."""
+    rt = _rt(request)
+    sites = frozenset({principal.site_id})
+    with rt.store.session() as s:
+        ap = domain.set_access_point_liveness(
+            s,
+            actor=principal.actor,
+            access_point_id=access_point_id,
+            policy=body.liveness,
+            sites=sites,
         )
         out = _ap_out(ap)
     rt.after_change()
@@ -418,6 +458,7 @@ def _enroll(rt: Any, principal: Principal, person_id: str, images: list[bytes]) 
             person_id=person_id,
             images=decoded,
             site_gallery=site_gallery,
+            source="document_photo",  # uploaded by an operator's key (issue 14)
         )
 
 

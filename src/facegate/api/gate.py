@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import Literal
@@ -12,8 +13,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from facegate.access import challenge, liveness, passage
 from facegate.access import decide as gate
-from facegate.access import passage
 from facegate.access.burst import FrameProbe
 from facegate.access.decide import DbFacts
 from facegate.access.passage import safe_decode  # noqa: F401 - admin uploads use it
@@ -43,9 +44,10 @@ class DecisionOut(BaseModel):
     reason: str = Field(
         description="`ok` or a machine reason: no_face, low_quality:<why>, no_match, ambiguous, "
         "burst_disagree, not_enrolled_here, consent_withdrawn, consent_renewal_required, "
-        "face_not_enabled, method_not_accepted:<m>, unknown_credential, credential_revoked, "
-        "credential_expired, credential_mismatch, not_valid_here, wrong_pin, pin_locked, "
-        "pass_expired, pass_not_yet_valid, pass_used, manual_override:<why>, "
+        "face_not_enabled, liveness_failed, method_not_accepted:<m>, unknown_credential, "
+        "credential_revoked, credential_expired, credential_mismatch, not_valid_here, "
+        "wrong_pin, pin_locked, pass_expired, pass_not_yet_valid, pass_used, "
+        "manual_override:<why>, "
         "offline_too_long (the database has been away longer than `offline_max_s`)"
     )
     offline: bool = Field(
@@ -64,6 +66,11 @@ _CRED_PROPS = {
         "description": "whose PIN (its unit number or the pseudonym) when no card is sent",
     },
     "qr": {"type": "string", "maxLength": 256, "description": "QR pass token"},
+    "challenge": {
+        "type": "string",
+        "maxLength": 256,
+        "description": "nonce of the liveness challenge these frames answer (kiosk)",
+    },
 }
 _DECIDE_BODY = {
     "requestBody": {
@@ -95,15 +102,20 @@ _DECIDE_BODY = {
 }
 
 
-def analyze_frames(rt, frames: list[bytes]) -> list[FrameProbe]:
-    """Decode and embed each frame (worker thread); the pixels are dropped on return."""
+def analyze_frames(
+    rt, frames: list[bytes], liveness_mode: str = "passive", challenge=None
+) -> list[FrameProbe]:
+    """Decode and embed each frame (worker thread); the pixels are dropped on return.
+
+    Liveness runs in ``passage.analyze_frames`` before any matching (issue 14).
+    """
     # All frames of one request together, from their headers, before any is decoded.
     pipeline = rt.pipeline  # loads the models on first use, off the event loop
     from facegate.vision.decode import DEFAULT_LIMITS, check_request_pixels
 
     limits = getattr(pipeline, "limits", DEFAULT_LIMITS)
     check_request_pixels(frames, rt.settings.max_request_pixels, limits)  # issue 13 item 3
-    return passage.analyze_frames(pipeline, frames)
+    return passage.analyze_frames(pipeline, frames, liveness_mode, challenge)
 
 
 @router.post(
@@ -142,8 +154,10 @@ async def decide_route(
         ):
             inp.frames.clear()
         if inp.frames:
+            mode = await run_in_threadpool(_liveness_mode, rt, access_point_id, cred)
+            answer = functools.partial(_answer, inp.challenge, access_point_id)
             try:
-                probes = await rt.pool.run(analyze_frames, rt, inp.frames)
+                probes = await rt.pool.run(analyze_frames, rt, inp.frames, mode, answer)
             except Busy:
                 rt.metrics.busy.inc()
                 raise
@@ -193,6 +207,24 @@ def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
         return False
     facts = SnapshotFacts(rt.snapshot, rt.journal, None)
     return gate.face_use_allowed(facts, access_point_id, cred)
+
+
+def _answer(nonce: str | None, access_point_id: str, faces) -> bool:
+    return challenge.verify(challenge.BOOK, nonce, access_point_id, faces)[0]
+
+
+def _liveness_mode(rt, access_point_id: str, cred: gate.CredentialInput) -> str:
+    """The access point's liveness policy for this decision (``liveness.effective_mode``):
+    from the database while it answers, else from the gate's offline copy; ``passive`` when
+    neither knows the point (the decision then refuses it anyway)."""
+    if rt.offline.decide_online():
+        try:
+            with rt.store.decision_session() as s:
+                return liveness.mode_at(DbFacts(s), access_point_id, cred)
+        except DB_AWAY_ERRORS as e:
+            rt.offline.report_failure(type(e).__name__)
+    ap = rt.snapshot.access_point(access_point_id) if rt.snapshot.ready else None
+    return liveness.effective_mode(ap.liveness if ap else None, cred.present)
 
 
 async def _abandon_on_disconnect(request: Request, deadline) -> None:
@@ -353,11 +385,42 @@ def override_route(
     return DecisionOut(**result.to_dict())
 
 
+class ChallengeOut(BaseModel):
+    challenge: str = Field(description="single-use nonce; send it back as `challenge`")
+    prompt: Literal["turn_left", "turn_right", "nod"]
+    message: dict[str, str] = Field(description="the prompt in plain words, zh-CN and en")
+    expires_in: float = Field(description="seconds left to answer")
+
+
+@router.post(
+    "/v1/access-points/{access_point_id}/challenge",
+    response_model=ChallengeOut,
+    summary="A random liveness prompt for a person facing a screen (kiosk; issue 14)",
+    responses=error_responses(401, 403, 404),
+)
+def challenge_route(
+    request: Request,
+    access_point_id: str = AccessPointId,
+    principal: Principal = Depends(require("gate:decide")),
+) -> ChallengeOut:
+    """Show the prompt, film the person for a few seconds, and send the frames with
+    `challenge` to `decide`: at a `challenge` point no face is matched without it."""
+    rt = request.app.state.runtime
+    _check_access_point(rt, principal, access_point_id)
+    c = challenge.BOOK.issue(access_point_id)
+    return ChallengeOut(
+        challenge=c.nonce, prompt=c.prompt, message=c.words(), expires_in=challenge.BOOK.ttl_s
+    )
+
+
 class KioskInfoOut(BaseModel):
     id: str
     name: str
     methods: list[str]
     face_enabled: bool
+    liveness: str = Field(
+        default="passive", description="passive, challenge (ask /challenge first) or off"
+    )
     operator_name: str = Field(description="the processor named in the notice (N1)")
     operator_contact: str
 

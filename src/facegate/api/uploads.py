@@ -17,7 +17,7 @@ from starlette.requests import Request
 from facegate.config import Settings
 from facegate.errors import ImageTooLarge, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
-CREDENTIAL_FIELDS = ("card", "pin", "qr", "person")
+CREDENTIAL_FIELDS = ("card", "pin", "qr", "person", "challenge")
 _MAX_FIELD_BYTES = 1024
 _RAW_TYPES = {b"application/octet-stream"}
 
@@ -31,6 +31,7 @@ class DecideInput:
     pin: str | None = None
     qr: str | None = None
     person: str | None = None  # pseudonym, only to say whose PIN this is
+    challenge: str | None = None  # the nonce of an active liveness challenge (issue 14)
 
     @property
     def has_credential(self) -> bool:

@@ -221,9 +221,12 @@ def init(
 @ap_app.command("add")
 def ap_add(
     name: str,
-    kind: str = typer.Option(..., help="gate, door, elevator or lobby"),
+    kind: str = typer.Option(..., help="gate, door, elevator, lobby or kiosk"),
     methods: str = typer.Option(..., help="Comma-separated: face,card,pin,qr,staffed"),
     location_type: str = typer.Option("entrance", help="entrance, lobby, elevator, ..."),
+    liveness: str | None = typer.Option(
+        None, help="passive, challenge or off (default: challenge at a kiosk, else passive)"
+    ),
     data_dir: Path = DataDir,
     db: str = DbUrl,
     as_json: bool = Json,
@@ -240,12 +243,40 @@ def ap_add(
                 kind=kind,
                 methods=[m.strip() for m in methods.split(",") if m.strip()],
                 location_type=location_type,
+                liveness=liveness,
             )
             _out(
                 as_json,
-                {"id": ap.id, "name": ap.name, "kind": ap.kind, "methods": ap.methods},
-                f"{ap.id}  {ap.name}  {ap.kind}  {','.join(ap.methods)}",
+                {
+                    "id": ap.id,
+                    "name": ap.name,
+                    "kind": ap.kind,
+                    "methods": ap.methods,
+                    "liveness": ap.liveness,
+                },
+                f"{ap.id}  {ap.name}  {ap.kind}  {','.join(ap.methods)}  liveness={ap.liveness}",
             )
+
+    _guard(as_json, go)
+
+
+@ap_app.command("liveness")
+def ap_liveness(
+    access_point_id: str,
+    policy: str = typer.Argument(..., help="passive, challenge or off"),
+    data_dir: Path = DataDir,
+    db: str = DbUrl,
+    as_json: bool = Json,
+) -> None:
+    """Set an access point's liveness check; off only with a card, PIN or QR pass (1:1)."""
+
+    def go() -> None:
+        with _session(_settings(data_dir, db)) as s:
+            ap = domain.set_access_point_liveness(
+                s, actor=_actor(), access_point_id=access_point_id, policy=policy
+            )
+            data = {"id": ap.id, "liveness": ap.liveness}
+            _out(as_json, data, f"{ap.id}  liveness={ap.liveness}")
 
     _guard(as_json, go)
 

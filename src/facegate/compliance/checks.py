@@ -725,6 +725,10 @@ def check_security(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
         yield make_finding("CAC-FR-14", "weak_credentials", "admin")
     if s.audit_chain_intact is False:
         yield make_finding("CAC-FR-14", "audit_broken", "audit_log")
+    for site in d.sites:  # issue 14: a photo must not pass for an enrolled person
+        for ap in site.access_points:
+            if ap.face_on and ap.liveness == "off":
+                yield make_finding("CAC-FR-14", "liveness_off", ap_label(site, ap))
 
 
 def run_checks(d: Deployment, ctx: CheckContext | None = None) -> list[Finding]:

@@ -445,7 +445,8 @@ def deployment_from_store(
                     AccessPoint(
                         id=ap.id,
                         name=ap.name,
-                        kind=ap.kind,  # type: ignore[arg-type]
+                        # A kiosk is a terminal a person faces: "other" in the inventory.
+                        kind="other" if ap.kind == "kiosk" else ap.kind,  # type: ignore[arg-type]
                         location_type=_location(ap),  # type: ignore[arg-type]
                         accepted_methods=list(ap.methods or []),
                         face_enabled=bool(s.face_enabled and ap.face_enabled),
@@ -456,6 +457,7 @@ def deployment_from_store(
                         # Purpose lock: the gate decides entry and does nothing else.
                         uses=["access_control"],
                         signage=facts.signage.get(ap.id),
+                        liveness=ap.liveness or "passive",  # type: ignore[arg-type]
                     )
                     for ap in aps
                 ],

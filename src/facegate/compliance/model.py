@@ -223,6 +223,10 @@ class AccessPoint(StrictModel):
         description="Whether people are told or made to believe face is required here "
         "(CAC-FR-12, HZ-PM).",
     )
+    liveness: Literal["passive", "challenge", "off"] | None = Field(
+        default=None,
+        description="The presentation-attack (liveness) check here; off is a CAC-FR-14 finding.",
+    )
 
     @property
     def face_on(self) -> bool:

@@ -44,6 +44,7 @@ from facegate.domain.enrollment import (
     load_gallery_entries,
 )
 from facegate.domain.events import record_access_event, record_access_event_in_tx
+from facegate.domain.liveness_policy import set_access_point_liveness
 from facegate.domain.notice import (
     NOTICE_FIELDS,
     RECONSENT_TRIGGERS,
@@ -97,6 +98,7 @@ from facegate.domain.rights import (
 )
 
 __all__ = [
+    "set_access_point_liveness",
     "get_access_point",
     "list_access_events",
     "list_access_points",

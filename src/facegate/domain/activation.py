@@ -56,6 +56,7 @@ def site_overview(session: Session, site_ids: frozenset[str] | None = None) -> l
                         "location_type": ap.location_type,
                         "methods": list(ap.methods or []),
                         "face_enabled": ap.face_enabled,
+                        "liveness": ap.liveness or "passive",
                     }
                     for ap in aps
                 ],
@@ -78,6 +79,7 @@ def access_point_info(session: Session, access_point_id: str) -> dict[str, Any]:
         "name": ap.name,
         "methods": list(ap.methods or []),
         "face_enabled": bool(ap.face_enabled),
+        "liveness": ap.liveness or "passive",  # the kiosk runs a challenge where asked
         "operator_name": n1.get("operator_name", ""),
         "operator_contact": n1.get("contact", ""),
     }

@@ -36,6 +36,7 @@ from facegate.errors import (
     EnrollmentNotAllowed,
     GuardianConsentRequired,
     InvalidInput,
+    LivenessFailed,
     LowQuality,
     NoFaceFound,
 )
@@ -195,6 +196,8 @@ def enroll(
     person_id: str,
     images: Sequence[Any],
     site_gallery: Gallery | None = None,
+    source: str | None = None,
+    liveness_frames: Sequence[Any] | None = None,
 ) -> EnrollResult:
     """Enroll a person's face from one or more images (each kept as one encrypted template).
 
@@ -203,6 +206,11 @@ def enroll(
     images disagree, or when the face matches someone else at the site (``DuplicateFace``).
     Re-enrollment replaces the person's previous templates. ``site_gallery`` may pass a
     gallery of the site the caller already holds, to skip decrypting it again.
+
+    ``source`` (issue 14) is written to the audit entry: ``camera`` (self-service or front-desk
+    webcam) refuses an attack before any template is made (``LivenessFailed``), checked on
+    ``liveness_frames`` (the burst the page sent; default ``images``); ``document_photo`` marks
+    a photo an operator uploaded, which no liveness check can vouch for.
     """
 
     def check() -> tuple[str, str]:
@@ -225,6 +233,15 @@ def enroll(
 
     def analyze() -> list[tuple[np.ndarray, Any]]:
         """Model inference, outside any transaction (no database lock held meanwhile)."""
+        if source == "camera":
+            live = pipe.liveness(list(liveness_frames or images))
+            # A photo or a screen held to the camera (issue 14); a frame without a face is
+            # refused below with its own plain reason.
+            if not live.live and live.reason not in ("no_face", "bad_input"):
+                raise LivenessFailed(
+                    "the camera did not see a live person; the person must face the camera "
+                    "themselves"
+                )
         found = _templates_from_images(pipe, images)
         vecs = [v for v, _ in found]
         # Several images must show the same person, or one of them is someone else's.
@@ -298,6 +315,7 @@ def enroll(
                 "consent_id": consent.id,
                 "templates": len(ids),
                 "model_id": pipe.model_id,
+                **({"source": source} if source else {}),
             },
         )
         return EnrollResult(person.id, ids, pipe.model_id, qualities)

@@ -286,8 +286,13 @@ def add_access_point(
     methods: Sequence[str],
     location_type: str = "entrance",
     site_id: str | None = None,
+    liveness: str | None = None,
 ) -> AccessPoint:
-    """Add an access point. Face is never the only method (CAC-FR-10, SPC-10, PIPL-16)."""
+    """Add an access point. Face is never the only method (CAC-FR-10, SPC-10, PIPL-16).
+
+    ``liveness``: passive | challenge | off; by default challenge at a kiosk, passive elsewhere
+    (issue 14; ``off`` only with a credential for 1:1, CAC-FR-14)."""
+    from facegate.access.liveness import check_policy, default_policy
 
     def work() -> AccessPoint:
         site = get_site(session, site_id)
@@ -301,6 +306,7 @@ def add_access_point(
                 "an access point that accepts face must also accept a card, PIN, QR pass or "
                 "staffed check (CAC-FR-10)"
             )
+        policy = check_policy(liveness or default_policy(kind), methods)
         n = session.scalar(
             select(func.count()).select_from(AccessPoint).where(AccessPoint.site_id == site.id)
         )
@@ -312,6 +318,7 @@ def add_access_point(
             kind=kind,
             methods=list(dict.fromkeys(methods)),
             location_type=location_type,
+            liveness=policy,
         )
         session.add(ap)
         session.flush()
@@ -322,7 +329,12 @@ def add_access_point(
             operation="access_point_add",
             purpose=PURPOSE_CONFIG,
             outcome="ok",
-            details={"access_point_id": ap.id, "kind": kind, "methods": ap.methods},
+            details={
+                "access_point_id": ap.id,
+                "kind": kind,
+                "methods": ap.methods,
+                "liveness": policy,
+            },
         )
         return ap
 

@@ -43,7 +43,8 @@ NAMING = {
 }
 
 CATEGORIES = ("resident", "tenant", "guest", "staff", "visitor")
-ACCESS_POINT_KINDS = ("gate", "door", "elevator", "lobby")
+# A kiosk: an access point used through /kiosk, where a person faces a screen (issue 14).
+ACCESS_POINT_KINDS = ("gate", "door", "elevator", "lobby", "kiosk")
 METHODS = ("face", "card", "pin", "qr", "staffed")
 NON_BIOMETRIC_METHODS = ("card", "pin", "qr", "staffed")
 CREDENTIAL_KINDS = ("card", "pin", "qr")
@@ -116,6 +117,8 @@ class AccessPoint(Base):
     location_type: Mapped[str] = mapped_column(String(32), default="entrance")
     methods: Mapped[list[str]] = mapped_column(JSON, default=list)  # subset of METHODS
     face_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Presentation-attack check: passive | challenge | off (issue 14; off only with 1:1).
+    liveness: Mapped[str] = mapped_column(String(16), default="passive", server_default="passive")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -413,6 +413,29 @@ async def face_switch(request: Request, ap_id: str) -> Response:
     return redirect("/console/sites")
 
 
+@router.post("/console/access-points/{ap_id}/liveness", response_class=HTMLResponse)
+async def liveness_switch(request: Request, ap_id: str) -> Response:
+    """Set the access point's liveness check; `off` only with a credential (issue 14)."""
+    from facegate.domain import set_access_point_liveness
+
+    c = Ctx(request, ("admin",))
+    form = await request.form()
+    c.check(form)
+    try:
+        with c.rt.store.session() as s:
+            set_access_point_liveness(
+                s,
+                actor=c.actor,
+                access_point_id=ap_id,
+                policy=str(form.get("liveness", "")),
+                sites=c.sites,
+            )
+        c.rt.after_change()
+    except FacegateError as exc:
+        raise c.fail(exc, "/console/sites") from None
+    return redirect("/console/sites")
+
+
 @router.post("/console/access-points/{ap_id}/kiosk", response_class=HTMLResponse)
 async def kiosk_key(request: Request, ap_id: str) -> Response:
     c = Ctx(request, ("admin",))
@@ -656,6 +679,7 @@ async def person_enroll(request: Request, person_id: str) -> Response:
                 actor=c.actor,
                 person_id=person_id,
                 images=[image],
+                source="document_photo",  # an uploaded photo: no liveness vouches for it
             )
         c.rt.after_change()  # the gallery follows at once (SQLite: the only path)
     except FacegateError as exc:

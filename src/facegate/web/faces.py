@@ -80,7 +80,16 @@ async def enroll_from_body(
     try:
         image = decode_upload(rt, data)
         with rt.store.session() as s:
-            enroll(s, keyring, rt.pipeline, actor=actor, person_id=person_id, images=[image])
+            # From a camera the person faces: a photo held up to it is refused (issue 14).
+            enroll(
+                s,
+                keyring,
+                rt.pipeline,
+                actor=actor,
+                person_id=person_id,
+                images=[image],
+                source="camera",
+            )
         del image
         rt.after_change()  # every gate knows the new face at once
     except FacegateError as exc:

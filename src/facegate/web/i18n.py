@@ -21,6 +21,11 @@ QUALITY_WORDS: dict[str, tuple[str, str]] = {
     "off_angle": ("请正对摄像头", "Face the camera straight on"),
     "partial_face": ("请让整张脸都在画面里", "Keep your whole face in the picture"),
     "low_quality": ("画面质量不够，请调整位置", "Picture not good enough: adjust your position"),
+    # issue 14: never says which signal failed
+    "liveness_failed": (
+        "没有确认是真人在镜头前，请本人面对摄像头再试一次",
+        "We could not confirm a live person at the camera: face the camera yourself and retry",
+    ),
 }
 
 DECISION_WORDS: dict[str, tuple[str, str]] = {
@@ -53,6 +58,10 @@ DECISION_WORDS: dict[str, tuple[str, str]] = {
     "offline_too_long": (
         "系统离线时间过长，请联系前台",
         "The system has been offline too long: please see the front desk",
+    ),
+    "liveness_failed": (
+        "未能确认是真人，请本人正对摄像头或使用门卡",
+        "Could not confirm a live person: face the camera yourself or use your card",
     ),
 }
 
@@ -158,6 +167,12 @@ _T: dict[str, tuple[str, str]] = {
     "add_ap": ("添加出入口", "Add an access point"),
     "add": ("添加", "Add"),
     "kiosk_key": ("生成平板终端链接", "Make a kiosk link"),
+    # issue 14: the liveness check per access point
+    "liveness": ("活体检测", "Liveness check"),
+    "liveness_passive": ("被动（默认）", "Passive (default)"),
+    "liveness_challenge": ("动作提示（平板终端）", "Prompted movement (kiosk)"),
+    "liveness_off": ("关闭（仅限卡+刷脸 1:1）", "Off (card + face 1:1 only)"),
+    "liveness_save": ("保存活体检测设置", "Save liveness setting"),
     "kiosk_link_once": (
         "平板终端链接（只显示一次，请在出入口的平板上打开；为此出入口生成新链接后，旧链接即失效）：",
         "Kiosk link (shown once; open it on the tablet at this entrance. Making a new link for "

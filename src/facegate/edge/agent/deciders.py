@@ -76,7 +76,11 @@ class LocalDecider:
                 frames = []  # their face is not processed at all (CAC-FR-06b)
             if frames:
                 # BGR camera frames to the RGB arrays the pipeline takes; dropped on return.
-                probes = passage.analyze_frames(self.rt.pipeline, [f[..., ::-1] for f in frames])
+                # The agent runs no prompted challenge: at a `challenge` point no face opens
+                # (keep points a camera agent serves `passive`).
+                mode = passage.liveness_mode(self.rt, self.access_point_id, cred)
+                rgbs = [f[..., ::-1] for f in frames]
+                probes = passage.analyze_frames(self.rt.pipeline, rgbs, mode)
             result = passage.decide_passage(
                 self.rt,
                 access_point_id=self.access_point_id,

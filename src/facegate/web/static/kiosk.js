@@ -62,8 +62,10 @@
       f.hidden = ap.methods.indexOf(f.dataset.kind) < 0;
     });
     if (hasFace) document.getElementById("preview").hidden = false;
+    challengeMode = ap.liveness === "challenge";
     if (hasFace && ap.face_enabled) startCamera();
   }
+  var challengeMode = false;
 
   function decide(body, isFace) {
     busy = true;
@@ -102,8 +104,41 @@
       .catch(function () { /* no camera: the other methods still work */ });
   }
 
+  // Issue 14: where the access point asks for it, a random prompt from the server ("turn
+  // your head left", "nod"); three frames while the person moves go back with its nonce.
+  function grab(cb) {
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    var ctx = canvas.getContext("2d");
+    ctx.drawImage(video, 0, 0);
+    canvas.toBlob(function (blob) {
+      ctx.clearRect(0, 0, canvas.width, canvas.height);  // the frame leaves the page now
+      cb(blob);
+    }, "image/jpeg", 0.9);
+  }
+  function challengeTick() {
+    busy = true;
+    fetch("/v1/access-points/" + encodeURIComponent(apId) + "/challenge", {
+      method: "POST", headers: { "X-API-Key": key }, cache: "no-store"
+    }).then(function (r) { return r.json(); }).then(function (c) {
+      if (!c.challenge) { busy = false; holdUntil = Date.now() + 3000; return; }
+      var lang = document.documentElement.lang === "en" ? "en" : "zh-CN";
+      say("idle", c.message[lang]);
+      root.dataset.prompt = c.prompt;
+      var fd = new FormData(), n = 0;
+      fd.append("challenge", c.challenge);
+      (function next() {
+        grab(function (blob) {
+          fd.append("frame", blob, "frame" + n + ".jpg");
+          n += 1;
+          if (n < 3) { setTimeout(next, 900); } else { decide(fd, true); }
+        });
+      })();
+    }).catch(function () { busy = false; });
+  }
+
   function tick() {
     if (busy || Date.now() < holdUntil || !video.videoWidth) return;
+    if (challengeMode) { challengeTick(); return; }
     canvas.width = video.videoWidth; canvas.height = video.videoHeight;
     var ctx = canvas.getContext("2d");
     ctx.drawImage(video, 0, 0);
