@@ -25,8 +25,12 @@ import numpy as np
 RTSP_SCRIPT = Path(__file__).with_name("rtsp_test_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-ENROLLED = "replayattack_client001"
-STRANGER = "replayattack_client002"
+# Two people whose approach clips the shipped liveness rule accepts in every burst the agent
+# can take (checked with pipe.liveness on each window of the clip, 2026-12-03): these tests are
+# about the camera and the door; liveness error rates are measured by `facegate bench liveness`
+# (3 of the 15 live clips here have a window it refuses, e.g. client001 and client002).
+ENROLLED = "replayattack_client016"
+STRANGER = "replayattack_client008"
 
 
 def free_port() -> int:
@@ -94,21 +98,26 @@ def approach_clip(
     *,
     fps: int = 10,
     size: tuple[int, int] = (640, 480),
-    empty_s: float = 1.0,
-    slide_s: float = 0.5,
+    empty_s: float = 2.0,
+    slide_s: float = 0.0,
     stay_s: float = 2.0,
 ) -> list[np.ndarray]:
-    """Empty scene, the person slides in, stays (their live frames cross-faded), leaves."""
+    """Empty scene, the person appears (or slides in: the whole picture moving, which looks
+    to liveness like a photo moved by hand, so off by default), stays (their live frames in
+    turn), leaves."""
     w, h = size
     big = [upscale(f, size) for f in frames]
     empty = np.full((h, w, 3), 96, np.uint8)
     n_stay = round(stay_s * fps)
+    # Each live frame held for its share of the stay: a cross-fade would show a double image
+    # no camera makes (and liveness, issue 14, rightly finds blends odd).
+    # Sensor noise on each, as a camera gives: an encoder (H.264 over RTSP) may otherwise send
+    # a held frame once and its repeats as "nothing changed".
+    rng = np.random.default_rng(0)
     stay = []
     for i in range(n_stay):
-        pos = i * (len(big) - 1) / max(n_stay - 1, 1)
-        a, frac = int(pos), pos - int(pos)
-        b = min(a + 1, len(big) - 1)
-        stay.append(cv2.addWeighted(big[a], 1 - frac, big[b], frac, 0))
+        held = big[min(i * len(big) // n_stay, len(big) - 1)].astype(np.int16)
+        stay.append(np.clip(held + rng.integers(-2, 3, held.shape), 0, 255).astype(np.uint8))
 
     def slide(img: np.ndarray, dx: int) -> np.ndarray:
         out = empty.copy()

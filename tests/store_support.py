@@ -93,6 +93,13 @@ class FakePipeline:
     def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
         return float(np.dot(a, b))
 
+    def liveness_of(self, rgbs: list[np.ndarray], faces: list[Any]) -> Any:
+        """Every face is live here: these tests are about what follows the liveness check;
+        tests/test_liveness*.py check liveness itself, with the real models on real sequences."""
+        from facegate.vision.liveness import Liveness
+
+        return Liveness(True, 1.0, 0.5, "live", frames=sum(f is not None for f in faces))
+
 
 # What the generated notice needs beyond the database to have every required field
 # (CAC-FR-05a): consent is only recorded against a complete notice (CAC-FR-06a).

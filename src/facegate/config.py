@@ -265,10 +265,14 @@ class Settings(BaseSettings):
     # often per second (0: every frame); while a person's burst is being gathered, every frame.
     agent_idle_fps: float = Field(default=5.0, ge=0.0, le=120.0)
     # Gate-size frames of one person looked at before sending the best ``max_burst_frames``
-    # of them. 2 at 15 fps: the door opens about 0.2 s after the first usable frame (both
-    # frames must name the same person, ``burst_agree_frames``); 4 adds about 0.18 s (see
-    # README, "Connect a camera and a door").
+    # of them. 2 (``agent_burst_gap_s`` apart): the door opens about 0.5 s after the first
+    # usable frame (both frames must name the same person, ``burst_agree_frames``); each more
+    # frame adds a gap (see README, "Connect a camera and a door").
     agent_burst_window: int = Field(default=2, ge=1, le=30)
+    # The frames of a burst are at least this far apart: liveness (issue 14) reads motion
+    # across the burst, and its burst rule was calibrated on frames about 0.5 s apart; frames
+    # 1/15 s apart show a live face as still as a photo. It adds this much to a decision.
+    agent_burst_gap_s: float = Field(default=0.4, ge=0.0, le=2.0)
     # A person is gone when unseen this long (and for 3 processed frames): the next
     # appearance is a new approach with its own decision.
     agent_track_lost_s: float = Field(default=1.0, ge=0.1, le=60.0)

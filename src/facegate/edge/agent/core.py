@@ -3,8 +3,9 @@
 Per frame: detect faces on a downscaled copy (YuNet), follow them across frames (IoU,
 ``tracker``), and check each gate-size face on the full frame with the gate quality profile
 (sharp, lit, frontal: ``vision.quality``). Once a person has ``agent_burst_window`` such
-frames, the best ``max_burst_frames`` of them go to the decider as one burst, in a worker so
-the camera keeps being read. An ``allow`` drives every door output; anything else, including
+frames, at least ``agent_burst_gap_s`` apart (liveness reads motion across them), the best
+``max_burst_frames`` of them go to the decider as one burst, in a worker so the camera keeps
+being read. An ``allow`` drives every door output; anything else, including
 facegate being unable to decide, leaves the door closed. The person is not decided again
 until they leave (unseen for ``agent_track_lost_s``) or ``agent_redecide_s`` passes.
 
@@ -40,6 +41,7 @@ class AgentConfig:
     idle_fps: float = 5.0
     min_face_px: int = 80
     burst_window: int = 2
+    burst_gap_s: float = 0.4
     max_burst_frames: int = 3
     track_lost_s: float = 1.0
     redecide_s: float = 10.0
@@ -55,6 +57,7 @@ class AgentConfig:
             "idle_fps": settings.agent_idle_fps,
             "min_face_px": settings.agent_min_face_px,
             "burst_window": max(settings.agent_burst_window, 1),
+            "burst_gap_s": settings.agent_burst_gap_s,
             "max_burst_frames": settings.max_burst_frames,
             "track_lost_s": settings.agent_track_lost_s,
             "redecide_s": settings.agent_redecide_s,
@@ -236,6 +239,10 @@ class Agent:
                 continue
             if det.size < self.config.min_face_px:
                 continue
+            if track.candidates and t - track.candidates[-1].t < self.config.burst_gap_s:
+                # Liveness reads motion across the burst (issue 14): frames 1/15 s apart show
+                # a live face as still as a photo, so the burst's frames are spread in time.
+                continue
             if rgb is None:
                 rgb = np.ascontiguousarray(frame[..., ::-1])
             chip = align_112(rgb, [det])[0]
@@ -298,7 +305,7 @@ class Agent:
             cred = None
         log.debug("track %d: burst of %d at %.2f", track.id, len(track.candidates), t)
         best = sorted(track.candidates, key=lambda x: x.rank, reverse=True)[: c.max_burst_frames]
-        frames = [x.frame for x in best]
+        frames = [x.frame for x in sorted(best, key=lambda x: x.t)]  # time order, for liveness
         track.drop_frames()
         track.state = "pending"
         self._submit(track, frames, cred, track.first_usable, t)
