@@ -9,7 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from facegate.vision.liveness import dense_planarity, face_saturation, load_calibration
+from facegate.vision.liveness import (
+    dense_planarity,
+    face_saturation,
+    fine_texture,
+    load_calibration,
+)
 
 BOX = (100.0, 80.0, 100.0, 120.0)  # x, y, w, h of the "face" in the synthetic frames
 
@@ -49,10 +54,17 @@ def test_saturation_of_grey_is_zero_and_of_colour_is_not():
     assert face_saturation([skin, skin], [BOX] * 2) > 0.4
 
 
+def test_fine_texture_drops_when_the_face_is_re_captured_blurred():
+    bgr = cv2.cvtColor(_texture(1), cv2.COLOR_GRAY2BGR)
+    blurred = cv2.GaussianBlur(bgr, (0, 0), 1.5)  # a screen re-captured: fine detail lost
+    assert fine_texture([bgr], [BOX]) > fine_texture([blurred], [BOX]) + 1.0
+    assert fine_texture([bgr], [(0.0, 0.0, 3.0, 3.0)]) == 0.0  # no face area: no value
+
+
 def test_shipped_rule_uses_the_new_signals_with_their_physical_sign():
     cal = load_calibration()
     assert cal.version == "live-2"
-    for f in ("planar_residual", "face_flow", "saturation"):
+    for f in ("planar_residual", "face_flow", "saturation", "fine_texture"):
         assert f in cal.features
     assert all(c > 0 for c in cal.coef)  # more of every signal = more likely live
 
@@ -71,14 +83,17 @@ def replay_videos(shared_data):
 def test_real_sequences_prints_are_flatter_stiller_and_paler(face_pipeline, replay_videos):
     """Five clients of pad_replayattack, 5-frame bursts: the dense planar residual of live
     bursts is above that of hand-held prints, their face flow above that of prints on a stand,
-    their face saturation above that of prints (medians: single videos vary)."""
+    their face saturation above that of prints, their fine texture above that of phone replays
+    (medians: single videos vary)."""
     clients = sorted({v[0] for v in replay_videos.values()})[:5]
-    sig: dict[str, list[dict]] = {"live": [], "hand": [], "fixed": []}
+    sig: dict[str, list[dict]] = {"live": [], "hand": [], "fixed": [], "phone": []}
     for _vid, (ident, pa, support, frames) in sorted(replay_videos.items()):
-        if ident in clients and pa in ("live", "print"):
+        if ident in clients and pa in ("live", "print", "replay_phone"):
             r = face_pipeline.liveness(frames)
             assert r.frames >= 4
-            sig["live" if pa == "live" else support].append(r.signals)
+            sig["live" if pa == "live" else "phone" if pa == "replay_phone" else support].append(
+                r.signals
+            )
 
     def med(group: str, key: str) -> float:
         return float(np.median([s[key] for s in sig[group]]))
@@ -87,3 +102,4 @@ def test_real_sequences_prints_are_flatter_stiller_and_paler(face_pipeline, repl
     assert med("live", "face_flow") > 3 * med("fixed", "face_flow")
     prints = sig["hand"] + sig["fixed"]
     assert med("live", "saturation") > float(np.median([s["saturation"] for s in prints]))
+    assert med("live", "fine_texture") > med("phone", "fine_texture")  # screens lose detail
