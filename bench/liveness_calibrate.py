@@ -351,16 +351,26 @@ def nested_cv(data: dict[str, list[dict]], seed: int) -> tuple[list[tuple], list
 
 
 def print_nested(data: dict[str, list[dict]], seeds: int) -> None:
+    mean: dict[tuple[int, str], list[list[float]]] = {}
     for seed in range(seeds):
         res, chosen = nested_cv(data, seed)
         for k in (3, 5):
             for name in BURST_SETS:
                 f = _figs(res, k, name)
+                mean.setdefault((k, name), []).append(
+                    [f["bpcer"], f["apcer_worst"], *(v["apcer"] for v in f["apcer"].values())]
+                )
                 ap_ = ", ".join(f"{c} {v['apcer']:.3f}" for c, v in f["apcer"].items())
                 print(
                     f"nested seed {seed} {k} frames {name:17s} BPCER {f['bpcer']:.3f}  worst "
                     f"APCER {f['apcer_worst']:.3f}  [{ap_}]  candidate chosen per fold {chosen}"
                 )
+    for (k, name), vals in mean.items():
+        m = np.mean(vals, axis=0)
+        print(
+            f"nested mean of {seeds} fold seeds, {k} frames {name:17s} BPCER {m[0]:.3f}  worst "
+            f"APCER {m[1]:.3f}  per class " + ", ".join(f"{v:.3f}" for v in m[2:])
+        )
 
 
 def floor6(x: float) -> float:
@@ -375,12 +385,28 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(FEATURES), help="burst features to use")
     ap.add_argument("--weighting", default=WEIGHTING, choices=("group", "class"))
     ap.add_argument("--nested", type=int, default=0, metavar="SEEDS", help="nested CV only")
+    ap.add_argument("--cv-seeds", type=int, default=0, metavar="SEEDS", help="CV, mean only")
     a = ap.parse_args()
     globals()["WEIGHTING"] = a.weighting
     features = tuple(a.only.split(","))
     data = load(a.features)
     if a.nested:
         print_nested(data, a.nested)
+        return
+    if a.cv_seeds:  # the fixed feature set (--only), mean over several fold assignments
+        for k in (2, 3, 5):
+            for name in BURST_SETS:
+                vals = []
+                for seed in range(a.cv_seeds):
+                    f = cross_validate(data, folds_of(data, seed), features)[f"combined{k}"][name]
+                    vals.append(
+                        [f["bpcer"], f["apcer_worst"], *(v["apcer"] for v in f["apcer"].values())]
+                    )
+                m = np.mean(vals, axis=0)
+                print(
+                    f"CV mean of {a.cv_seeds} fold seeds, {k} frames {name:17s} BPCER {m[0]:.3f}  "
+                    f"worst APCER {m[1]:.3f}  per class " + ", ".join(f"{v:.3f}" for v in m[2:])
+                )
         return
     fold = folds_of(data)
     cv = cross_validate(data, fold, features)
