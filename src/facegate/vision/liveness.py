@@ -6,10 +6,13 @@ Two kinds of signal, combined by one shipped rule (``minifasnet/liveness.json``)
   4.0x; 80x80 BGR float 0..255; softmax index 1 = live), averaged. The models were trained on
   the box of another detector; YuNet's box is mapped to that convention first by four
   coefficients fitted without labels (``minifasnet/box_map.json``, ``bench/fit_liveness_box.py``).
-* **Across a burst** (2..N frames of one person): a printed photo or a screen moves rigidly
-  and together with its own edges; a live face moves against a still room and changes on its
-  own (``burst_signals``: landmark motion, context following the face, change inside the face,
-  face against side-of-frame motion, fine texture; planarity of the landmarks is measured too).
+* **Across a burst** (2..N frames of one person): a printed photo or a screen is flat, moves
+  rigidly and together with its own edges (or not at all, on a stand); a live face is not a
+  plane, moves against a still room and changes on its own. ``burst_signals`` measures: the
+  dense planar residual (a homography fitted to corners tracked inside the face) and the
+  face's own flow, context following the face, face against side-of-frame motion, face colour
+  saturation, fine skin texture; landmark motion and planarity, change inside the face and
+  whole-box texture are measured too. The rule (``live-2``) uses the signals it lists.
 
 The one score is a probability (higher = more likely live); ``live`` is ``score >= threshold``
 with the threshold for the number of frames that had a face (one frame: passive alone).
