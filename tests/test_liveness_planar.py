@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from facegate.vision.liveness import (
+    MOVED_CAP,
     dense_planarity,
     face_saturation,
     fine_texture,
@@ -64,7 +65,7 @@ def test_fine_texture_drops_when_the_face_is_re_captured_blurred():
 def test_shipped_rule_uses_the_new_signals_with_their_physical_sign():
     cal = load_calibration()
     assert cal.version == "live-2"
-    for f in ("planar_residual", "face_flow", "saturation", "fine_texture"):
+    for f in ("planar_residual", "face_moved", "saturation", "fine_texture"):
         assert f in cal.features
     assert all(c > 0 for c in cal.coef)  # more of every signal = more likely live
 
@@ -100,6 +101,9 @@ def test_real_sequences_prints_are_flatter_stiller_and_paler(face_pipeline, repl
 
     assert med("live", "planar_residual") > med("hand", "planar_residual")
     assert med("live", "face_flow") > 3 * med("fixed", "face_flow")
+    # Every live face moved at least the cap; a print on a stand by the tracking noise.
+    assert all(s["face_moved"] == pytest.approx(MOVED_CAP) for s in sig["live"])
+    assert med("fixed", "face_moved") < 0.5 * MOVED_CAP
     prints = sig["hand"] + sig["fixed"]
     assert med("live", "saturation") > float(np.median([s["saturation"] for s in prints]))
     assert med("live", "fine_texture") > med("phone", "fine_texture")  # screens lose detail

@@ -53,6 +53,11 @@ REASONS = ("live", "attack", "no_face", "bad_input")
 LOG_OFFSET = 0.01  # heavy-tailed burst signals enter the rule as log(x + 0.01)
 MAX_FRAMES = 16  # a burst longer than this is refused as bad input
 PLANAR_FACE_PX = 100.0  # dense planar check: the face at most this wide (pixels)
+# A living face always moves a little (sway, breathing, pulse): between frames about 0.5 s
+# apart, at least 0.3% of its width in pad_replayattack; a medium on a stand in front of a
+# fixed camera moves by the tracking noise, about 0.02-0.05%. Motion beyond this cap is no
+# further evidence of life (a hand-held photo moves a lot), so ``face_moved`` stops there.
+MOVED_CAP = 0.2  # percent of the face width
 _EPS = 1e-6
 
 
@@ -548,6 +553,7 @@ def burst_signals(
     out["high_frequency"] = high_frequency(frames_bgr, [f.box for f in faces])
     full = [cv2.resize(g, (w0, h0)) if g.shape != (h0, w0) else g for g in grays_full]
     out["planar_residual"], out["face_flow"] = dense_planarity(full, boxes)
+    out["face_moved"] = min(out["face_flow"], MOVED_CAP)
     out["saturation"] = face_saturation(frames_bgr, [f.box for f in faces])
     out["fine_texture"] = fine_texture(frames_bgr, [f.box for f in faces])
     logits = np.log(p / (1 - p))
