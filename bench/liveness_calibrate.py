@@ -21,8 +21,10 @@ Method (recorded in the JSON):
    rule and both thresholds are fitted on 4 folds and applied to the 5th; APCER per attack
    class, BPCER and ACER are pooled over the held-out folds. ``pad_samples`` (no identities
    and no bursts) takes part in the single-frame threshold and is reported, not folded.
-6. Feature set: chosen among ``CANDIDATES`` (declared beforehand, each signal with a physical
-   reason) by nested identity-disjoint CV (``--nested SEEDS``: for each outer fold an inner
+6. Feature set: chosen among ``CANDIDATES`` (each signal with a physical reason; the first
+   five declared before the nested run, the last three added after looking at single-level
+   CV figures and fitted weights, so slightly optimistic about them) by nested
+   identity-disjoint CV (``--nested SEEDS``: for each outer fold an inner
    5-fold CV on the other identities picks the set; the outer figures then judge the whole
    procedure, choice included). A candidate whose fitted weights are not all positive (every
    signal is oriented so that more = more likely live) is not a rule and is skipped. The
