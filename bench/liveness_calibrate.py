@@ -21,6 +21,14 @@ Method (recorded in the JSON):
    rule and both thresholds are fitted on 4 folds and applied to the 5th; APCER per attack
    class, BPCER and ACER are pooled over the held-out folds. ``pad_samples`` (no identities
    and no bursts) takes part in the single-frame threshold and is reported, not folded.
+6. Feature set: chosen among ``CANDIDATES`` (each signal with a physical reason; the first
+   five declared before the nested run, the last three added after looking at single-level
+   CV figures and fitted weights, so slightly optimistic about them) by nested
+   identity-disjoint CV (``--nested SEEDS``: for each outer fold an inner
+   5-fold CV on the other identities picks the set; the outer figures then judge the whole
+   procedure, choice included). A candidate whose fitted weights are not all positive (every
+   signal is oriented so that more = more likely live) is not a rule and is skipped. The
+   shipped set is the one the outer splits chose most.
 """
 
 from __future__ import annotations
@@ -44,7 +52,9 @@ BURST_SETS = ("pad_replayattack", "pad_nuaa")
 # Each feature has a stated physical reason. planarity and passive_spread are measured but left
 # out: live people in these sets barely move between frames, so the nose residual is landmark
 # noise (its fitted weight came out negative, against its physics).
-FEATURES = (
+# live-2 adds three (padburst): planar_residual (a flat medium fits a homography), face_flow
+# (a medium on a stand does not move), saturation (a re-photographed print loses chroma).
+LIVE1_FEATURES = (
     "passive_logit",
     "motion",
     "context_follow",
@@ -52,7 +62,50 @@ FEATURES = (
     "face_bg_motion",
     "high_frequency",
 )
-LOG_FEATURES = ("planarity", "motion", "face_change")  # heavy-tailed: log(x + 0.01)
+ALL_NEW = (*LIVE1_FEATURES, "planar_residual", "face_flow", "saturation")
+PHYSICAL_FEATURES = (
+    "passive_logit",
+    "context_follow",
+    "face_bg_motion",
+    "high_frequency",
+    "planar_residual",
+    "face_flow",
+    "saturation",
+)
+# high_frequency measured on the whole box mixes hair and background edges into "texture";
+# fine_texture measures the skin alone against the face's own coarse structure.
+SKIN_FEATURES = (
+    "passive_logit",
+    "context_follow",
+    "face_bg_motion",
+    "planar_residual",
+    "face_flow",
+    "saturation",
+    "fine_texture",
+)
+# face_flow rewards any motion, also a hand-held replay's; face_moved (flow capped at
+# liveness.MOVED_CAP) asks only "did the face move at least as a living face always does".
+STILL_FEATURES = tuple("face_moved" if f == "face_flow" else f for f in SKIN_FEATURES)
+FEATURES = STILL_FEATURES  # shipped (live-2): the choice of the nested CV below
+# The candidate sets the nested cross-validation (``--nested``) chooses among. Honest record:
+# the first five were declared before the nested run; PHYSICAL_FEATURES, SKIN_FEATURES and
+# STILL_FEATURES (its cap argued from the physics, then checked against figures at caps of
+# 0.1-0.5%: all within about 1%) were added after looking at single-level CV figures and
+# fitted weights, so the nested figures are slightly optimistic about the last three.
+CANDIDATES = (
+    LIVE1_FEATURES,
+    (*LIVE1_FEATURES, "planar_residual"),
+    (*LIVE1_FEATURES, "planar_residual", "face_flow"),
+    (*LIVE1_FEATURES, "planar_residual", "saturation"),
+    ALL_NEW,
+    # the new signals without the two old ones whose weight turned against their physics
+    # (motion, face_change: hand-held replays move and change more than people standing still)
+    PHYSICAL_FEATURES,
+    SKIN_FEATURES,
+    STILL_FEATURES,
+)
+# heavy-tailed: log(x + 0.01)
+LOG_FEATURES = ("planarity", "motion", "face_change", "planar_residual", "face_flow", "face_moved")
 MAX_BPCER = 0.02
 FOLDS = 5
 C = 1.0
@@ -158,12 +211,12 @@ def burst_rows(data: dict[str, list[dict]], k: int, features: tuple[str, ...]) -
     return rows
 
 
-def folds_of(data: dict[str, list[dict]]) -> dict[str, int]:
-    """Identity -> fold, identities of each set dealt round-robin in sorted order."""
+def folds_of(data: dict[str, list[dict]], seed: int = 42) -> dict[str, int]:
+    """Identity -> fold, identities of each set shuffled (``seed``) and dealt round-robin."""
     fold = {}
     for name in BURST_SETS:
         ids = sorted({r["identity"] for r in data[name]})
-        rng = np.random.default_rng(42)
+        rng = np.random.default_rng(seed)
         for i, ident in enumerate(rng.permutation(ids)):
             fold[str(ident)] = i % FOLDS
     return fold
@@ -236,6 +289,97 @@ def cross_validate(data, fold, features) -> dict:
     return out
 
 
+def _fit_apply(
+    rows: dict[int, list[dict]], train: set[str], test: set[str], need_physical_signs: bool = False
+) -> list[tuple] | None:
+    """Fit the rule and burst threshold on ``train`` identities; (k, set, class, accepted) of
+    the 3- and 5-frame bursts of ``test`` identities. With ``need_physical_signs``: None when
+    a weight is not positive (every signal is oriented so that more = more likely live)."""
+    tr = [r for k in (2, 3, 5) for r in rows[k] if r["identity"] in train]
+    model = fit_logistic(
+        np.array([r["x"] for r in tr]),
+        np.array([r["pa_class"] == "live" for r in tr], float),
+        w=group_weights(tr),
+    )
+    for r in tr:
+        r["combined"] = float(predict(model, np.array([r["x"]]))[0])
+    thr = strict_threshold(tr, "combined")
+    if min(model["coef"]) <= 0 and need_physical_signs:
+        return None
+    return [
+        (k, r["set"], r["pa_class"], float(predict(model, np.array([r["x"]]))[0]) >= thr)
+        for k in (3, 5)
+        for r in rows[k]
+        if r["identity"] in test
+    ]
+
+
+def _figs(res: list[tuple], k: int, name: str) -> dict:
+    rs = [x for x in res if x[0] == k and x[1] == name]
+    f = iso_figures(np.array([float(x[3]) for x in rs]), [x[2] for x in rs], 0.5)
+    f.pop("threshold")
+    return f
+
+
+def nested_cv(data: dict[str, list[dict]], seed: int) -> tuple[list[tuple], list[int]]:
+    """The whole procedure, feature choice included, on people it never saw: for each outer
+    fold, every set in ``CANDIDATES`` is scored by an inner identity-disjoint CV on the other
+    four folds (criterion: worst APCER + BPCER of pad_replayattack, 3- and 5-frame bursts
+    averaged); the best is fitted on the four folds and applied to the held-out one."""
+    fold = folds_of(data, seed)
+    rows = {c: {k: burst_rows(data, k, c) for k in (2, 3, 5)} for c in CANDIDATES}
+    out, chosen = [], []
+    for ko in range(FOLDS):
+        train = {i for i, f in fold.items() if f != ko}
+        crit = []
+        for c in CANDIDATES:
+            if _fit_apply(rows[c], train, set(), need_physical_signs=True) is None:
+                crit.append(np.inf)  # a weight against its physics on these people: not a rule
+                continue
+            inner: list[tuple] = []
+            for ki in (k for k in range(FOLDS) if k != ko):
+                tri = {i for i, f in fold.items() if f not in (ko, ki)}
+                inner += _fit_apply(rows[c], tri, {i for i, f in fold.items() if f == ki}) or []
+            crit.append(
+                np.mean(
+                    [
+                        _figs(inner, k, "pad_replayattack")["apcer_worst"]
+                        + _figs(inner, k, "pad_replayattack")["bpcer"]
+                        for k in (3, 5)
+                    ]
+                )
+            )
+        best = int(np.argmin(crit))
+        chosen.append(best)
+        out += (
+            _fit_apply(rows[CANDIDATES[best]], train, {i for i, f in fold.items() if f == ko}) or []
+        )
+    return out, chosen
+
+
+def print_nested(data: dict[str, list[dict]], seeds: int) -> None:
+    mean: dict[tuple[int, str], list[list[float]]] = {}
+    for seed in range(seeds):
+        res, chosen = nested_cv(data, seed)
+        for k in (3, 5):
+            for name in BURST_SETS:
+                f = _figs(res, k, name)
+                mean.setdefault((k, name), []).append(
+                    [f["bpcer"], f["apcer_worst"], *(v["apcer"] for v in f["apcer"].values())]
+                )
+                ap_ = ", ".join(f"{c} {v['apcer']:.3f}" for c, v in f["apcer"].items())
+                print(
+                    f"nested seed {seed} {k} frames {name:17s} BPCER {f['bpcer']:.3f}  worst "
+                    f"APCER {f['apcer_worst']:.3f}  [{ap_}]  candidate chosen per fold {chosen}"
+                )
+    for (k, name), vals in mean.items():
+        m = np.mean(vals, axis=0)
+        print(
+            f"nested mean of {seeds} fold seeds, {k} frames {name:17s} BPCER {m[0]:.3f}  worst "
+            f"APCER {m[1]:.3f}  per class " + ", ".join(f"{v:.3f}" for v in m[2:])
+        )
+
+
 def floor6(x: float) -> float:
     return float(np.floor((x - 2e-6) * 1e6) / 1e6)
 
@@ -247,10 +391,30 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--only", default=",".join(FEATURES), help="burst features to use")
     ap.add_argument("--weighting", default=WEIGHTING, choices=("group", "class"))
+    ap.add_argument("--nested", type=int, default=0, metavar="SEEDS", help="nested CV only")
+    ap.add_argument("--cv-seeds", type=int, default=0, metavar="SEEDS", help="CV, mean only")
     a = ap.parse_args()
     globals()["WEIGHTING"] = a.weighting
     features = tuple(a.only.split(","))
     data = load(a.features)
+    if a.nested:
+        print_nested(data, a.nested)
+        return
+    if a.cv_seeds:  # the fixed feature set (--only), mean over several fold assignments
+        for k in (2, 3, 5):
+            for name in BURST_SETS:
+                vals = []
+                for seed in range(a.cv_seeds):
+                    f = cross_validate(data, folds_of(data, seed), features)[f"combined{k}"][name]
+                    vals.append(
+                        [f["bpcer"], f["apcer_worst"], *(v["apcer"] for v in f["apcer"].values())]
+                    )
+                m = np.mean(vals, axis=0)
+                print(
+                    f"CV mean of {a.cv_seeds} fold seeds, {k} frames {name:17s} BPCER {m[0]:.3f}  "
+                    f"worst APCER {m[1]:.3f}  per class " + ", ".join(f"{v:.3f}" for v in m[2:])
+                )
+        return
     fold = folds_of(data)
     cv = cross_validate(data, fold, features)
     # The shipped rule: fitted on everything.
@@ -266,7 +430,7 @@ def main() -> None:
         r["combined"] = float(predict(model, np.array([r["x"]]))[0])
     thr_burst = strict_threshold(allb, "combined")
     result = {
-        "version": "live-1",
+        "version": "live-2",
         "created": dt.date.today().isoformat(),
         "method": __doc__.split("Method (recorded in the JSON):")[1].strip(),
         # Rounded down, less the 1e-6 rounding of the cached probabilities: each threshold is

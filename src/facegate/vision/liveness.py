@@ -6,10 +6,13 @@ Two kinds of signal, combined by one shipped rule (``minifasnet/liveness.json``)
   4.0x; 80x80 BGR float 0..255; softmax index 1 = live), averaged. The models were trained on
   the box of another detector; YuNet's box is mapped to that convention first by four
   coefficients fitted without labels (``minifasnet/box_map.json``, ``bench/fit_liveness_box.py``).
-* **Across a burst** (2..N frames of one person): a printed photo or a screen moves rigidly
-  and together with its own edges; a live face moves against a still room and changes on its
-  own (``burst_signals``: landmark motion, context following the face, change inside the face,
-  face against side-of-frame motion, fine texture; planarity of the landmarks is measured too).
+* **Across a burst** (2..N frames of one person): a printed photo or a screen is flat, moves
+  rigidly and together with its own edges (or not at all, on a stand); a live face is not a
+  plane, moves against a still room and changes on its own. ``burst_signals`` measures: the
+  dense planar residual (a homography fitted to corners tracked inside the face) and the
+  face's own flow, context following the face, face against side-of-frame motion, face colour
+  saturation, fine skin texture; landmark motion and planarity, change inside the face and
+  whole-box texture are measured too. The rule (``live-2``) uses the signals it lists.
 
 The one score is a probability (higher = more likely live); ``live`` is ``score >= threshold``
 with the threshold for the number of frames that had a face (one frame: passive alone).
@@ -49,6 +52,12 @@ PASSIVE_MODELS = (("minifasnet_v2", 2.7), ("minifasnet_v1se", 4.0))
 REASONS = ("live", "attack", "no_face", "bad_input")
 LOG_OFFSET = 0.01  # heavy-tailed burst signals enter the rule as log(x + 0.01)
 MAX_FRAMES = 16  # a burst longer than this is refused as bad input
+PLANAR_FACE_PX = 100.0  # dense planar check: the face at most this wide (pixels)
+# A living face always moves a little (sway, breathing, pulse): between frames about 0.5 s
+# apart, at least 0.3% of its width in pad_replayattack; a medium on a stand in front of a
+# fixed camera moves by the tracking noise, about 0.02-0.05%. Motion beyond this cap is no
+# further evidence of life (a hand-held photo moves a lot), so ``face_moved`` stops there.
+MOVED_CAP = 0.2  # percent of the face width
 _EPS = 1e-6
 
 
@@ -390,6 +399,113 @@ def high_frequency(frames_bgr: Sequence[np.ndarray], boxes: Sequence[Sequence[fl
     return float(np.mean(vals)) if vals else 0.0
 
 
+def dense_planarity(
+    grays: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]
+) -> tuple[float, float]:
+    """Dense planar check: (homography residual, face motion), both in percent of the face
+    width, averaged over the later frames.
+
+    Corners are found inside the first frame's face box (at most ``PLANAR_FACE_PX`` wide) and
+    tracked into every later frame (pyramidal Lucas-Kanade, kept when the backward track
+    returns within 1 px). A homography fitted to the tracks (least median of squares) carries
+    a flat medium (a print or a screen, however it is held or bent little) onto the later
+    frame almost exactly: its median residual stays at the tracking noise. A live face is not
+    a plane (nose, cheeks, ears at other depths) and changes on its own (blinks, mouth, skin):
+    the residual is larger. The median track length is returned too (a photo or a screen on a
+    stand does not move at all; a person always does a little). Grey frames at full
+    resolution (``grays``), boxes in their pixels; (0, 0) when too few corners track.
+    """
+    x, y, bw, bh = (float(v) for v in boxes[0])
+    h, w = grays[0].shape[:2]
+    # One window around the first face, the same in every frame, scaled so the face fits.
+    wx0, wx1 = int(max(x - 0.5 * bw, 0)), int(min(x + 1.5 * bw, w))
+    wy0, wy1 = int(max(y - 0.5 * bh, 0)), int(min(y + 1.5 * bh, h))
+    if wx1 - wx0 < 16 or wy1 - wy0 < 16:
+        return 0.0, 0.0
+    s = min(1.0, PLANAR_FACE_PX / max(bw, 1.0))
+
+    def window(g: np.ndarray) -> np.ndarray:
+        c = g[wy0:wy1, wx0:wx1]
+        return cv2.resize(c, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1.0 else c
+
+    g0 = window(grays[0])
+    mask = np.zeros_like(g0)
+    mx0, my0 = int((x + 0.1 * bw - wx0) * s), int((y + 0.05 * bh - wy0) * s)
+    mx1, my1 = int((x + 0.9 * bw - wx0) * s), int((y + 0.95 * bh - wy0) * s)
+    mask[max(my0, 0) : max(my1, 0), max(mx0, 0) : max(mx1, 0)] = 255
+    pts = cv2.goodFeaturesToTrack(g0, 60, 0.01, 4, mask=mask, blockSize=5)
+    if pts is None or len(pts) < 8:
+        return 0.0, 0.0
+    unit = 100.0 / (bw * s)  # pixels of the window -> percent of the face width
+    lk = {"winSize": (15, 15), "maxLevel": 2}
+    res, flow = [], []
+    for g in grays[1:]:
+        gk = window(g)
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(g0, gk, pts, None, **lk)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(gk, g0, p1, None, **lk)
+        fb = np.linalg.norm((back - pts).reshape(-1, 2), axis=1)
+        ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
+        if ok.sum() < 8:
+            continue
+        a, b = pts.reshape(-1, 2)[ok], p1.reshape(-1, 2)[ok]
+        hom, _ = cv2.findHomography(a, b, cv2.LMEDS)
+        if hom is None:
+            continue
+        pred = cv2.perspectiveTransform(a[None], hom)[0]
+        res.append(float(np.median(np.linalg.norm(pred - b, axis=1))) * unit)
+        flow.append(float(np.median(np.linalg.norm(b - a, axis=1))) * unit)
+    if not res:
+        return 0.0, 0.0
+    return float(np.mean(res)), float(np.mean(flow))
+
+
+def face_saturation(frames_bgr: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]) -> float:
+    """Colour saturation of the central face (HSV S, 0..1), mean over the frames: a print
+    re-photographed loses chroma (ink gamut, paper reflecting the room's light), skin seen
+    directly keeps it."""
+    vals = []
+    for bgr, b in zip(frames_bgr, boxes, strict=True):
+        h, w = bgr.shape[:2]
+        x, y, bw, bh = (float(v) for v in b)
+        x0, x1 = int(max(x + 0.15 * bw, 0)), int(min(x + 0.85 * bw, w))
+        y0, y1 = int(max(y + 0.15 * bh, 0)), int(min(y + 0.9 * bh, h))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        hsv = cv2.cvtColor(np.ascontiguousarray(bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2HSV)
+        vals.append(float(hsv[..., 1].mean()) / 255.0)
+    return float(np.mean(vals)) if vals else 0.0
+
+
+_FFT_N = 64
+_FFT_WINDOW = np.outer(np.hanning(_FFT_N), np.hanning(_FFT_N)).astype(np.float32)
+_FFT_R = np.hypot(*np.mgrid[-_FFT_N // 2 : _FFT_N // 2, -_FFT_N // 2 : _FFT_N // 2])
+_FFT_FINE = (_FFT_R > 12) & (_FFT_R < 31)  # cycles per face crop: pores, fine shading
+_FFT_COARSE = (_FFT_R > 2) & (_FFT_R <= 12)  # eyes, nose, mouth
+
+
+def fine_texture(frames_bgr: Sequence[np.ndarray], boxes: Sequence[Sequence[float]]) -> float:
+    """Fine texture of the skin itself: log(spectral energy at 12-31 cycles / energy at 2-12
+    cycles) of the central face (no hair, no background), grey, 64x64, Hann window; mean over
+    the frames. A face re-captured from a screen has lost fine detail to the display's pixels
+    and the second camera's focus, against the same face's coarse structure; a live face
+    keeps it. Measured honestly (pad_replayattack medians, faces 90-110 px): live -3.44,
+    phone -4.06, tablet -3.42, but print -2.85: paper grain and print banding add fine
+    energy, so alone this is a screen cue; in the combined rule it is one term of several."""
+    vals = []
+    for bgr, b in zip(frames_bgr, boxes, strict=True):
+        h, w = bgr.shape[:2]
+        x, y, bw, bh = (float(v) for v in b)
+        x0, x1 = int(max(x + 0.15 * bw, 0)), int(min(x + 0.85 * bw, w))
+        y0, y1 = int(max(y + 0.15 * bh, 0)), int(min(y + 0.9 * bh, h))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        g = cv2.cvtColor(np.ascontiguousarray(bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY)
+        g = cv2.resize(g, (_FFT_N, _FFT_N), interpolation=cv2.INTER_AREA).astype(np.float32)
+        spec = np.abs(np.fft.fftshift(np.fft.fft2((g - g.mean()) * _FFT_WINDOW))) ** 2
+        vals.append(float(np.log(spec[_FFT_FINE].sum() / (spec[_FFT_COARSE].sum() + 1e-9) + 1e-9)))
+    return float(np.mean(vals)) if vals else 0.0
+
+
 def burst_signals(
     frames_bgr: Sequence[np.ndarray],
     faces: Sequence[_FaceLike],
@@ -418,9 +534,10 @@ def burst_signals(
         x, y, bw, bh = (float(v) for v in f.box)
         boxes.append((x * fx, y * fy, bw * fx, bh * fy))
     s = min(1.0, 64.0 / max(boxes[0][2], 1.0))
-    grays = []
+    grays, grays_full = [], []
     for bgr in frames_bgr:
         g = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        grays_full.append(g)
         if g.shape != (h0, w0):
             g = cv2.resize(g, (w0, h0), interpolation=cv2.INTER_AREA)
         if s < 1.0:
@@ -434,6 +551,11 @@ def burst_signals(
     out["face_change"] = face_change(grays, lms_s, boxes_s)
     out["face_bg_motion"] = face_background_motion(grays, boxes_s)
     out["high_frequency"] = high_frequency(frames_bgr, [f.box for f in faces])
+    full = [cv2.resize(g, (w0, h0)) if g.shape != (h0, w0) else g for g in grays_full]
+    out["planar_residual"], out["face_flow"] = dense_planarity(full, boxes)
+    out["face_moved"] = min(out["face_flow"], MOVED_CAP)
+    out["saturation"] = face_saturation(frames_bgr, [f.box for f in faces])
+    out["fine_texture"] = fine_texture(frames_bgr, [f.box for f in faces])
     logits = np.log(p / (1 - p))
     out["passive_spread"] = float(logits.std())
     return out
