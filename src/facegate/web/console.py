@@ -71,6 +71,7 @@ from facegate.web.common import (
     fail,
     keyring,
     pre_csrf,
+    public_base,
     redirect,
     render,
     runtime,
@@ -362,7 +363,7 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
         raise WebFailure(404, "error_title", words, "/console/sites") from None
     except FacegateError as exc:
         raise fail(request, exc, "/console/sites") from None
-    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    base = public_base(request)
     # The key travels in the fragment: browsers never send it to a server or a log.
     return c.page(
         "shown_once.html",
@@ -508,16 +509,24 @@ async def person_invite(request: Request, person_id: str) -> Response:
             )
     except FacegateError as exc:
         raise fail(request, exc, f"/console/people/{person_id}") from None
-    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     from facegate.compliance.documents import qr_svg
+    from facegate.domain.links import HOW_TO_FIX, url_problem
 
+    base = public_base(request)
     link = f"{base}/i/{issued.token}"
+    # The link works on this machine; a QR code to print only with an address a phone can
+    # open (issue 16 item 9), else the sentence saying how to fix it.
+    problem = url_problem(base)
+    zh = translator(request).lang == "zh-CN"
     return c.page(
         "shown_once.html",
         {
             "label": "invite_once",
             "link": link,
-            "qr": qr_svg(link, scale=5),
+            "qr": qr_svg(link, scale=5) if problem is None else None,
+            "qr_problem": (problem[0] + HOW_TO_FIX[0] if zh else f"{problem[1]} {HOW_TO_FIX[1]}")
+            if problem
+            else "",
             "back": f"/console/people/{person_id}",
         },
     )
