@@ -374,14 +374,15 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
     missing = [
         name
         for name, ok in (
-            ("large print", d.accessibility.large_print),
-            ("audio", d.accessibility.audio),
-            ("staff assistance", d.accessibility.staff_assistance),
+            (("大字版", "large print"), d.accessibility.large_print),
+            (("语音播报", "audio"), d.accessibility.audio),
+            (("工作人员协助", "staff assistance"), d.accessibility.staff_assistance),
         )
         if not ok
     ]
     if missing:
-        yield make_finding("CAC-FR-05c", "not_accessible", "notice", missing=", ".join(missing))
+        words = ("、".join(z for z, _ in missing), ", ".join(e for _, e in missing))
+        yield make_finding("CAC-FR-05c", "not_accessible", "notice", missing=words)
 
 
 # --- CAC-FR-13a ------------------------------------------------------------------------------
@@ -390,7 +391,17 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
 @check("signage")
 def check_signage(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
     """Every face-enabled access point has a sign generated for the current notice."""
+    from facegate.domain.links import url_problem
+
     current = d.notice.version if d.notice else None
+    if any(ap.face_on for _, ap in d.access_points()):
+        # The sign's QR codes are opened on residents' phones (issue 16 item 9).
+        for url in dict.fromkeys(u for u in (d.notice_url, d.self_service_url) if u):
+            why = url_problem(url)
+            if why is not None:
+                yield make_finding(
+                    "CAC-FR-13a", "unreachable_link", url, why_zh=why[0], why_en=why[1]
+                )
     for site, ap in d.access_points():
         if not ap.face_on:
             continue

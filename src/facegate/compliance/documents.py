@@ -52,6 +52,22 @@ def qr_svg(url: str, scale: int = 4) -> Markup:
     return Markup(segno.make(url, error="m").svg_inline(scale=scale, title=url))
 
 
+# What a configured use means, in people's words (issue 16 item 8).
+USE_NAMES = {"access_control": ("出入控制（门禁通行）", "Access control (entry to the premises)")}
+
+
+def _mode_words(mode: int | None, lang: str) -> str:
+    """A file mode as a sentence: who can read the file (issue 16 item 8)."""
+    if mode is None:
+        return ""
+    octal = f"{mode & 0o777:03o}"
+    if mode & 0o077 == 0:
+        zh, en = "仅服务账户可读写", "readable and writable by the service account only"
+    else:
+        zh, en = "其他账户也可读取，应改为仅服务账户可读写", "other accounts can read it too"
+    return f"{zh}（{octal}）" if lang == "zh-CN" else f"{en} ({octal})"
+
+
 def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
     if lang not in LANGS:
         raise InvalidInput(f"Unsupported language {lang!r}; use one of {', '.join(LANGS)}.")
@@ -70,6 +86,11 @@ def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
         }.get(v or "", ""),
         retention_by_cat={r.category: r for r in d.retention},
         kind_name=lambda k: KIND_NAMES[lang].get(k, k),
+        use_name=lambda u: USE_NAMES.get(u, (u, u))[0 if lang == "zh-CN" else 1],
+        mode_words=lambda mode: _mode_words(mode, lang),
+        uses_text=lambda uses: ("、" if lang == "zh-CN" else ", ").join(
+            USE_NAMES.get(u, (u, u))[0 if lang == "zh-CN" else 1] for u in uses or []
+        ),
         methods_text=lambda ms: ("、" if lang == "zh-CN" else ", ").join(
             METHOD_NAMES[lang].get(m, m) for m in ms
         ),
@@ -105,14 +126,30 @@ def render_notice(
     else:
         n = notice_for(d, lang, version, effective_date)
     labels = {k: NOTICE_FIELD_LABELS[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
+    shown = n.fields_by_lang.get(lang) or n.fields
     missing = [k for k in NOTICE_FIELDS if not n.fields.get(k, "").strip()]
     return _render(
-        "notice.html", d, lang, notice=n, labels=labels, fields=NOTICE_FIELDS, missing=missing
+        "notice.html",
+        d,
+        lang,
+        notice=n,
+        shown=shown,
+        labels=labels,
+        fields=NOTICE_FIELDS,
+        missing=missing,
     )
 
 
 def render_signage(d: Deployment, site: Site, ap: AccessPoint, lang: str = "zh-CN") -> str:
-    """The sign for one access point (N11), with QR codes to the notice and self-service page."""
+    """The sign for one access point (N11), with QR codes to the notice and self-service page.
+
+    Refused (``PublicUrlUnusable``, saying how to fix it) when a QR code would point at an
+    address a resident's phone cannot open: this machine or plain HTTP (CAC-FR-13a)."""
+    from facegate.domain.links import require_printable
+
+    require_printable(d.notice_url)
+    if d.self_service_url:
+        require_printable(d.self_service_url)
     return _render(
         "signage.html",
         d,

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -62,6 +64,7 @@ from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, r
 from facegate.domain.notice import (
     RECONSENT_TRIGGERS,
     current_notice,
+    notice_sections,
     notice_sha256,
     publish_site_notice,
     site_notice_fields,
@@ -122,6 +125,8 @@ class LiveFacts(StrictModel):
     complaint_route: str = ""
     notice_url: str = ""
     self_service_url: str = ""
+    # Base of every printed link and QR code, set in the console (FACEGATE_PUBLIC_URL wins).
+    public_url: str = ""
     minors_rules_url: str = ""
     necessity_statement: str = ""
     face_for_minors: bool = False
@@ -217,16 +222,25 @@ def _location(ap: m.AccessPoint) -> str:
     return normalize_location_type(ap.location_type, f"Access point {ap.id}")
 
 
-def _flatten(fields: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The store keeps each field as named parts; a field missing a required part is empty."""
+def _flatten(fields: dict[str, Any], lang: str = "en") -> dict[str, str]:
+    """The store keeps each field as named parts; a field missing a required part is empty.
+    The others read as labelled sentences in ``lang`` (never the parts' ids)."""
     out: dict[str, str] = {}
+    sections = {key: parts for key, _title, parts in notice_sections(fields, lang)}
+    sep = "；" if lang == "zh-CN" else "; "
+    colon = "：" if lang == "zh-CN" else ": "
     for key in NOTICE_FIELDS:
         parts = fields.get(key) or {}
+        if isinstance(parts, str):
+            out[key] = parts
+            continue
         missing = [p for p, v in parts.items() if not str(v).strip()]
         if not parts or any((key, p) not in OPTIONAL_NOTICE_PARTS for p in missing):
             out[key] = ""
         else:
-            out[key] = "; ".join(f"{p.replace('_', ' ')}: {v}" for p, v in parts.items() if v)
+            out[key] = sep.join(
+                f"{label}{colon}{v}" if label else v for label, v in sections[key] if v
+            )
     return out
 
 
@@ -250,6 +264,7 @@ def _notice(
         version=str(cur.version),
         effective_date=cur.effective_at.date(),
         fields=_flatten(cur.fields),
+        fields_by_lang={lang: _flatten(cur.fields, lang) for lang in ("zh-CN", "en")},
         text=cur.text,
         sha256=cur.sha256,
         sha256_verified=notice_sha256(cur.fields, cur.text) == cur.sha256,
@@ -632,18 +647,25 @@ def record_signage(
     save_facts(settings, facts)
 
 
-def accessibility_text(a: Accessibility) -> str:
-    """N13 from the accessibility facts; empty when none is offered."""
+def accessibility_text(a: Accessibility, lang: str = "en") -> str:
+    """N13 from the accessibility facts in ``lang``; empty when none is offered."""
+    i = 0 if lang == "zh-CN" else 1
     parts = [
-        text
+        text[i]
         for ok, text in (
-            (a.large_print, "large-print notice"),
-            (a.audio, "audio read-out"),
-            (a.staff_assistance, "staff help to enroll or withdraw at the front desk"),
+            (a.large_print, ("大字版告知书", "large-print notice")),
+            (a.audio, ("语音播报", "audio read-out")),
+            (
+                a.staff_assistance,
+                (
+                    "前台工作人员协助登记或撤回",
+                    "staff help to enroll or withdraw at the front desk",
+                ),
+            ),
         )
         if ok
     ]
-    return "; ".join(parts)
+    return ("；" if i == 0 else "; ").join(parts)
 
 
 def _site(session: Session, site_id: str | None) -> m.Site:
@@ -657,7 +679,7 @@ def _site(session: Session, site_id: str | None) -> m.Site:
     return site
 
 
-def _notice_options(facts: LiveFacts) -> dict[str, str]:
+def _notice_options(facts: LiveFacts) -> dict[str, Any]:
     """The notice facts ``compliance.yaml`` holds, as ``domain.site_notice_fields`` takes them."""
     return {
         "necessity": facts.necessity_statement
@@ -665,7 +687,9 @@ def _notice_options(facts: LiveFacts) -> dict[str, str]:
         "processors": ", ".join(facts.vendors),
         "minors_rules_link": facts.minors_rules_url,
         "notice_link": facts.notice_url,
-        "accessibility": accessibility_text(facts.accessibility),
+        "accessibility": {
+            lang: accessibility_text(facts.accessibility, lang) for lang in ("zh-CN", "en")
+        },
     }
 
 
@@ -736,6 +760,7 @@ def update_operator_facts(
     self_service_url: str = "",
     minors_rules_url: str = "",
     accessibility: Accessibility | None = None,
+    public_url: str | None = None,
 ) -> None:
     """Set the operator facts the notice needs (N1, N6, N9, N11, N13); publishing is separate.
 
@@ -747,6 +772,12 @@ def update_operator_facts(
             "The notice names who processes the data (CAC-FR-05a, N1): fill in "
             + ", ".join(missing)
             + "."
+        )
+    public = (public_url or "").strip().rstrip("/")
+    if public and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public):
+        raise InvalidInput(
+            f"The public address {public!r} is not a web address; write it like "
+            "https://gate.example.cn (issue 16 item 9)."
         )
     facts = load_facts(settings)
 
@@ -761,6 +792,8 @@ def update_operator_facts(
         facts.notice_url = notice_url.strip()
         facts.self_service_url = self_service_url.strip()
         facts.minors_rules_url = minors_rules_url.strip()
+        if public_url is not None:
+            facts.public_url = public
         if accessibility is not None:
             facts.accessibility = accessibility
         audit.append(

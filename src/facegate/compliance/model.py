@@ -304,6 +304,8 @@ class Notice(StrictModel):
     # stored sha256 matched the stored content. None: recompute with ``notice_digest``.
     sha256_verified: bool | None = None
     generated_at: Instant | None = None
+    # The same fields as people read them in each language, when the source has them.
+    fields_by_lang: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 class PiaRecord(StrictModel):

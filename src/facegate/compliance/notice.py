@@ -199,7 +199,8 @@ def _n5(d: Deployment, lang: str) -> str:
             parts.append(f"{_cat(c, lang)}：{trig}最长 {r.max_days} 天")
         else:
             trig = f" after {r.trigger}" if r.trigger else ""
-            parts.append(f"{c}: at most {r.max_days} days{trig}")
+            unit = "day" if r.max_days == 1 else "days"
+            parts.append(f"{c}: at most {r.max_days} {unit}{trig}")
     if lang == "zh-CN":
         return "；".join(parts) + "。撤回同意、搬离、退房或停止使用时立即删除。"
     return (
@@ -258,7 +259,8 @@ def _n8(d: Deployment, lang: str) -> str:
         return text
     text = (
         "You can access, copy, correct or delete your data, withdraw consent or ask for an "
-        f"explanation of these rules. Channels: {ch}; we answer within {r.response_days} days."
+        f"explanation of these rules. Channels: {ch}; we answer within {r.response_days} "
+        f"{'day' if r.response_days == 1 else 'days'}."
     )
     if r.complaint_route:
         text += f" Complaints: {r.complaint_route}."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,28 @@ from facegate.store.models import (
 NOTICE_FIELDS = tuple(f"N{i}" for i in range(1, 14))
 # A change in any of these asks every enrolled person to consent again (CAC-FR-05b, 06c).
 RECONSENT_TRIGGERS = ("N2", "N3", "N4", "N5", "N10")
+# The stored notice holds its Chinese text under this key, beside the English parts N1..N13
+# (the canonical wording, compared for re-consent); both are hashed into the version's sha256.
+ZH = "zh-CN"
+LANGS = (ZH, "en")
 
+# Field titles (zh-CN, en): the one table the CLI, the console, /me and the documents use.
+NOTICE_TITLES = {
+    "N1": ("处理者及联系方式", "Who processes your data"),
+    "N2": ("目的和识别方式", "Purpose and how matching works"),
+    "N3": ("处理方式", "How it is processed"),
+    "N4": ("处理的信息", "What data"),
+    "N5": ("保存期限与删除", "How long it is kept"),
+    "N6": ("必要性及对您的影响", "Why it is needed and its impact on you"),
+    "N7": ("自愿；其他方式", "It is voluntary; the alternatives"),
+    "N8": ("您的权利", "Your rights"),
+    "N9": ("不满 14 周岁的儿童", "Children under 14"),
+    "N10": ("单独同意", "Separate consent"),
+    "N11": ("现场标识", "Signs at the entrance"),
+    "N12": ("版本与变更", "Version and changes"),
+    "N13": ("无障碍版本", "Accessible version"),
+}
+# Field names in refusals naming the missing fields (English; Chinese in _TITLES_ZH).
 _TITLES = {
     "N1": "Processor",
     "N2": "Purpose and matching mode",
@@ -157,15 +179,113 @@ def require_informed(notice: NoticeVersion | None) -> None:
         )
 
 
-_METHOD_WORDS = {"card": "card", "pin": "PIN", "qr": "QR pass", "staffed": "staffed desk or guard"}
+# Labels of the named parts of each field (zh-CN, en): people read these, never the part ids.
+PART_LABELS = {
+    "operator_name": ("处理者", "Operator"),
+    "address": ("地址", "Address"),
+    "contact": ("联系方式", "Contact"),
+    "pipo_contact": ("个人信息保护负责人", "Personal-information protection officer"),
+    "purpose": ("目的", "Purpose"),
+    "matching_mode": ("比对方式", "Matching"),
+    "capture": ("采集", "Capture"),
+    "storage": ("存储", "Storage"),
+    "access": ("谁可以处理", "Who can handle it"),
+    "processors": ("受托处理方", "Entrusted processors"),
+    "categories": ("信息种类", "Kinds of data"),
+    "images_kept": ("保存的图像", "Images kept"),
+    "retention": ("保存期限", "Retention"),
+    "deletion_triggers": ("何时删除", "When it is deleted"),
+    "necessity": ("必要性", "Why it is needed"),
+    "impact": ("对您的影响", "Impact on you"),
+    "voluntary": ("自愿", "Voluntary"),
+    "alternatives": ("其他通行方式", "Other ways in"),
+    "rights": ("您的权利", "Your rights"),
+    "channels": ("办理渠道", "Where to ask"),
+    "response_time": ("答复时限", "Answer within"),
+    "complaint": ("投诉", "Complaints"),
+    "minors": ("未成年人", "Children"),
+    "minors_rules": ("未成年人专门规则", "Rules for children"),
+    "separate_consent": ("单独同意", "Separate consent"),
+    "optional_features": ("其他功能", "Optional features"),
+    "sign_text": ("标识文字", "Sign text"),
+    "operator": ("运营方", "Operator"),
+    "qr_target": ("二维码地址", "QR code address"),
+    "version": ("版本", "Version"),
+    "effective_date": ("生效日期", "Effective date"),
+    "change_notice": ("变更", "Changes"),
+    "accessible_version": ("无障碍版本", "Accessible version"),
+}
+_METHOD_WORDS = {
+    "card": ("门禁卡", "card"),
+    "pin": ("密码", "PIN"),
+    "qr": ("二维码通行证", "QR pass"),
+    "staffed": ("前台或保安人工核验", "staffed desk or guard"),
+}
+KIND_WORDS = {
+    "gate": ("大门", "gate"),
+    "door": ("门", "door"),
+    "entrance": ("出入口", "entrance"),
+    "turnstile": ("闸机", "turnstile"),
+    "elevator": ("电梯", "elevator"),
+    "lobby": ("大堂", "lobby"),
+    "parking": ("停车场", "parking"),
+    "room_door": ("房门", "room door"),
+    "front_desk": ("前台", "front desk"),
+}
+_CATEGORY_WORDS = {
+    "resident": ("住户", "residents"),
+    "tenant": ("租户", "tenants"),
+    "guest": ("住客", "guests"),
+    "staff": ("员工", "staff"),
+    "visitor": ("访客", "visitors"),
+}
+_END_WORDS = {
+    "guest": ("退房", "the stay"),
+    "visitor": ("来访结束", "the visit"),
+}
+# Wording fixed since a version was published (same meaning): not a reason to ask again.
+_LEGACY_WORDING = ((re.compile(r"\b1 days\b"), "1 day"), (re.compile(r"\b1 hours\b"), "1 hour"))
 
 
-def _hours_text(hours: int) -> str:
+def _pick(lang: str, zh: str, en: str) -> str:
+    return zh if lang == ZH else en
+
+
+# A fact the operator states once for both languages, or in each: {"zh-CN": ..., "en": ...}.
+Wording = str | Mapping[str, str]
+
+
+def _in(value: Wording, lang: str) -> str:
+    if isinstance(value, str):
+        return value
+    return str(value.get(lang) or value.get("en") or "")
+
+
+def _hours_text(hours: int, lang: str = "en") -> str:
     if hours == 0:
-        return "no face template is kept"
+        return _pick(lang, "不保存人脸模板", "no face template is kept")
     if hours % 24 == 0:
-        return f"{hours // 24} days"
-    return f"{hours} hours"
+        days = hours // 24
+        return _pick(lang, f"{days} 天", f"{days} day" if days == 1 else f"{days} days")
+    return _pick(lang, f"{hours} 小时", "1 hour" if hours == 1 else f"{hours} hours")
+
+
+def _retention_text(settings: Settings, lang: str) -> str:
+    parts = []
+    for c in PERSON_CATEGORIES:
+        hours = getattr(settings, f"retention_{c}_hours")
+        cat_zh, cat_en = _CATEGORY_WORDS.get(c, (c, c))
+        end_zh, end_en = _END_WORDS.get(c, ("关系结束", "the relationship"))
+        if lang == ZH:
+            kept = _hours_text(hours, ZH)
+            parts.append(f"{cat_zh}：{kept}" if hours == 0 else f"{cat_zh}：{end_zh}后 {kept}")
+        else:
+            # English keeps the category id as before: existing notices compare equal (N5).
+            parts.append(f"{c}: {_hours_text(hours)} after the end of {end_en}")
+    cap = settings.retention_hard_cap_days
+    if lang == ZH:
+        return "；".join(parts) + f"；最后一次使用后最长 {cap} 天"
+    return "; ".join(parts) + f"; at most {cap} day{'' if cap == 1 else 's'} after the last use"
 
 
 def build_notice_fields(
@@ -181,24 +301,70 @@ def build_notice_fields(
     processors: str = "",
     minors_rules_link: str = "",
     notice_link: str = "",
-    accessibility: str = "",
+    accessibility: Wording = "",
     overrides: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The one notice builder: fields N1..N13, each a dict of named parts ("" = not known),
+    in English (the canonical wording re-consent is judged on), and the same fields in
+    Chinese under ``fields["zh-CN"]`` so a resident can read the whole notice in Chinese
+    (CAC-FR-05a). Operator-typed values (names, address, necessity) appear as typed."""
+    facts = dict(
+        operator_name=operator_name,
+        operator_address=operator_address,
+        operator_contact=operator_contact,
+        pipo_contact=pipo_contact,
+        site_name=site_name,
+        access_points=access_points,
+        necessity=necessity,
+        processors=processors,
+        minors_rules_link=minors_rules_link,
+        notice_link=notice_link,
+        accessibility=accessibility,
+    )
+    en = _fields_in(settings, "en", **facts)
+    zh = _fields_in(settings, ZH, **facts)
+    for key, parts in (overrides or {}).items():
+        if key not in en:
+            raise ValueError(f"unknown notice field {key!r}")
+        en[key] = {**en[key], **{k: str(v) for k, v in parts.items()}}
+        zh[key] = {**zh[key], **{k: str(v) for k, v in parts.items()}}
+    return {**en, ZH: zh}
+
+
+def _fields_in(
+    settings: Settings,
+    lang: str,
+    *,
+    operator_name: str,
+    operator_address: str,
+    operator_contact: str,
+    pipo_contact: str,
+    site_name: str,
+    access_points: Sequence[AccessPoint],
+    necessity: str,
+    processors: str,
+    minors_rules_link: str,
+    notice_link: str,
+    accessibility: Wording,
 ) -> dict[str, dict[str, str]]:
-    """The N1..N13 notice fields, each a dict of named parts (strings; "" = not known)."""
-    purpose = f"Entry control at {site_name}" if site_name else ""
+    def t(zh: str, en: str) -> str:
+        return _pick(lang, zh, en)
+
+    i = 0 if lang == ZH else 1
+    sep = "、" if lang == ZH else ", "
     face_points = [ap for ap in access_points if "face" in (ap.methods or [])]
+    kinds = sorted({ap.kind for ap in face_points})
+    purpose = t(f"{site_name}出入控制", f"Entry control at {site_name}") if site_name else ""
     if purpose and face_points:
-        purpose += " (" + ", ".join(sorted({ap.kind for ap in face_points})) + ")"
+        if lang == ZH:
+            purpose += "（" + sep.join(KIND_WORDS.get(k, (k, k))[0] for k in kinds) + "）"
+        else:  # the kind ids as before, so published English notices compare equal (N2)
+            purpose += " (" + ", ".join(kinds) + ")"
     alternatives = sorted(
         {m for ap in face_points for m in (ap.methods or []) if m in NON_BIOMETRIC_METHODS}
     )
-    retention = "; ".join(
-        f"{c}: {_hours_text(getattr(settings, f'retention_{c}_hours'))} after the end of "
-        f"{'the stay' if c == 'guest' else 'the visit' if c == 'visitor' else 'the relationship'}"
-        for c in PERSON_CATEGORIES
-    )
-    retention += f"; at most {settings.retention_hard_cap_days} days after the last use"
-    fields: dict[str, dict[str, str]] = {
+    days = settings.rights_response_days
+    return {
         "N1": {
             "operator_name": operator_name,
             "address": operator_address,
@@ -207,56 +373,97 @@ def build_notice_fields(
         },
         "N2": {
             "purpose": purpose,
-            "matching_mode": "1:N among the people enrolled for this access point only; "
-            "1:1 when a card or pass names the person",
+            "matching_mode": t(
+                "1:N，仅在登记了本出入口的人员中比对；出示卡或通行证时为 1:1，只与该人比对",
+                "1:N among the people enrolled for this access point only; "
+                "1:1 when a card or pass names the person",
+            ),
         },
         "N3": {
-            "capture": "a live camera image is converted to a face template; the image is not kept",
-            "storage": "encrypted on the on-site facegate server; "
-            "never transmitted over the internet",
-            "access": f"staff of {operator_name} authorised for enrollment and rights requests"
+            "capture": t(
+                "摄像头实时图像转换为人脸特征模板；图像不保存",
+                "a live camera image is converted to a face template; the image is not kept",
+            ),
+            "storage": t(
+                "加密存储在现场的 facegate 服务器上；从不通过互联网传输",
+                "encrypted on the on-site facegate server; never transmitted over the internet",
+            ),
+            "access": t(
+                f"{operator_name}负责登记和权利请求的授权工作人员",
+                f"staff of {operator_name} authorised for enrollment and rights requests",
+            )
             if operator_name
             else "",
             "processors": processors,
         },
         "N4": {
-            "categories": "face template; linked identity (name, unit or room), kept apart "
-            "from the template; access log",
-            "images_kept": "none",
+            "categories": t(
+                "人脸特征模板；关联身份信息（姓名、单元或房号），与模板分开存放；通行记录",
+                "face template; linked identity (name, unit or room), kept apart "
+                "from the template; access log",
+            ),
+            "images_kept": t("不保存", "none"),
         },
         "N5": {
-            "retention": retention,
-            "deletion_triggers": "move-out, lease end, checkout, end of employment, "
-            "withdrawal of consent, site shut-down",
+            "retention": _retention_text(settings, lang),
+            "deletion_triggers": t(
+                "搬离、租约结束、退房、离职、撤回同意、停止使用本系统",
+                "move-out, lease end, checkout, end of employment, "
+                "withdrawal of consent, site shut-down",
+            ),
         },
         "N6": {
             "necessity": necessity,
-            "impact": "a face cannot be changed if its data leaks; facegate keeps only "
-            "encrypted templates on site, no images, and erases them on withdrawal",
+            "impact": t(
+                "人脸信息一旦泄露无法更改；facegate 只在现场保存加密模板，不保存图像，"
+                "撤回同意时即删除",
+                "a face cannot be changed if its data leaks; facegate keeps only "
+                "encrypted templates on site, no images, and erases them on withdrawal",
+            ),
         },
         "N7": {
-            "voluntary": "face recognition is optional; refusing or withdrawing consent does "
-            "not affect your access or any service",
-            "alternatives": ", ".join(_METHOD_WORDS[m] for m in alternatives),
+            "voluntary": t(
+                "人脸识别是自愿的；拒绝或撤回同意不影响您的通行和任何服务",
+                "face recognition is optional; refusing or withdrawing consent does "
+                "not affect your access or any service",
+            ),
+            "alternatives": sep.join(_METHOD_WORDS[m][i] for m in alternatives),
         },
         "N8": {
-            "rights": "access and copy, correction, deletion, withdrawal of consent, "
-            "explanation of these rules",
-            "channels": "front desk or property office; self-service page",
-            "response_time": f"within {settings.rights_response_days} days",
-            "complaint": "CAC illegal and harmful information reporting centre: 12377, "
-            "www.12377.cn",
+            "rights": t(
+                "查阅和复制、更正、删除、撤回同意、要求解释这些规则",
+                "access and copy, correction, deletion, withdrawal of consent, "
+                "explanation of these rules",
+            ),
+            "channels": t(
+                "前台或物业办公室；自助页面", "front desk or property office; self-service page"
+            ),
+            "response_time": t(f"{days} 天内", f"within {days} day{'' if days == 1 else 's'}"),
+            "complaint": t(
+                "国家网信办违法和不良信息举报中心：12377，www.12377.cn",
+                "CAC illegal and harmful information reporting centre: 12377, www.12377.cn",
+            ),
         },
         "N9": {
-            "minors": "for a child under 14 a parent or guardian must consent; face "
-            "recognition stays off for them otherwise",
+            "minors": t(
+                "不满 14 周岁的儿童须由父母或监护人同意；否则不对其使用人脸识别",
+                "for a child under 14 a parent or guardian must consent; face "
+                "recognition stays off for them otherwise",
+            ),
             "minors_rules": minors_rules_link,
         },
         "N10": {
-            "separate_consent": "face recognition needs your separate consent, given on its "
-            "own and never as part of a lease, check-in or other terms; you may withdraw it "
-            "at any time",
-            "optional_features": "none: face data is never transferred over the internet",
+            "separate_consent": t(
+                "人脸识别需要您单独同意，单独给出，从不作为租约、入住登记或其他条款的一部分；"
+                "您可以随时撤回",
+                "face recognition needs your separate consent, given on its "
+                "own and never as part of a lease, check-in or other terms; you may withdraw it "
+                "at any time",
+            ),
+            "optional_features": t(
+                "无：人脸信息从不通过互联网传输",
+                "none: face data is never transferred over the internet",
+            ),
         },
         "N11": {
             "sign_text": "人脸识别区域 / Facial recognition in use",
@@ -268,37 +475,64 @@ def build_notice_fields(
         "N12": {
             "version": "",
             "effective_date": "",
-            "change_notice": "changes are announced at the site and on the self-service page "
-            "before they take effect; a change of purpose, method, data, retention or scope "
-            "asks for your consent again",
+            "change_notice": t(
+                "变更生效前会在现场和自助页面公布；目的、方式、信息种类、保存期限或范围变更时，"
+                "会再次征求您的同意",
+                "changes are announced at the site and on the self-service page "
+                "before they take effect; a change of purpose, method, data, retention or scope "
+                "asks for your consent again",
+            ),
         },
-        "N13": {"accessible_version": accessibility},
+        "N13": {"accessible_version": _in(accessibility, lang)},
     }
-    for key, parts in (overrides or {}).items():
-        if key not in fields:
-            raise ValueError(f"unknown notice field {key!r}")
-        fields[key] = {**fields[key], **{k: str(v) for k, v in parts.items()}}
-    return fields
 
 
-# A field is either a dict of named parts (this module's builder) or one string (the
-# compliance engine's bilingual builder); publishing accepts both.
-NoticeFields = Mapping[str, "str | Mapping[str, str]"]
+# A field is either a dict of named parts (this module's builder) or one string (a notice
+# imported from an inventory); publishing accepts both.
+NoticeFields = Mapping[str, Any]
 
 
-def render_notice_text(fields: NoticeFields, site_name: str = "") -> str:
-    """Plain text of the notice; a missing part shows as ``[missing]``, never invented."""
-    lines = [f"Facial recognition processing rules{' - ' + site_name if site_name else ''}", ""]
+def notice_sections(
+    fields: Mapping[str, Any], lang: str = "en"
+) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """The notice as people read it in ``lang``: (field id, title, [(label, text)]).
+
+    Chinese comes from the stored Chinese fields; a version published before they existed
+    shows its stored parts under Chinese labels until it is re-published."""
+    i = 0 if lang == ZH else 1
+    source = fields.get(ZH) if lang == ZH and isinstance(fields.get(ZH), Mapping) else fields
+    out = []
     for key in NOTICE_FIELDS:
-        lines.append(f"{key}. {_TITLES[key]}")
-        value = fields.get(key, "")
+        value = source.get(key, fields.get(key, ""))
         if isinstance(value, str):
-            lines.append(f"  {value or '[missing]'}")
+            parts = [("", value)]
         else:
-            for part, v in value.items():
-                lines.append(f"  {part.replace('_', ' ')}: {v or '[missing]'}")
+            parts = [
+                (PART_LABELS.get(part, (part, part))[i], str(v))
+                for part, v in value.items()
+                if part != "sign_text"
+            ]
+        out.append((key, NOTICE_TITLES[key][i], parts))
+    return out
+
+
+def render_notice_text(fields: NoticeFields, site_name: str = "", lang: str = "en") -> str:
+    """Plain text of the notice in ``lang``; a missing part shows as such, never invented."""
+    missing = _pick(lang, "[未填写]", "[missing]")
+    title = _pick(lang, "人脸信息处理规则", "Facial recognition processing rules")
+    lines = [f"{title}{' - ' + site_name if site_name else ''}", ""]
+    for key, heading, parts in notice_sections(fields, lang):
+        lines.append(f"{key}. {heading}")
+        for label, v in parts:
+            colon = "：" if lang == ZH else ": "
+            lines.append(f"  {label + colon if label else ''}{v or missing}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def bilingual_notice_text(fields: NoticeFields, site_name: str = "") -> str:
+    """The stored text of a version: the Chinese notice, then the English one."""
+    return render_notice_text(fields, site_name, ZH) + "\n" + render_notice_text(fields, site_name)
 
 
 def notice_sha256(fields: Mapping[str, Any], text: str) -> str:
@@ -316,7 +550,28 @@ def current_notice(session: Session, site_id: str) -> NoticeVersion | None:
 
 
 def _comparable(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k != "N12"}
+    out = {k: v for k, v in fields.items() if k != "N12"}
+    if isinstance(out.get(ZH), Mapping):
+        out[ZH] = {k: v for k, v in out[ZH].items() if k != "N12"}
+    return out
+
+
+def _meaning(value: Any) -> Any:
+    """A stored field with wording fixed since (same meaning) replaced by today's wording."""
+    if isinstance(value, str):
+        for pattern, fixed in _LEGACY_WORDING:
+            value = pattern.sub(fixed, value)
+        return value
+    if isinstance(value, Mapping):
+        return {k: _meaning(v) for k, v in value.items()}
+    return value
+
+
+def needs_reconsent(prev: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether publishing ``new`` after ``prev`` asks every enrolled person again: a
+    re-consent trigger changed in meaning (CAC-FR-05b, 06c). Judged on the English parts
+    only: a better Chinese wording, or a fixed plural, is a new version, not a new consent."""
+    return any(_meaning(prev.get(k)) != _meaning(new.get(k)) for k in RECONSENT_TRIGGERS)
 
 
 def publish_notice_in_tx(
@@ -339,19 +594,22 @@ def publish_notice_in_tx(
         return prev  # nothing changed: no new version, nobody asked again
     effective_at = effective_at or utcnow()
     version = 1 if prev is None else prev.version + 1
-    unknown = sorted(set(fields) - set(NOTICE_FIELDS))
+    unknown = sorted(set(fields) - set(NOTICE_FIELDS) - {ZH})
     if unknown:
         raise InvalidInput(f"unknown notice fields: {', '.join(unknown)}")
-    stored: dict[str, Any] = {k: v if isinstance(v, str) else dict(v) for k, v in fields.items()}
-    n12 = stored.get("N12", {})
-    if isinstance(n12, dict):  # fill in the version being published (N12)
-        stored["N12"] = {
-            **n12,
-            "version": str(version),
-            "effective_date": effective_at.date().isoformat(),
-        }
-    text = text if text is not None else render_notice_text(stored, site.name)
-    requires = prev is None or any(prev.fields.get(k) != stored.get(k) for k in RECONSENT_TRIGGERS)
+    stored: dict[str, Any] = json.loads(json.dumps(dict(fields)))  # a deep, JSON-clean copy
+    for target in (stored, stored.get(ZH)):
+        n12 = target.get("N12", {}) if isinstance(target, dict) else None
+        if isinstance(n12, dict):  # fill in the version being published (N12)
+            target["N12"] = {
+                **n12,
+                "version": str(version),
+                "effective_date": effective_at.date().isoformat(),
+            }
+    if text is None:
+        text = bilingual_notice_text(stored, site.name) if ZH in stored else None
+        text = text or render_notice_text(stored, site.name)
+    requires = prev is None or needs_reconsent(prev.fields, stored)
     notice = NoticeVersion(
         site_id=site.id,
         version=version,
@@ -436,15 +694,19 @@ def save_notice_draft_in_tx(
 ) -> NoticeDraft:
     """Save (replace) the site's draft; see ``save_notice_draft``."""
     site = get_site(session, site_id)
-    unknown = sorted(set(fields) - set(NOTICE_FIELDS))
+    unknown = sorted(set(fields) - set(NOTICE_FIELDS) - {ZH})
     if unknown:
         raise InvalidInput(f"unknown notice fields: {', '.join(unknown)}")
-    stored: dict[str, Any] = {k: v if isinstance(v, str) else dict(v) for k, v in fields.items()}
+    stored: dict[str, Any] = json.loads(json.dumps(dict(fields)))  # a deep, JSON-clean copy
     missing = sorted(missing_notice_fields(stored), key=NOTICE_FIELDS.index)
     draft = session.get(NoticeDraft, site.id) or NoticeDraft(site_id=site.id)
     draft.language = language
     draft.fields = stored
-    draft.text = render_notice_text(stored, site.name)
+    draft.text = (
+        bilingual_notice_text(stored, site.name)
+        if isinstance(stored.get(ZH), Mapping)
+        else render_notice_text(stored, site.name)
+    )
     draft.missing = missing
     draft.saved_at = utcnow()
     draft.saved_by = actor[:100]
@@ -493,7 +755,7 @@ def site_notice_fields(
     *,
     necessity: str = "",
     processors: str = "",
-    accessibility: str = "",
+    accessibility: Wording = "",
     minors_rules_link: str = "",
     notice_link: str = "",
 ) -> dict[str, dict[str, str]]:
@@ -524,7 +786,7 @@ def publish_site_notice(
     site_id: str | None = None,
     necessity: str = "",
     processors: str = "",
-    accessibility: str = "",
+    accessibility: Wording = "",
     minors_rules_link: str = "",
     notice_link: str = "",
 ) -> NoticeVersion:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from facegate.compliance.model import Accessibility, PiaRecord
 from facegate.errors import FacegateError, InvalidInput
-from facegate.web.common import redirect
+from facegate.web.common import public_base, redirect
 from facegate.web.console import ANY_ROLE, Ctx
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +55,7 @@ def _notice_page(c: Ctx, *, status: int = 200, **extra: Any) -> Response:
             "pipo_contact": org.pipo_contact if org else "",
         }
     facts = load_facts(c.rt.settings)
-    base = c.rt.settings.public_url.rstrip("/") or str(c.request.base_url).rstrip("/")
+    base = public_base(c.request)
     return c.page(
         "notice_setup.html",
         {
@@ -97,6 +97,7 @@ async def notice_facts(request: Request) -> Response:
                 notice_url=_text(form, "notice_url"),
                 self_service_url=_text(form, "self_service_url"),
                 minors_rules_url=_text(form, "minors_rules_url"),
+                public_url=_text(form, "public_url"),
                 accessibility=Accessibility(
                     large_print=form.get("large_print") == "1",
                     audio=form.get("audio") == "1",

@@ -73,6 +73,7 @@ from facegate.web.common import (
     check_csrf,
     keyring,
     pre_csrf,
+    public_base,
     redirect,
     render,
     runtime,
@@ -164,7 +165,9 @@ class Ctx:
         the people it speaks of instead of their pseudonyms."""
         tr = translator(self.request)
         key = refusal_key(exc)
-        words = tr(key) if key else exc.message
+        # An error that carries its own Chinese sentence (e.g. PublicUrlUnusable) shows it.
+        zh = getattr(exc, "zh", None) if tr.lang == "zh-CN" else None
+        words = tr(key) if key else (zh or exc.message)
         ids = sorted(set(PSEUDONYM.findall(words)))
         if ids and self.staff:
             try:
@@ -428,7 +431,7 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
         raise WebFailure(404, "error_title", words, "/console/sites") from None
     except FacegateError as exc:
         raise c.fail(exc, "/console/sites") from None
-    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    base = public_base(request)
     # The key travels in the fragment: browsers never send it to a server or a log.
     return c.page(
         "shown_once.html",
@@ -621,16 +624,24 @@ async def person_invite(request: Request, person_id: str) -> Response:
             )
     except FacegateError as exc:
         raise c.fail(exc, f"/console/people/{person_id}") from None
-    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     from facegate.compliance.documents import qr_svg
+    from facegate.domain.links import HOW_TO_FIX, url_problem
 
+    base = public_base(request)
     link = f"{base}/i/{issued.token}"
+    # The link works on this machine; a QR code to print only with an address a phone can
+    # open (issue 16 item 9), else the sentence saying how to fix it.
+    problem = url_problem(base)
+    zh = translator(request).lang == "zh-CN"
     return c.page(
         "shown_once.html",
         {
             "label": "invite_once",
             "link": link,
-            "qr": qr_svg(link, scale=5),
+            "qr": qr_svg(link, scale=5) if problem is None else None,
+            "qr_problem": (problem[0] + HOW_TO_FIX[0] if zh else f"{problem[1]} {HOW_TO_FIX[1]}")
+            if problem
+            else "",
             "back": f"/console/people/{person_id}",
         },
     )
