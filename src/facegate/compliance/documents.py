@@ -17,14 +17,22 @@ from markupsafe import Markup
 
 from facegate.compliance.checks import (
     FILING_THRESHOLD,
-    NOTICE_FIELD_LABELS,
     CheckContext,
     ap_label,
+    notice_digest,
     run_checks,
 )
 from facegate.compliance.model import NOTICE_FIELDS, AccessPoint, Deployment, Notice, Site
-from facegate.compliance.notice import KIND_NAMES, METHOD_NAMES, SIGN_HEADLINE, build_notice
 from facegate.compliance.workdays import filing_deadline
+from facegate.domain.notice import (
+    KIND_WORDS,
+    METHOD_WORDS,
+    NOTICE_TITLES,
+    SIGN_HEADLINE,
+    build_notice_fields,
+    flat_notice_fields,
+    render_notice_text,
+)
 from facegate.errors import HolidayDataMissing, InvalidInput
 
 DOC_KINDS: tuple[str, ...] = ("notice", "signage", "pia", "filing", "minors")
@@ -85,14 +93,14 @@ def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
             "cloud": L("云端", "in the cloud"),
         }.get(v or "", ""),
         retention_by_cat={r.category: r for r in d.retention},
-        kind_name=lambda k: KIND_NAMES[lang].get(k, k),
+        kind_name=lambda k: KIND_WORDS.get(k, (k, k))[0 if lang == "zh-CN" else 1],
         use_name=lambda u: USE_NAMES.get(u, (u, u))[0 if lang == "zh-CN" else 1],
         mode_words=lambda mode: _mode_words(mode, lang),
         uses_text=lambda uses: ("、" if lang == "zh-CN" else ", ").join(
             USE_NAMES.get(u, (u, u))[0 if lang == "zh-CN" else 1] for u in uses or []
         ),
         methods_text=lambda ms: ("、" if lang == "zh-CN" else ", ").join(
-            METHOD_NAMES[lang].get(m, m) for m in ms
+            METHOD_WORDS.get(m, (m, m))[0 if lang == "zh-CN" else 1] for m in ms
         ),
         generated_at=extra.pop("now", None) or datetime.now(UTC).replace(microsecond=0),
         **extra,
@@ -100,13 +108,32 @@ def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
 
 
 def notice_for(
-    d: Deployment, lang: str, version: str | None = None, effective_date: date | None = None
+    d: Deployment,
+    lang: str,
+    version: str | None = None,
+    effective_date: date | None = None,
+    now: datetime | None = None,
 ) -> Notice:
-    """The notice version to publish: generated from ``d`` with the given or current version."""
+    """The notice version to publish for ``d``, with the given or current version: built by
+    the one notice builder (``facegate.domain.notice.build_notice_fields``), every field in
+    zh-CN and en, hashed over the fields and text in ``lang``."""
+    if lang not in LANGS:
+        raise InvalidInput(f"Unsupported language {lang!r}; use one of {', '.join(LANGS)}.")
     current = d.notice
     version = version or (current.version if current else "draft")
     effective = effective_date or (current.effective_date if current else None)
-    return build_notice(d, version=version, effective_date=effective, lang=lang)
+    fields = build_notice_fields(d, version=version, effective_date=effective)
+    by_lang = {lg: flat_notice_fields(fields, lg) for lg in LANGS}
+    text = render_notice_text(fields, d.name, lang)
+    return Notice(
+        version=version,
+        effective_date=effective,
+        fields=by_lang[lang],
+        fields_by_lang=by_lang,
+        text=text,
+        sha256=notice_digest(by_lang[lang], text),
+        generated_at=now or datetime.now(UTC).replace(microsecond=0),
+    )
 
 
 def render_notice(
@@ -125,7 +152,7 @@ def render_notice(
         n = d.notice
     else:
         n = notice_for(d, lang, version, effective_date)
-    labels = {k: NOTICE_FIELD_LABELS[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
+    labels = {k: NOTICE_TITLES[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
     shown = n.fields_by_lang.get(lang) or n.fields
     missing = [k for k in NOTICE_FIELDS if not n.fields.get(k, "").strip()]
     return _render(

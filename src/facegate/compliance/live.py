@@ -63,8 +63,9 @@ from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
 from facegate.domain.notice import (
     RECONSENT_TRIGGERS,
+    accessibility_words,
     current_notice,
-    notice_sections,
+    flat_notice_fields,
     notice_sha256,
     publish_site_notice,
     site_notice_fields,
@@ -223,25 +224,8 @@ def _location(ap: m.AccessPoint) -> str:
 
 
 def _flatten(fields: dict[str, Any], lang: str = "en") -> dict[str, str]:
-    """The store keeps each field as named parts; a field missing a required part is empty.
-    The others read as labelled sentences in ``lang`` (never the parts' ids)."""
-    out: dict[str, str] = {}
-    sections = {key: parts for key, _title, parts in notice_sections(fields, lang)}
-    sep = "；" if lang == "zh-CN" else "; "
-    colon = "：" if lang == "zh-CN" else ": "
-    for key in NOTICE_FIELDS:
-        parts = fields.get(key) or {}
-        if isinstance(parts, str):
-            out[key] = parts
-            continue
-        missing = [p for p, v in parts.items() if not str(v).strip()]
-        if not parts or any((key, p) not in OPTIONAL_NOTICE_PARTS for p in missing):
-            out[key] = ""
-        else:
-            out[key] = sep.join(
-                f"{label}{colon}{v}" if label else v for label, v in sections[key] if v
-            )
-    return out
+    """The store keeps each field as named parts; see ``domain.notice.flat_notice_fields``."""
+    return flat_notice_fields(fields, lang)
 
 
 def _notice(
@@ -649,23 +633,7 @@ def record_signage(
 
 def accessibility_text(a: Accessibility, lang: str = "en") -> str:
     """N13 from the accessibility facts in ``lang``; empty when none is offered."""
-    i = 0 if lang == "zh-CN" else 1
-    parts = [
-        text[i]
-        for ok, text in (
-            (a.large_print, ("大字版告知书", "large-print notice")),
-            (a.audio, ("语音播报", "audio read-out")),
-            (
-                a.staff_assistance,
-                (
-                    "前台工作人员协助登记或撤回",
-                    "staff help to enroll or withdraw at the front desk",
-                ),
-            ),
-        )
-        if ok
-    ]
-    return ("；" if i == 0 else "; ").join(parts)
+    return accessibility_words(a.large_print, a.audio, a.staff_assistance)[lang]
 
 
 def _site(session: Session, site_id: str | None) -> m.Site:

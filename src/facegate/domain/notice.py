@@ -11,8 +11,9 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -30,6 +31,9 @@ from facegate.store.models import (
     Organization,
     Site,
 )
+
+if TYPE_CHECKING:
+    from facegate.compliance.model import Deployment
 
 NOTICE_FIELDS = tuple(f"N{i}" for i in range(1, 14))
 # A change in any of these asks every enrolled person to consent again (CAC-FR-05b, 06c).
@@ -55,55 +59,10 @@ NOTICE_TITLES = {
     "N12": ("版本与变更", "Version and changes"),
     "N13": ("无障碍版本", "Accessible version"),
 }
-# Field names in refusals naming the missing fields (English; Chinese in _TITLES_ZH).
-_TITLES = {
-    "N1": "Processor",
-    "N2": "Purpose and matching mode",
-    "N3": "Processing method",
-    "N4": "Categories of data",
-    "N5": "Retention and deletion",
-    "N6": "Necessity and impact on your rights",
-    "N7": "Face recognition is voluntary; the alternatives",
-    "N8": "Your rights and how to exercise them",
-    "N9": "Children under 14",
-    "N10": "Separate consent",
-    "N11": "Sign at the capture area",
-    "N12": "Version and changes",
-    "N13": "Accessible version",
-}
-# Bilingual field names for people reading a refusal (the compliance catalog has the same).
-_TITLES_ZH = {
-    "N1": "处理者",
-    "N2": "处理目的和比对方式",
-    "N3": "处理方式",
-    "N4": "个人信息种类",
-    "N5": "保存期限和删除",
-    "N6": "必要性及对个人权益的影响",
-    "N7": "自愿原则和替代方式",
-    "N8": "个人权利及行使方式",
-    "N9": "不满十四周岁的未成年人",
-    "N10": "单独同意",
-    "N11": "采集区域提示标识",
-    "N12": "版本和变更",
-    "N13": "无障碍版本",
-}
 # Parts of a field a notice may leave empty: the PI protection officer where none is appointed
 # and the entrusted processors where there are none (regulations.md section 2, N1 and N3).
 # Every other part of N1..N13 is required (CAC-FR-05a).
 OPTIONAL_NOTICE_PARTS = frozenset({("N1", "pipo_contact"), ("N3", "processors")})
-_PART_WORDS = {
-    "operator_name": ("名称", "legal name"),
-    "address": ("地址", "address"),
-    "contact": ("联系方式", "contact"),
-    "purpose": ("目的", "purpose"),
-    "necessity": ("必要性说明", "necessity statement"),
-    "alternatives": ("替代方式", "alternatives"),
-    "minors_rules": ("未成年人规则链接", "link to the minors' rules"),
-    "qr_target": ("二维码指向的告知书网址", "notice address for the QR code"),
-    "access": ("可访问人员", "who can access it"),
-    "operator": ("处理者", "operator"),
-    "accessible_version": ("无障碍版本", "accessible version"),
-}
 
 
 def missing_notice_fields(fields: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -133,15 +92,16 @@ def missing_notice_fields(fields: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def describe_missing(missing: Mapping[str, list[str]]) -> tuple[str, str]:
-    """The missing fields as a sentence in zh-CN and in en."""
+    """The missing fields as a sentence in zh-CN and in en, with the notice's own titles and
+    part labels (``NOTICE_TITLES``, ``PART_LABELS``)."""
     zh, en = [], []
     for key, parts in missing.items():
-        words = [_PART_WORDS.get(p, (p.replace("_", " "), p.replace("_", " "))) for p in parts]
-        zh.append(
-            f"{key} {_TITLES_ZH[key]}" + (f"（{'、'.join(w[0] for w in words)}）" if words else "")
-        )
+        words = [PART_LABELS.get(p, (p.replace("_", " "), p.replace("_", " "))) for p in parts]
+        title_zh, title_en = NOTICE_TITLES[key]
+        zh.append(f"{key} {title_zh}" + (f"（{'、'.join(w[0] for w in words)}）" if words else ""))
         en.append(
-            f"{key} {_TITLES[key]}" + (f" ({', '.join(w[1] for w in words)})" if words else "")
+            f"{key} {title_en}"
+            + (f" ({', '.join(w[1][:1].lower() + w[1][1:] for w in words)})" if words else "")
         )
     return "；".join(zh), "; ".join(en)
 
@@ -201,7 +161,7 @@ PART_LABELS = {
     "alternatives": ("其他通行方式", "Other ways in"),
     "rights": ("您的权利", "Your rights"),
     "channels": ("办理渠道", "Where to ask"),
-    "response_time": ("答复时限", "Answer within"),
+    "response_time": ("答复时限", "Time to answer"),
     "complaint": ("投诉", "Complaints"),
     "minors": ("未成年人", "Children"),
     "minors_rules": ("未成年人专门规则", "Rules for children"),
@@ -215,11 +175,15 @@ PART_LABELS = {
     "change_notice": ("变更", "Changes"),
     "accessible_version": ("无障碍版本", "Accessible version"),
 }
-_METHOD_WORDS = {
+# Words for stored values (zh-CN, en), shared by the notice, signs and the other documents.
+METHOD_WORDS = {
     "card": ("门禁卡", "card"),
     "pin": ("密码", "PIN"),
     "qr": ("二维码通行证", "QR pass"),
     "staffed": ("前台或保安人工核验", "staffed desk or guard"),
+    "key": ("钥匙", "key"),
+    "id_card": ("身份证件核验", "ID-document check"),
+    "mobile": ("手机开门", "mobile app"),
 }
 KIND_WORDS = {
     "gate": ("大门", "gate"),
@@ -231,17 +195,36 @@ KIND_WORDS = {
     "parking": ("停车场", "parking"),
     "room_door": ("房门", "room door"),
     "front_desk": ("前台", "front desk"),
+    "common_facility": ("公共设施", "shared facility"),
+    "camera": ("摄像头", "camera"),
+    "other": ("出入口", "entrance"),
 }
+SIGN_HEADLINE = {ZH: "人脸识别区域", "en": "Facial recognition in use"}
 _CATEGORY_WORDS = {
     "resident": ("住户", "residents"),
     "tenant": ("租户", "tenants"),
     "guest": ("住客", "guests"),
     "staff": ("员工", "staff"),
     "visitor": ("访客", "visitors"),
+    "student": ("学生", "students"),
+    "customer": ("顾客", "customers"),
 }
 _END_WORDS = {
-    "guest": ("退房", "the stay"),
-    "visitor": ("来访结束", "the visit"),
+    "guest": ("退房", "the end of the stay"),
+    "visitor": ("来访结束", "the end of the visit"),
+}
+# Deletion triggers as inventories state them (either language), in both languages.
+_TRIGGER_WORDS = {
+    w: pair
+    for pair in (
+        ("搬离", "move-out"),
+        ("租约结束", "lease end"),
+        ("退房", "checkout"),
+        ("离职", "end of employment"),
+        ("毕业", "graduation"),
+        ("来访结束（不保存模板）", "end of the visit (no template kept)"),
+    )
+    for w in pair
 }
 # Wording fixed since a version was published (same meaning): not a reason to ask again.
 _LEGACY_WORDING = ((re.compile(r"\b1 days\b"), "1 day"), (re.compile(r"\b1 hours\b"), "1 hour"))
@@ -270,26 +253,74 @@ def _hours_text(hours: int, lang: str = "en") -> str:
     return _pick(lang, f"{hours} 小时", "1 hour" if hours == 1 else f"{hours} hours")
 
 
-def _retention_text(settings: Settings, lang: str) -> str:
-    parts = []
-    for c in PERSON_CATEGORIES:
-        hours = getattr(settings, f"retention_{c}_hours")
-        cat_zh, cat_en = _CATEGORY_WORDS.get(c, (c, c))
-        end_zh, end_en = _END_WORDS.get(c, ("关系结束", "the relationship"))
-        if lang == ZH:
-            kept = _hours_text(hours, ZH)
-            parts.append(f"{cat_zh}：{kept}" if hours == 0 else f"{cat_zh}：{end_zh}后 {kept}")
-        else:
-            # English keeps the category id as before: existing notices compare equal (N5).
-            parts.append(f"{c}: {_hours_text(hours)} after the end of {end_en}")
-    cap = settings.retention_hard_cap_days
-    if lang == ZH:
-        return "；".join(parts) + f"；最后一次使用后最长 {cap} 天"
-    return "; ".join(parts) + f"; at most {cap} day{'' if cap == 1 else 's'} after the last use"
+@dataclass(frozen=True)
+class Retention:
+    """How long one category's face data is kept: ``hours`` after ``after`` (zh, en)."""
+
+    category: str
+    hours: int
+    after: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    """What a notice states, from a facegate site (``build_notice_fields(settings, ...)``) or
+    from any deployment description (``build_notice_fields(deployment)``). ``None`` or ``""``
+    means the configuration does not say: the parts built from it stay empty, for the
+    compliance checks to flag (CAC-FR-05a); nothing is filled in with a plausible value."""
+
+    operator_name: str = ""
+    operator_address: str = ""
+    operator_contact: str = ""
+    pipo_contact: str = ""
+    site_names: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()  # of the access points that use face
+    purpose_stated: bool = True  # access control is the declared purpose (purpose lock)
+    modes: tuple[str, ...] | None = ("1:N", "1:1")
+    storage: str | None = "on_site"  # device, on_site, cloud
+    server: str = "facegate"  # the name of the on-site server's software, if known
+    images_kept: bool | None = False
+    sent_off_site: bool | None = False
+    processors: str = ""
+    retention: tuple[Retention, ...] | None = ()
+    retention_cap_days: int | None = None
+    necessity: str = ""
+    alternatives: tuple[str, ...] | None = ()
+    rights_channels: Wording | None = None  # None: the front desk and the self-service page
+    response_days: int | None = None
+    complaint: Wording = ""  # "": the CAC reporting centre (12377)
+    minors_face_with_guardian: bool | None = True
+    minors_rules_link: str = ""
+    separate_consent: bool | None = True
+    extra_consents: tuple[str, ...] = ()
+    notice_link: str = ""
+    accessibility: Wording = ""
+    version: str = ""
+    effective_date: str = ""
+
+
+def accessibility_words(large_print: bool, audio: bool, staff_assistance: bool) -> dict[str, str]:
+    """N13 from the accessibility facts, in each language; empty when none is offered."""
+    offered = [
+        words
+        for ok, words in (
+            (large_print, ("大字版告知书", "large-print notice")),
+            (audio, ("语音播报", "audio read-out")),
+            (staff_assistance, ("前台工作人员协助登记或撤回", _STAFF_HELP)),
+        )
+        if ok
+    ]
+    return {
+        ZH: "；".join(zh for zh, _ in offered),
+        "en": "; ".join(en for _, en in offered),
+    }
+
+
+_STAFF_HELP = "staff help to enroll or withdraw at the front desk"
 
 
 def build_notice_fields(
-    settings: Settings,
+    source: Settings | Deployment,
     *,
     operator_name: str = "",
     operator_address: str = "",
@@ -303,26 +334,41 @@ def build_notice_fields(
     notice_link: str = "",
     accessibility: Wording = "",
     overrides: Mapping[str, Mapping[str, str]] | None = None,
+    version: str = "",
+    effective_date: date | None = None,
 ) -> dict[str, Any]:
     """The one notice builder: fields N1..N13, each a dict of named parts ("" = not known),
     in English (the canonical wording re-consent is judged on), and the same fields in
     Chinese under ``fields["zh-CN"]`` so a resident can read the whole notice in Chinese
-    (CAC-FR-05a). Operator-typed values (names, address, necessity) appear as typed."""
-    facts = dict(
-        operator_name=operator_name,
-        operator_address=operator_address,
-        operator_contact=operator_contact,
-        pipo_contact=pipo_contact,
-        site_name=site_name,
-        access_points=access_points,
-        necessity=necessity,
-        processors=processors,
-        minors_rules_link=minors_rules_link,
-        notice_link=notice_link,
-        accessibility=accessibility,
+    (CAC-FR-05a). Operator-typed values (names, address, necessity) appear as typed.
+
+    ``source`` is this installation's settings (with the site's facts as keywords) or a
+    compliance ``Deployment`` (an inventory, or ``compliance.live.deployment_from_store``):
+    ``facegate comply --inventory`` documents and drafts come from here too."""
+    if isinstance(source, Settings):
+        facts = _settings_facts(
+            source,
+            operator_name=operator_name,
+            operator_address=operator_address,
+            operator_contact=operator_contact,
+            pipo_contact=pipo_contact,
+            site_name=site_name,
+            access_points=access_points,
+            necessity=necessity,
+            processors=processors,
+            minors_rules_link=minors_rules_link,
+            notice_link=notice_link,
+            accessibility=accessibility,
+        )
+    else:
+        facts = deployment_notice_facts(source)
+    facts = replace(
+        facts,
+        version=version,
+        effective_date=effective_date.isoformat() if effective_date else "",
     )
-    en = _fields_in(settings, "en", **facts)
-    zh = _fields_in(settings, ZH, **facts)
+    en = _fields_in(facts, "en")
+    zh = _fields_in(facts, ZH)
     for key, parts in (overrides or {}).items():
         if key not in en:
             raise ValueError(f"unknown notice field {key!r}")
@@ -331,9 +377,8 @@ def build_notice_fields(
     return {**en, ZH: zh}
 
 
-def _fields_in(
+def _settings_facts(
     settings: Settings,
-    lang: str,
     *,
     operator_name: str,
     operator_address: str,
@@ -346,55 +391,221 @@ def _fields_in(
     minors_rules_link: str,
     notice_link: str,
     accessibility: Wording,
-) -> dict[str, dict[str, str]]:
+) -> NoticeFacts:
+    """This installation: what facegate itself does, and the site's stated facts."""
+    face_points = [ap for ap in access_points if "face" in (ap.methods or [])]
+    return NoticeFacts(
+        operator_name=operator_name,
+        operator_address=operator_address,
+        operator_contact=operator_contact,
+        pipo_contact=pipo_contact,
+        site_names=(site_name,) if site_name else (),
+        kinds=tuple(sorted({ap.kind for ap in face_points})),
+        processors=processors,
+        retention=tuple(
+            Retention(
+                c,
+                getattr(settings, f"retention_{c}_hours"),
+                _END_WORDS.get(c, ("关系结束", "the end of the relationship")),
+            )
+            for c in PERSON_CATEGORIES
+        ),
+        retention_cap_days=settings.retention_hard_cap_days,
+        necessity=necessity,
+        alternatives=tuple(
+            sorted(
+                {m for ap in face_points for m in (ap.methods or []) if m in NON_BIOMETRIC_METHODS}
+            )
+        ),
+        response_days=settings.rights_response_days,
+        minors_rules_link=minors_rules_link,
+        notice_link=notice_link,
+        accessibility=accessibility,
+    )
+
+
+def deployment_notice_facts(d: Deployment) -> NoticeFacts:
+    """What a compliance ``Deployment`` says, as notice facts; what it leaves unsaid stays
+    unknown (``None``/``""``), so the notice's parts built from it are empty (CAC-FR-05a)."""
+    op = d.operator
+    points = [(s, ap) for s, ap in d.access_points() if ap.face_on or "face" in ap.accepted_methods]
+    modes = None if any(ap.mode is None for _, ap in points) else {ap.mode for _, ap in points}
+    rules = {r.category: r for r in d.retention}
+    cats = d.person_categories or list(rules)
+    retention: tuple[Retention, ...] | None = None
+    if cats and all(c in rules and rules[c].max_days is not None for c in cats):
+        retention = tuple(
+            Retention(
+                c,
+                int(rules[c].max_days or 0) * 24,
+                _TRIGGER_WORDS.get(rules[c].trigger, (rules[c].trigger, rules[c].trigger))
+                if rules[c].trigger
+                else None,
+            )
+            for c in cats
+        )
+    doors = [(s, ap) for s, ap in points if ap.kind != "camera"]
+    ways = [ap.ways_without_face() for _, ap in doors]
+    outbound_known = all(
+        o.can_carry_biometric is not None and o.off_site is not None for o in d.outbound
+    )
+    sent = None
+    if d.face_storage is not None and outbound_known:
+        sent = d.face_storage == "cloud" or any(
+            o.can_carry_biometric and o.off_site for o in d.outbound
+        )
+    pia = d.latest_pia()
+    a = d.accessibility
+    channels = [
+        *d.rights.channels,
+        *([d.self_service_url] if d.rights.channels and d.self_service_url else []),
+    ]
+    return NoticeFacts(
+        operator_name=op.legal_name,
+        operator_address=op.address,
+        operator_contact=" / ".join(x for x in (op.phone, op.email) if x),
+        pipo_contact=f"{op.pipo_name} {op.pipo_contact}".strip(),
+        site_names=tuple(dict.fromkeys(s.name or s.id for s, _ in points)),
+        kinds=tuple(dict.fromkeys(ap.kind for _, ap in points)),
+        purpose_stated=d.purpose == "access_control",
+        modes=None
+        if not points or modes is None
+        else tuple(m for m in ("1:N", "1:1") if m in modes),
+        storage=d.face_storage,
+        server="facegate" if d.name == "this facegate installation" else "",
+        images_kept=d.images_kept(),
+        sent_off_site=sent,
+        processors=", ".join(op.vendors),
+        retention=retention,
+        necessity=d.necessity_statement or (pia.necessity_statement if pia else ""),
+        alternatives=None
+        if not doors or any(not w for w in ways)
+        else tuple(dict.fromkeys(m for w in ways for m in w or [])),
+        rights_channels={ZH: "、".join(channels), "en": ", ".join(channels)},
+        response_days=d.rights.response_days,
+        complaint=d.rights.complaint_route,
+        minors_face_with_guardian=d.face_for_minors,
+        minors_rules_link=d.minors_rules_url,
+        separate_consent=None if d.consent_method is None else d.consent_method == "separate",
+        extra_consents=tuple(o.name for o in d.outbound if o.can_carry_biometric and o.off_site),
+        notice_link=d.notice_url,
+        accessibility=accessibility_words(a.large_print, a.audio, a.staff_assistance),
+    )
+
+
+def _fields_in(f: NoticeFacts, lang: str) -> dict[str, dict[str, str]]:
     def t(zh: str, en: str) -> str:
         return _pick(lang, zh, en)
 
     i = 0 if lang == ZH else 1
     sep = "、" if lang == ZH else ", "
-    face_points = [ap for ap in access_points if "face" in (ap.methods or [])]
-    kinds = sorted({ap.kind for ap in face_points})
-    purpose = t(f"{site_name}出入控制", f"Entry control at {site_name}") if site_name else ""
-    if purpose and face_points:
-        if lang == ZH:
-            purpose += "（" + sep.join(KIND_WORDS.get(k, (k, k))[0] for k in kinds) + "）"
-        else:  # the kind ids as before, so published English notices compare equal (N2)
-            purpose += " (" + ", ".join(kinds) + ")"
-    alternatives = sorted(
-        {m for ap in face_points for m in (ap.methods or []) if m in NON_BIOMETRIC_METHODS}
+    purpose = ""
+    if f.purpose_stated and f.site_names:
+        places = sep.join(f.site_names)
+        purpose = t(f"{places}出入控制", f"Entry control at {places}")
+        if f.kinds:
+            if lang == ZH:
+                purpose += "（" + sep.join(KIND_WORDS.get(k, (k, k))[0] for k in f.kinds) + "）"
+            else:  # the kind ids as before, so published English notices compare equal (N2)
+                purpose += " (" + ", ".join(f.kinds) + ")"
+    matching = {
+        "1:N": t(
+            "1:N，仅在登记了本出入口的人员中比对",
+            "1:N among the people enrolled for this access point only",
+        ),
+        "1:1": t(
+            "出示卡或通行证时为 1:1，只与该人比对", "1:1 when a card or pass names the person"
+        ),
+    }
+    where = {
+        "on_site": t(f"现场的 {f.server} 服务器上", f"the on-site {f.server} server")
+        if f.server
+        else t("现场服务器上", "a server on site"),
+        "device": t("识别设备内", "the recognition device"),
+        "cloud": t("云端服务器上", "a cloud server"),
+    }
+    storage = ""
+    if f.storage in where and f.sent_off_site is not None:
+        storage = t(f"加密存储在{where[f.storage]}", f"encrypted on {where[f.storage]}")
+        storage += (
+            t("；会通过网络传出现场", "; sent off site over the network")
+            if f.sent_off_site
+            else t("；从不通过互联网传输", "; never transmitted over the internet")
+        )
+    capture = ""
+    if f.images_kept is not None:
+        capture = t(
+            "摄像头实时图像转换为人脸特征模板；"
+            + ("图像会被保存" if f.images_kept else "图像不保存"),
+            "a live camera image is converted to a face template; "
+            + ("the image is kept" if f.images_kept else "the image is not kept"),
+        )
+    if f.storage == "on_site" and f.images_kept is False and f.sent_off_site is False:
+        impact = t(
+            f"人脸信息一旦泄露无法更改；{f.server + ' ' if f.server else '系统'}只在现场保存"
+            "加密模板，不保存图像，撤回同意时即删除",
+            f"a face cannot be changed if its data leaks; {f.server or 'the system'} keeps only "
+            "encrypted templates on site, no images, and erases them on withdrawal",
+        )
+    else:
+        impact = t(
+            "人脸信息一旦泄露无法更改；模板在撤回同意时即删除",
+            "a face cannot be changed if its data leaks; templates are erased on withdrawal",
+        )
+    days = f.response_days
+    channels = (
+        t("前台或物业办公室；自助页面", "front desk or property office; self-service page")
+        if f.rights_channels is None
+        else _in(f.rights_channels, lang)
     )
-    days = settings.rights_response_days
+    if f.minors_face_with_guardian is None:
+        minors = ""
+    elif f.minors_face_with_guardian:
+        minors = t(
+            "不满 14 周岁的儿童须由父母或监护人同意；否则不对其使用人脸识别",
+            "for a child under 14 a parent or guardian must consent; face "
+            "recognition stays off for them otherwise",
+        )
+    else:
+        minors = t(
+            "不对不满 14 周岁的儿童使用人脸识别；他们使用门卡或二维码通行",
+            "face recognition is off for children under 14; they use a card or QR code",
+        )
+    if f.extra_consents:
+        optional = t(
+            "以下功能另需单独同意：" + "、".join(f.extra_consents),
+            "each of these needs its own separate consent: " + ", ".join(f.extra_consents),
+        )
+    elif f.sent_off_site is False:
+        optional = t(
+            "无：人脸信息从不通过互联网传输",
+            "none: face data is never transferred over the internet",
+        )
+    else:
+        optional = t("无", "none")
     return {
         "N1": {
-            "operator_name": operator_name,
-            "address": operator_address,
-            "contact": operator_contact,
-            "pipo_contact": pipo_contact,
+            "operator_name": f.operator_name,
+            "address": f.operator_address,
+            "contact": f.operator_contact,
+            "pipo_contact": f.pipo_contact,
         },
         "N2": {
             "purpose": purpose,
-            "matching_mode": t(
-                "1:N，仅在登记了本出入口的人员中比对；出示卡或通行证时为 1:1，只与该人比对",
-                "1:N among the people enrolled for this access point only; "
-                "1:1 when a card or pass names the person",
-            ),
+            "matching_mode": ("；" if lang == ZH else "; ").join(matching[m] for m in f.modes)
+            if f.modes
+            else "",
         },
         "N3": {
-            "capture": t(
-                "摄像头实时图像转换为人脸特征模板；图像不保存",
-                "a live camera image is converted to a face template; the image is not kept",
-            ),
-            "storage": t(
-                "加密存储在现场的 facegate 服务器上；从不通过互联网传输",
-                "encrypted on the on-site facegate server; never transmitted over the internet",
-            ),
+            "capture": capture,
+            "storage": storage,
             "access": t(
-                f"{operator_name}负责登记和权利请求的授权工作人员",
-                f"staff of {operator_name} authorised for enrollment and rights requests",
+                f"{f.operator_name}负责登记和权利请求的授权工作人员",
+                f"staff of {f.operator_name} authorised for enrollment and rights requests",
             )
-            if operator_name
+            if f.operator_name
             else "",
-            "processors": processors,
+            "processors": f.processors,
         },
         "N4": {
             "categories": t(
@@ -402,32 +613,28 @@ def _fields_in(
                 "face template; linked identity (name, unit or room), kept apart "
                 "from the template; access log",
             ),
-            "images_kept": t("不保存", "none"),
+            "images_kept": ""
+            if f.images_kept is None
+            else (t("保存人脸图像", "face images") if f.images_kept else t("不保存", "none")),
         },
         "N5": {
-            "retention": _retention_text(settings, lang),
+            "retention": _retention_text(f, lang),
             "deletion_triggers": t(
                 "搬离、租约结束、退房、离职、撤回同意、停止使用本系统",
                 "move-out, lease end, checkout, end of employment, "
                 "withdrawal of consent, site shut-down",
             ),
         },
-        "N6": {
-            "necessity": necessity,
-            "impact": t(
-                "人脸信息一旦泄露无法更改；facegate 只在现场保存加密模板，不保存图像，"
-                "撤回同意时即删除",
-                "a face cannot be changed if its data leaks; facegate keeps only "
-                "encrypted templates on site, no images, and erases them on withdrawal",
-            ),
-        },
+        "N6": {"necessity": f.necessity, "impact": impact},
         "N7": {
             "voluntary": t(
                 "人脸识别是自愿的；拒绝或撤回同意不影响您的通行和任何服务",
                 "face recognition is optional; refusing or withdrawing consent does "
                 "not affect your access or any service",
             ),
-            "alternatives": sep.join(_METHOD_WORDS[m][i] for m in alternatives),
+            "alternatives": sep.join(METHOD_WORDS.get(m, (m, m))[i] for m in f.alternatives)
+            if f.alternatives
+            else "",
         },
         "N8": {
             "rights": t(
@@ -435,23 +642,17 @@ def _fields_in(
                 "access and copy, correction, deletion, withdrawal of consent, "
                 "explanation of these rules",
             ),
-            "channels": t(
-                "前台或物业办公室；自助页面", "front desk or property office; self-service page"
-            ),
-            "response_time": t(f"{days} 天内", f"within {days} day{'' if days == 1 else 's'}"),
-            "complaint": t(
+            "channels": channels,
+            "response_time": ""
+            if days is None
+            else t(f"{days} 天内", f"within {days} day{'' if days == 1 else 's'}"),
+            "complaint": _in(f.complaint, lang)
+            or t(
                 "国家网信办违法和不良信息举报中心：12377，www.12377.cn",
                 "CAC illegal and harmful information reporting centre: 12377, www.12377.cn",
             ),
         },
-        "N9": {
-            "minors": t(
-                "不满 14 周岁的儿童须由父母或监护人同意；否则不对其使用人脸识别",
-                "for a child under 14 a parent or guardian must consent; face "
-                "recognition stays off for them otherwise",
-            ),
-            "minors_rules": minors_rules_link,
-        },
+        "N9": {"minors": minors, "minors_rules": f.minors_rules_link},
         "N10": {
             "separate_consent": t(
                 "人脸识别需要您单独同意，单独给出，从不作为租约、入住登记或其他条款的一部分；"
@@ -459,22 +660,21 @@ def _fields_in(
                 "face recognition needs your separate consent, given on its "
                 "own and never as part of a lease, check-in or other terms; you may withdraw it "
                 "at any time",
-            ),
-            "optional_features": t(
-                "无：人脸信息从不通过互联网传输",
-                "none: face data is never transferred over the internet",
-            ),
+            )
+            if f.separate_consent
+            else "",
+            "optional_features": optional,
         },
         "N11": {
-            "sign_text": "人脸识别区域 / Facial recognition in use",
+            "sign_text": f"{SIGN_HEADLINE[ZH]} / {SIGN_HEADLINE['en']}",
             "purpose": purpose,
-            "operator": operator_name,
-            "contact": operator_contact,
-            "qr_target": notice_link,
+            "operator": f.operator_name,
+            "contact": f.operator_contact,
+            "qr_target": f.notice_link,
         },
         "N12": {
-            "version": "",
-            "effective_date": "",
+            "version": f.version,
+            "effective_date": f.effective_date,
             "change_notice": t(
                 "变更生效前会在现场和自助页面公布；目的、方式、信息种类、保存期限或范围变更时，"
                 "会再次征求您的同意",
@@ -483,8 +683,30 @@ def _fields_in(
                 "asks for your consent again",
             ),
         },
-        "N13": {"accessible_version": _in(accessibility, lang)},
+        "N13": {"accessible_version": _in(f.accessibility, lang)},
     }
+
+
+def _retention_text(f: NoticeFacts, lang: str) -> str:
+    if f.retention is None:
+        return ""
+    parts = []
+    for r in f.retention:
+        cat_zh = _CATEGORY_WORDS.get(r.category, (r.category, r.category))[0]
+        if lang == ZH:
+            kept = _hours_text(r.hours, ZH)
+            after = f"{r.after[0]}后 " if r.after and r.hours else ""
+            parts.append(f"{cat_zh}：{after}{kept}")
+        else:
+            # English keeps the category id as before: existing notices compare equal (N5).
+            after = f" after {r.after[1]}" if r.after else ""
+            parts.append(f"{r.category}: {_hours_text(r.hours)}{after}")
+    cap = f.retention_cap_days
+    if lang == ZH:
+        return "；".join(parts) + (f"；最后一次使用后最长 {cap} 天" if cap is not None else "")
+    if cap is None:
+        return "; ".join(parts)
+    return "; ".join(parts) + f"; at most {cap} day{'' if cap == 1 else 's'} after the last use"
 
 
 # A field is either a dict of named parts (this module's builder) or one string (a notice
@@ -513,6 +735,29 @@ def notice_sections(
                 if part != "sign_text"
             ]
         out.append((key, NOTICE_TITLES[key][i], parts))
+    return out
+
+
+def flat_notice_fields(fields: Mapping[str, Any], lang: str = "en") -> dict[str, str]:
+    """Each field N1..N13 as one line in ``lang`` ("label: text; label: text", never the part
+    ids), as the compliance engine and its documents read a notice. A field with an empty
+    required part is ``""``: the compliance checks report it missing (CAC-FR-05a)."""
+    out: dict[str, str] = {}
+    sections = {key: parts for key, _title, parts in notice_sections(fields, lang)}
+    sep = "；" if lang == ZH else "; "
+    colon = "：" if lang == ZH else ": "
+    for key in NOTICE_FIELDS:
+        parts = fields.get(key) or {}
+        if isinstance(parts, str):
+            out[key] = parts
+            continue
+        missing = [p for p, v in parts.items() if not str(v).strip()]
+        if not parts or any((key, p) not in OPTIONAL_NOTICE_PARTS for p in missing):
+            out[key] = ""
+        else:
+            out[key] = sep.join(
+                f"{label}{colon}{v}" if label else v for label, v in sections[key] if v
+            )
     return out
 
 
