@@ -261,6 +261,74 @@ def test_zh_pages_hold_no_message_key_or_english_label(env):
     assert found == {}, json.dumps(found, ensure_ascii=False)
 
 
+def test_zh_kiosk_and_refusal_pages_hold_no_message_key_or_english(env):
+    """Item 7 for the pages people meet at the door and when something is refused: the
+    kiosk (its visible text and the words its script shows), the 404 and refusal pages of
+    the console, the form-expired page and a spent invitation link, all in zh-CN."""
+    client = env["client"]
+    known = {env["ap"], env["person"], env["site"], "boss"}
+    found = {}
+
+    def scan(name: str, r, status: int) -> None:
+        assert r.status_code == status, (name, r.status_code, r.text[-800:])
+        left = _latin_words(_visible_text(r.text), known)
+        words = re.search(r'<script id="kiosk-words"[^>]*>(.*?)</script>', r.text, re.S)
+        if words:  # what the kiosk's script shows: decisions, quality hints, methods
+            tables = json.loads(words.group(1)).values()
+            left |= _latin_words(" ".join(v for t in tables for v in t.values()), known)
+        if left:
+            found[name] = sorted(left)
+
+    scan("kiosk", client.get(f"/kiosk/{env['ap']}"), 200)
+    _login(env)
+    csrf = CSRF.search(client.get("/console").text).group(1)
+    scan("unknown person", client.get("/console/people/p-0000000000000000"), 404)
+    scan(
+        "kiosk for an unknown access point",
+        client.post("/console/access-points/ap-nope/kiosk", data={"csrf": csrf}),
+        404,
+    )
+    with env["store"].session() as s:
+        other = add_person(s, actor="test", category="resident", site_id=env["site"]).id
+    known.add(other)
+    scan(
+        "card already in use",
+        client.post(f"/console/people/{other}/card", data={"csrf": csrf, "card_number": "0042"}),
+        409,
+    )
+    scan(
+        "consent without reading the notice",
+        client.post(f"/console/people/{other}/consent", data={"csrf": csrf}),
+        422,
+    )
+    scan("form expired", client.post("/console/people", data={"csrf": "stale"}), 403)
+    # An "English / 中文" refusal (an incomplete notice is never published) reads in Chinese.
+    before = live.load_facts(env["settings"])
+    facts = {  # the operator as the fixture set it; the statements the notice needs left out
+        "csrf": csrf,
+        "name": "杭州某物业服务有限公司",
+        "address": "杭州市西湖区某路 1 号",
+        "contact": "0571-0000",
+        "pipo_contact": "张三 0571-0001",
+    }
+    try:
+        assert client.post("/console/notice/facts", data=facts).status_code == 200
+        refused = client.post("/console/notice/publish", data={"csrf": csrf})
+        assert "告知书缺少必填项" in refused.text and "cannot be published" not in refused.text
+        scan("incomplete notice refused", refused, 422)
+    finally:
+        live.save_facts(env["settings"], before)
+    client.cookies.clear()
+    page = client.get("/i/not-a-real-invitation")
+    scan("invitation page", page, 200)
+    scan(
+        "invitation link not valid",
+        client.post("/i/not-a-real-invitation", data={"csrf": CSRF.search(page.text).group(1)}),
+        403,
+    )
+    assert found == {}, json.dumps(found, ensure_ascii=False)
+
+
 def test_combined_methods_and_stored_values_read_as_words():
     from facegate.web.i18n import Translator
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,10 +164,27 @@ def check_csrf(sent: str | None, expected: str | None) -> None:
         raise CsrfRejected()
 
 
+_ZH_HALF = re.compile(r" / (?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])")
+
+
+def refusal_words(tr: Translator, exc: FacegateError) -> str:
+    """Why something was refused, in the reader's language: the page's own words for the
+    error's code (``err_<code>``); else, for a Chinese reader, the error's own Chinese sentence
+    (``exc.zh``, or the half after " / " of an "English / 中文" message); else its message."""
+    words = tr(f"err_{exc.code}")
+    if words != f"err_{exc.code}":
+        return words
+    if tr.lang != "zh-CN":
+        return exc.message
+    zh = getattr(exc, "zh", None)
+    if zh:
+        return zh
+    halves = _ZH_HALF.split(exc.message, maxsplit=1)
+    return halves[1] if len(halves) == 2 else exc.message
+
+
 def fail(request: Request, exc: FacegateError, back: str) -> WebFailure:
-    # An error that carries its own Chinese sentence (e.g. PublicUrlUnusable) shows it.
-    zh = getattr(exc, "zh", None) if translator(request).lang == "zh-CN" else None
-    return WebFailure(exc.http_status, "error_title", zh or exc.message, back)
+    return WebFailure(exc.http_status, "error_title", refusal_words(translator(request), exc), back)
 
 
 def public_base(request: Request) -> str:

@@ -75,6 +75,7 @@ from facegate.web.common import (
     pre_csrf,
     public_base,
     redirect,
+    refusal_words,
     render,
     runtime,
     set_cookie,
@@ -165,9 +166,7 @@ class Ctx:
         the people it speaks of instead of their pseudonyms."""
         tr = translator(self.request)
         key = refusal_key(exc)
-        # An error that carries its own Chinese sentence (e.g. PublicUrlUnusable) shows it.
-        zh = getattr(exc, "zh", None) if tr.lang == "zh-CN" else None
-        words = tr(key) if key else (zh or exc.message)
+        words = tr(key) if key else refusal_words(tr, exc)
         ids = sorted(set(PSEUDONYM.findall(words)))
         if ids and self.staff:
             try:
@@ -255,7 +254,7 @@ async def setup_submit(request: Request) -> Response:
         elif isinstance(exc, Conflict):
             return redirect("/console/login")
         else:
-            ctx["error"] = exc.message
+            ctx["error"] = refusal_words(translator(request), exc)
         resp = render(request, "setup.html", ctx, status=exc.http_status, csrf=token)
         return with_pre_csrf(request, resp, token)
     return redirect("/console/login")
@@ -297,7 +296,7 @@ async def login_submit(request: Request) -> Response:
             )
     except FacegateError as exc:
         token = pre_csrf(request)
-        ctx: dict[str, Any] = {"error": exc.message}
+        ctx: dict[str, Any] = {"error": refusal_words(translator(request), exc)}
         headers = {}
         if isinstance(exc, LoginThrottled):
             ctx = {"error_key": "login_throttled", "retry_after": exc.retry_after_s}
@@ -383,7 +382,7 @@ async def add_ap(request: Request) -> Response:
                 "kinds": ACCESS_POINT_KINDS,
                 "methods": METHODS,
                 "locations": LOCATION_TYPES,
-                "error": exc.message,
+                "error": refusal_words(translator(request), exc),
             },
             status=exc.http_status,
         )

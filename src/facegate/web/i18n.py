@@ -225,6 +225,10 @@ _T: dict[str, tuple[str, str]] = {
     "person_added": ("已登记此人。", "Person registered."),
     "card_issued": ("已发放门卡 {card}。", "Card {card} issued."),
     "consent_recorded": ("已记录同意。", "Consent recorded."),
+    "err_invitation_invalid": (
+        "这个邀请链接已过期或已被使用。请向前台索取新的链接。",
+        "This invitation link has expired or was already used; ask the front desk for a new one.",
+    ),
     "r_card_in_use": (
         "这个卡号在本场所已有人使用。请换一张卡。",
         "This card number is already in use at this site. Use another card.",
