@@ -96,6 +96,20 @@ def test_the_live_draft_and_the_published_notice_share_the_builder(tmp_path):
     assert zh["N1"]["operator_name"] == "" and zh["N3"]["access"] == ""
     assert zh["N3"]["storage"] == "加密存储在现场的 facegate 服务器上；从不通过互联网传输"
     assert zh["N4"]["images_kept"] == "不保存"
+    # What facegate does is worded alike whether the facts come from the settings (publish)
+    # or from the deployment description (draft, compliance documents).
+    published = build_notice_fields(settings)
+    drafted = build_notice_fields(d)
+    for a, b in ((published, drafted), (published["zh-CN"], drafted["zh-CN"])):
+        for key, part in (
+            ("N3", "capture"),
+            ("N3", "storage"),
+            ("N4", "images_kept"),
+            ("N6", "impact"),
+            ("N10", "separate_consent"),
+            ("N10", "optional_features"),
+        ):
+            assert a[key][part] == b[key][part], (key, part)
 
 
 def _n_keys(node: ast.Dict) -> set[str]:

@@ -498,6 +498,7 @@ def deployment_from_store(
         store_images=False,  # frames are decoded, used and dropped; no image column exists
         image_retention="0 days",
         face_storage="on_site",
+        software="facegate",
         outbound=facts.outbound + event_destinations(settings),
         counts=counts,
         security=_security(session, settings, facts, verify_audit),

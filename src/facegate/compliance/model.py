@@ -428,6 +428,12 @@ class Deployment(StrictModel):
         "'0 days' when each image is dropped right after matching.",
     )
     face_storage: Literal["device", "on_site", "cloud"] | None = None
+    software: str = Field(
+        default="",
+        max_length=100,
+        description="The software that matches the faces, named in the notice (N3, N6); "
+        "e.g. facegate.",
+    )
     outbound: list[Outbound] = Field(default_factory=list)
     counts: PersonCounts = Field(default_factory=PersonCounts)
     security: SecurityState = Field(default_factory=SecurityState)

@@ -472,7 +472,7 @@ def deployment_notice_facts(d: Deployment) -> NoticeFacts:
         if not points or modes is None
         else tuple(m for m in ("1:N", "1:1") if m in modes),
         storage=d.face_storage,
-        server="facegate" if d.name == "this facegate installation" else "",
+        server=d.software,
         images_kept=d.images_kept(),
         sent_off_site=sent,
         processors=", ".join(op.vendors),
