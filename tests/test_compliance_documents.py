@@ -16,6 +16,7 @@ from compliance_helpers import EXAMPLES, lawful
 
 from facegate.compliance.checks import notice_digest
 from facegate.compliance.documents import (
+    notice_for,
     render_filing,
     render_minors,
     render_notice,
@@ -25,7 +26,7 @@ from facegate.compliance.documents import (
 )
 from facegate.compliance.inventory import load_inventory
 from facegate.compliance.model import NOTICE_FIELDS
-from facegate.compliance.notice import build_notice, build_notice_fields
+from facegate.domain.notice import build_notice_fields, flat_notice_fields
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -83,12 +84,14 @@ def test_notice_has_every_field_filled_and_its_hash() -> None:
         for key in NOTICE_FIELDS:
             assert doc.text("data-field", key), (lang, key)
         assert doc.empty == 0
-        fields = build_notice_fields(d, version="4", effective_date=date(2026, 12, 1), lang=lang)
-        n = build_notice(d, version="4", effective_date=date(2026, 12, 1), lang=lang)
-        assert doc.text("data-notice", "sha256") == n.sha256 == notice_digest(fields, n.text)
+        fields = build_notice_fields(d, version="4", effective_date=date(2026, 12, 1))
+        n = notice_for(d, lang, version="4", effective_date=date(2026, 12, 1))
+        flat = flat_notice_fields(fields, lang)
+        assert doc.text("data-notice", "sha256") == n.sha256 == notice_digest(flat, n.text)
         assert doc.text("data-notice", "version") == "4"
     zh = Doc(render_notice(d, "zh-CN"))
-    assert "人脸识别区域 / Facial recognition in use" in zh.text("data-field", "N11")
+    assert d.operator.legal_name in zh.text("data-field", "N11")
+    assert d.notice_url in zh.text("data-field", "N11")
     assert "1:1" in zh.text("data-field", "N2") and "1:N" in zh.text("data-field", "N2")
     assert "门禁卡" in zh.text("data-field", "N7")
 
@@ -103,7 +106,7 @@ def test_notice_digest_is_the_sha256_of_canonical_json() -> None:
 
 def test_notice_leaves_unknown_fields_empty_never_invented() -> None:
     d = load_inventory(EXAMPLES / "face-only-compound-gate.yaml")
-    fields = build_notice_fields(d, version="1", effective_date=None, lang="en")
+    fields = flat_notice_fields(build_notice_fields(d, version="1"), "en")
     # No address, no retention rule, an access point without alternative, no PIA, no URLs;
     # the matching mode (N2) and whether images are kept (N3, N4) are not stated either.
     empty = {k for k, v in fields.items() if not v}
@@ -136,7 +139,7 @@ def test_signage_has_headline_operator_purpose_alternatives_and_qr() -> None:
         assert doc.svgs == 2
     en = Doc(render_signage(d, site, gate, "en"))
     alts = en.text("data-sign", "alternatives")
-    assert "access card" in alts and "QR code" in alts and "staffed check" in alts
+    assert "card" in alts and "QR pass" in alts and "staffed desk or guard" in alts
 
 
 def test_pia_has_the_four_required_items_and_marks_human_parts() -> None:

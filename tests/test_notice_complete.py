@@ -45,11 +45,12 @@ def test_empty_notice_is_refused_naming_the_fields_in_both_languages(store, sett
             domain.publish_notice(s, site, {}, actor="op")
         assert err.value.code == "notice_incomplete" and err.value.http_status == 422
         msg = err.value.message
-        assert "N1 Processor" in msg and "N7 Face recognition is voluntary" in msg
-        assert "N1 处理者" in msg and "草稿" in msg
+        assert "N1 Who processes your data" in msg and "N7 It is voluntary" in msg
+        assert "N1 处理者及联系方式" in msg and "草稿" in msg
         assert err.value.details["missing"] == sorted(domain.NOTICE_FIELDS)
         # One part missing is enough: the address of the processor (N1).
-        with pytest.raises(NoticeIncomplete, match=r"N1 Processor \(address, contact\)"):
+        lacking = r"N1 Who processes your data \(address, contact\)"
+        with pytest.raises(NoticeIncomplete, match=lacking):
             domain.publish_site_notice(s, settings, actor="op", site_id=site)
         assert s.scalars(select(NoticeVersion)).all() == []
 
@@ -69,8 +70,8 @@ def test_consent_against_incomplete_notice_is_refused(store, settings, site):
             with pytest.raises(ConsentNotInformed) as err:
                 record()
             assert err.value.code == "consent_not_informed"
-            assert "N1 Processor (address, contact)" in err.value.message
-            assert "N6 Necessity" in err.value.message and "知情同意" in err.value.message
+            assert "N1 Who processes your data (address, contact)" in err.value.message
+            assert "N6 Why it is needed" in err.value.message and "知情同意" in err.value.message
         assert s.scalars(select(Consent)).all() == []
 
 
@@ -112,7 +113,8 @@ def test_api_empty_notice_does_not_publish_renew_or_empty_galleries(settings, ke
                 "/v1/notices", json={"fields": {}}, headers={"X-API-Key": setup.keys["admin"]}
             )
             assert r.status_code == 422 and r.json()["code"] == "notice_incomplete"
-            assert "N1 Processor" in r.json()["message"] and "处理者" in r.json()["message"]
+            message = r.json()["message"]
+            assert "N1 Who processes your data" in message and "处理者" in message
             cur = http.get("/v1/notices/current", headers={"X-API-Key": setup.keys["admin"]})
             assert cur.json()["version"] == before.version
             # The same body can be saved as a draft and previewed, and changes nothing else.

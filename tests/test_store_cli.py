@@ -71,7 +71,7 @@ def test_cli_flow(cli, tmp_path, settings):
     draft = cli("notice", "show")
     assert draft["draft"] is True and "N6" in draft["missing"]
     lacking = json.loads(cli("notice", "publish", ok=False).stderr)
-    assert lacking["code"] == "notice_incomplete" and "N6 Necessity" in lacking["message"]
+    assert lacking["code"] == "notice_incomplete" and "N6 Why it is needed" in lacking["message"]
     assert "必要性" in lacking["message"]
     assert cli("notice", "publish", *COMPLETE_NOTICE_ARGS)["version"] == 1
 

@@ -216,7 +216,10 @@ def test_notice_fields_are_never_invented(settings):
     fields = build_notice_fields(settings)
     assert fields["N1"] == {"operator_name": "", "address": "", "contact": "", "pipo_contact": ""}
     assert fields["N6"]["necessity"] == "" and fields["N2"]["purpose"] == ""
+    zh = fields.pop("zh-CN")  # the same fields in Chinese (issue 16 item 6)
+    assert zh["N1"] == fields["N1"] and zh["N2"]["purpose"] == ""
     assert sorted(fields, key=lambda k: int(k[1:])) == [f"N{i}" for i in range(1, 14)]
+    assert sorted(zh, key=lambda k: int(k[1:])) == [f"N{i}" for i in range(1, 14)]
     text = domain.render_notice_text(fields)
     assert "[missing]" in text
 

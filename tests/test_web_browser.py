@@ -633,6 +633,11 @@ def test_console_pages_show_no_face_and_the_records(console, gate, kiosk_seen, e
     assert len(links) == 3  # notice, PIA, the sign of the one face entrance
     for link in links:
         r = page.request.get(W.base + link.get_attribute("href"))
+        if "/signage" in link.get_attribute("href"):
+            # Issue 16 item 9: this test serves from 127.0.0.1, which no resident's phone
+            # can open: the sign is refused, with the way to fix it.
+            assert r.status == 422 and "FACEGATE_PUBLIC_URL" in r.text()
+            continue
         assert r.status == 200 and "Example Property Services Co." in r.text()
 
 

@@ -319,6 +319,23 @@ class Settings(BaseSettings):
     def offline_journal_path(self) -> Path:
         return self.offline_journal or self.data_dir / "offline-journal.sqlite"
 
+    # --- Chinese throughout, times and addresses people can use (issue 16 items 7, 9) -------
+    # Times are stored in UTC and shown in the site's time zone (an IANA name).
+    site_time_zone: str = "Asia/Shanghai"
+
+    @field_validator("site_time_zone")
+    @classmethod
+    def _known_time_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai"
+            ) from exc
+        return name
+
     @property
     def database_url(self) -> str:
         if self.db_url:

@@ -36,28 +36,13 @@ from facegate.compliance.model import (
 )
 from facegate.compliance.purpose import rules_for_use
 from facegate.compliance.workdays import filing_deadline
+from facegate.domain.notice import NOTICE_TITLES
 from facegate.errors import HolidayDataMissing
 
 FILING_THRESHOLD = 100_000
 DEFAULT_WARN_AT = 80_000
 # Global hard cap on any retention rule (best practice from BIPA 15(a): 3 years).
 RETENTION_CAP_DAYS = 3 * 365
-
-NOTICE_FIELD_LABELS: dict[str, tuple[str, str]] = {
-    "N1": ("处理者身份与联系方式", "processor identity and contact"),
-    "N2": ("处理目的与比对方式", "specific purpose and matching mode"),
-    "N3": ("处理方式与存储位置", "processing method and storage"),
-    "N4": ("信息类别", "categories of data"),
-    "N5": ("保存期限与删除条件", "retention and deletion triggers"),
-    "N6": ("必要性及对个人权益的影响", "necessity and impact on rights"),
-    "N7": ("自愿与替代方式", "voluntariness and alternatives"),
-    "N8": ("行使权利的方式", "how to exercise rights"),
-    "N9": ("未成年人", "minors"),
-    "N10": ("单独同意声明", "separate-consent statement"),
-    "N11": ("公共场所标识", "public-place sign"),
-    "N12": ("版本、生效日期与变更通知", "version, effective date and change notice"),
-    "N13": ("无障碍版本", "accessible version"),
-}
 
 
 @dataclass(frozen=True)
@@ -354,7 +339,7 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
         obj = f"v{n.version}"
         for key in NOTICE_FIELDS:
             if not n.fields.get(key, "").strip():
-                zh, en = NOTICE_FIELD_LABELS[key]
+                zh, en = NOTICE_TITLES[key]
                 yield make_finding(
                     "CAC-FR-05a", "missing_field", obj, field=key, label_zh=zh, label_en=en
                 )
@@ -374,14 +359,15 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
     missing = [
         name
         for name, ok in (
-            ("large print", d.accessibility.large_print),
-            ("audio", d.accessibility.audio),
-            ("staff assistance", d.accessibility.staff_assistance),
+            (("大字版", "large print"), d.accessibility.large_print),
+            (("语音播报", "audio"), d.accessibility.audio),
+            (("工作人员协助", "staff assistance"), d.accessibility.staff_assistance),
         )
         if not ok
     ]
     if missing:
-        yield make_finding("CAC-FR-05c", "not_accessible", "notice", missing=", ".join(missing))
+        words = ("、".join(z for z, _ in missing), ", ".join(e for _, e in missing))
+        yield make_finding("CAC-FR-05c", "not_accessible", "notice", missing=words)
 
 
 # --- CAC-FR-13a ------------------------------------------------------------------------------
@@ -390,7 +376,17 @@ def check_notice(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
 @check("signage")
 def check_signage(d: Deployment, ctx: CheckContext) -> Iterator[Finding]:
     """Every face-enabled access point has a sign generated for the current notice."""
+    from facegate.domain.links import url_problem
+
     current = d.notice.version if d.notice else None
+    if any(ap.face_on for _, ap in d.access_points()):
+        # The sign's QR codes are opened on residents' phones (issue 16 item 9).
+        for url in dict.fromkeys(u for u in (d.notice_url, d.self_service_url) if u):
+            why = url_problem(url)
+            if why is not None:
+                yield make_finding(
+                    "CAC-FR-13a", "unreachable_link", url, why_zh=why[0], why_en=why[1]
+                )
     for site, ap in d.access_points():
         if not ap.face_on:
             continue

@@ -17,14 +17,22 @@ from markupsafe import Markup
 
 from facegate.compliance.checks import (
     FILING_THRESHOLD,
-    NOTICE_FIELD_LABELS,
     CheckContext,
     ap_label,
+    notice_digest,
     run_checks,
 )
 from facegate.compliance.model import NOTICE_FIELDS, AccessPoint, Deployment, Notice, Site
-from facegate.compliance.notice import KIND_NAMES, METHOD_NAMES, SIGN_HEADLINE, build_notice
 from facegate.compliance.workdays import filing_deadline
+from facegate.domain.notice import (
+    KIND_WORDS,
+    METHOD_WORDS,
+    NOTICE_TITLES,
+    SIGN_HEADLINE,
+    build_notice_fields,
+    flat_notice_fields,
+    render_notice_text,
+)
 from facegate.errors import HolidayDataMissing, InvalidInput
 
 DOC_KINDS: tuple[str, ...] = ("notice", "signage", "pia", "filing", "minors")
@@ -52,6 +60,22 @@ def qr_svg(url: str, scale: int = 4) -> Markup:
     return Markup(segno.make(url, error="m").svg_inline(scale=scale, title=url))
 
 
+# What a configured use means, in people's words (issue 16 item 8).
+USE_NAMES = {"access_control": ("出入控制（门禁通行）", "Access control (entry to the premises)")}
+
+
+def _mode_words(mode: int | None, lang: str) -> str:
+    """A file mode as a sentence: who can read the file (issue 16 item 8)."""
+    if mode is None:
+        return ""
+    octal = f"{mode & 0o777:03o}"
+    if mode & 0o077 == 0:
+        zh, en = "仅服务账户可读写", "readable and writable by the service account only"
+    else:
+        zh, en = "其他账户也可读取，应改为仅服务账户可读写", "other accounts can read it too"
+    return f"{zh}（{octal}）" if lang == "zh-CN" else f"{en} ({octal})"
+
+
 def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
     if lang not in LANGS:
         raise InvalidInput(f"Unsupported language {lang!r}; use one of {', '.join(LANGS)}.")
@@ -69,9 +93,14 @@ def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
             "cloud": L("云端", "in the cloud"),
         }.get(v or "", ""),
         retention_by_cat={r.category: r for r in d.retention},
-        kind_name=lambda k: KIND_NAMES[lang].get(k, k),
+        kind_name=lambda k: KIND_WORDS.get(k, (k, k))[0 if lang == "zh-CN" else 1],
+        use_name=lambda u: USE_NAMES.get(u, (u, u))[0 if lang == "zh-CN" else 1],
+        mode_words=lambda mode: _mode_words(mode, lang),
+        uses_text=lambda uses: ("、" if lang == "zh-CN" else ", ").join(
+            USE_NAMES.get(u, (u, u))[0 if lang == "zh-CN" else 1] for u in uses or []
+        ),
         methods_text=lambda ms: ("、" if lang == "zh-CN" else ", ").join(
-            METHOD_NAMES[lang].get(m, m) for m in ms
+            METHOD_WORDS.get(m, (m, m))[0 if lang == "zh-CN" else 1] for m in ms
         ),
         generated_at=extra.pop("now", None) or datetime.now(UTC).replace(microsecond=0),
         **extra,
@@ -79,13 +108,32 @@ def _render(template: str, d: Deployment, lang: str, **extra: object) -> str:
 
 
 def notice_for(
-    d: Deployment, lang: str, version: str | None = None, effective_date: date | None = None
+    d: Deployment,
+    lang: str,
+    version: str | None = None,
+    effective_date: date | None = None,
+    now: datetime | None = None,
 ) -> Notice:
-    """The notice version to publish: generated from ``d`` with the given or current version."""
+    """The notice version to publish for ``d``, with the given or current version: built by
+    the one notice builder (``facegate.domain.notice.build_notice_fields``), every field in
+    zh-CN and en, hashed over the fields and text in ``lang``."""
+    if lang not in LANGS:
+        raise InvalidInput(f"Unsupported language {lang!r}; use one of {', '.join(LANGS)}.")
     current = d.notice
     version = version or (current.version if current else "draft")
     effective = effective_date or (current.effective_date if current else None)
-    return build_notice(d, version=version, effective_date=effective, lang=lang)
+    fields = build_notice_fields(d, version=version, effective_date=effective)
+    by_lang = {lg: flat_notice_fields(fields, lg) for lg in LANGS}
+    text = render_notice_text(fields, d.name, lang)
+    return Notice(
+        version=version,
+        effective_date=effective,
+        fields=by_lang[lang],
+        fields_by_lang=by_lang,
+        text=text,
+        sha256=notice_digest(by_lang[lang], text),
+        generated_at=now or datetime.now(UTC).replace(microsecond=0),
+    )
 
 
 def render_notice(
@@ -104,15 +152,31 @@ def render_notice(
         n = d.notice
     else:
         n = notice_for(d, lang, version, effective_date)
-    labels = {k: NOTICE_FIELD_LABELS[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
+    labels = {k: NOTICE_TITLES[k][0 if lang == "zh-CN" else 1] for k in NOTICE_FIELDS}
+    shown = n.fields_by_lang.get(lang) or n.fields
     missing = [k for k in NOTICE_FIELDS if not n.fields.get(k, "").strip()]
     return _render(
-        "notice.html", d, lang, notice=n, labels=labels, fields=NOTICE_FIELDS, missing=missing
+        "notice.html",
+        d,
+        lang,
+        notice=n,
+        shown=shown,
+        labels=labels,
+        fields=NOTICE_FIELDS,
+        missing=missing,
     )
 
 
 def render_signage(d: Deployment, site: Site, ap: AccessPoint, lang: str = "zh-CN") -> str:
-    """The sign for one access point (N11), with QR codes to the notice and self-service page."""
+    """The sign for one access point (N11), with QR codes to the notice and self-service page.
+
+    Refused (``PublicUrlUnusable``, saying how to fix it) when a QR code would point at an
+    address a resident's phone cannot open: this machine or plain HTTP (CAC-FR-13a)."""
+    from facegate.domain.links import require_printable
+
+    require_printable(d.notice_url)
+    if d.self_service_url:
+        require_printable(d.self_service_url)
     return _render(
         "signage.html",
         d,

@@ -35,18 +35,27 @@ class Finding:
 
 
 def make_finding(rule_id: str, key: str, obj: str, **params: object) -> Finding:
-    """Build a finding from the catalog's bilingual message ``key`` of ``rule_id``."""
+    """Build a finding from the catalog's bilingual message ``key`` of ``rule_id``.
+
+    A parameter given as a ``(zh, en)`` pair reads in each message's own language."""
     r = rule(rule_id)
     m = r.messages[key]
-    fmt = {"object": obj, **params}
+
+    def fmt(i: int) -> dict[str, object]:
+        out: dict[str, object] = {"object": obj}
+        for k, v in params.items():
+            out[k] = v[i] if isinstance(v, tuple) and len(v) == 2 else v
+        return out
+
+    zh, en = fmt(0), fmt(1)
     return Finding(
         rule_id=rule_id,
         severity=m.severity or r.severity,
         object=obj,
-        message_zh=m.zh.format(**fmt),
-        message_en=m.en.format(**fmt),
-        fix=m.fix_en.format(**fmt),
-        fix_zh=m.fix_zh.format(**fmt),
+        message_zh=m.zh.format(**zh),
+        message_en=m.en.format(**en),
+        fix=m.fix_en.format(**en),
+        fix_zh=m.fix_zh.format(**zh),
     )
 
 

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -61,7 +63,9 @@ from facegate.config import PERSON_CATEGORIES, Settings
 from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
 from facegate.domain.notice import (
     RECONSENT_TRIGGERS,
+    accessibility_words,
     current_notice,
+    flat_notice_fields,
     notice_sha256,
     publish_site_notice,
     site_notice_fields,
@@ -122,6 +126,8 @@ class LiveFacts(StrictModel):
     complaint_route: str = ""
     notice_url: str = ""
     self_service_url: str = ""
+    # Base of every printed link and QR code, set in the console (FACEGATE_PUBLIC_URL wins).
+    public_url: str = ""
     minors_rules_url: str = ""
     necessity_statement: str = ""
     face_for_minors: bool = False
@@ -217,17 +223,9 @@ def _location(ap: m.AccessPoint) -> str:
     return normalize_location_type(ap.location_type, f"Access point {ap.id}")
 
 
-def _flatten(fields: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The store keeps each field as named parts; a field missing a required part is empty."""
-    out: dict[str, str] = {}
-    for key in NOTICE_FIELDS:
-        parts = fields.get(key) or {}
-        missing = [p for p, v in parts.items() if not str(v).strip()]
-        if not parts or any((key, p) not in OPTIONAL_NOTICE_PARTS for p in missing):
-            out[key] = ""
-        else:
-            out[key] = "; ".join(f"{p.replace('_', ' ')}: {v}" for p, v in parts.items() if v)
-    return out
+def _flatten(fields: dict[str, Any], lang: str = "en") -> dict[str, str]:
+    """The store keeps each field as named parts; see ``domain.notice.flat_notice_fields``."""
+    return flat_notice_fields(fields, lang)
 
 
 def _notice(
@@ -250,6 +248,7 @@ def _notice(
         version=str(cur.version),
         effective_date=cur.effective_at.date(),
         fields=_flatten(cur.fields),
+        fields_by_lang={lang: _flatten(cur.fields, lang) for lang in ("zh-CN", "en")},
         text=cur.text,
         sha256=cur.sha256,
         sha256_verified=notice_sha256(cur.fields, cur.text) == cur.sha256,
@@ -501,6 +500,7 @@ def deployment_from_store(
         store_images=False,  # frames are decoded, used and dropped; no image column exists
         image_retention="0 days",
         face_storage="on_site",
+        software="facegate",
         outbound=facts.outbound + event_destinations(settings),
         counts=counts,
         security=_security(session, settings, facts, verify_audit),
@@ -634,18 +634,9 @@ def record_signage(
     save_facts(settings, facts)
 
 
-def accessibility_text(a: Accessibility) -> str:
-    """N13 from the accessibility facts; empty when none is offered."""
-    parts = [
-        text
-        for ok, text in (
-            (a.large_print, "large-print notice"),
-            (a.audio, "audio read-out"),
-            (a.staff_assistance, "staff help to enroll or withdraw at the front desk"),
-        )
-        if ok
-    ]
-    return "; ".join(parts)
+def accessibility_text(a: Accessibility, lang: str = "en") -> str:
+    """N13 from the accessibility facts in ``lang``; empty when none is offered."""
+    return accessibility_words(a.large_print, a.audio, a.staff_assistance)[lang]
 
 
 def _site(session: Session, site_id: str | None) -> m.Site:
@@ -659,7 +650,7 @@ def _site(session: Session, site_id: str | None) -> m.Site:
     return site
 
 
-def _notice_options(facts: LiveFacts) -> dict[str, str]:
+def _notice_options(facts: LiveFacts) -> dict[str, Any]:
     """The notice facts ``compliance.yaml`` holds, as ``domain.site_notice_fields`` takes them."""
     return {
         "necessity": facts.necessity_statement
@@ -667,7 +658,9 @@ def _notice_options(facts: LiveFacts) -> dict[str, str]:
         "processors": ", ".join(facts.vendors),
         "minors_rules_link": facts.minors_rules_url,
         "notice_link": facts.notice_url,
-        "accessibility": accessibility_text(facts.accessibility),
+        "accessibility": {
+            lang: accessibility_text(facts.accessibility, lang) for lang in ("zh-CN", "en")
+        },
     }
 
 
@@ -738,6 +731,7 @@ def update_operator_facts(
     self_service_url: str = "",
     minors_rules_url: str = "",
     accessibility: Accessibility | None = None,
+    public_url: str | None = None,
 ) -> None:
     """Set the operator facts the notice needs (N1, N6, N9, N11, N13); publishing is separate.
 
@@ -749,6 +743,12 @@ def update_operator_facts(
             "The notice names who processes the data (CAC-FR-05a, N1): fill in "
             + ", ".join(missing)
             + "."
+        )
+    public = (public_url or "").strip().rstrip("/")
+    if public and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public):
+        raise InvalidInput(
+            f"The public address {public!r} is not a web address; write it like "
+            "https://gate.example.cn (issue 16 item 9)."
         )
     facts = load_facts(settings)
 
@@ -763,6 +763,8 @@ def update_operator_facts(
         facts.notice_url = notice_url.strip()
         facts.self_service_url = self_service_url.strip()
         facts.minors_rules_url = minors_rules_url.strip()
+        if public_url is not None:
+            facts.public_url = public
         if accessibility is not None:
             facts.accessibility = accessibility
         audit.append(

@@ -308,6 +308,8 @@ class Notice(StrictModel):
     # stored sha256 matched the stored content. None: recompute with ``notice_digest``.
     sha256_verified: bool | None = None
     generated_at: Instant | None = None
+    # The same fields as people read them in each language, when the source has them.
+    fields_by_lang: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 class PiaRecord(StrictModel):
@@ -430,6 +432,12 @@ class Deployment(StrictModel):
         "'0 days' when each image is dropped right after matching.",
     )
     face_storage: Literal["device", "on_site", "cloud"] | None = None
+    software: str = Field(
+        default="",
+        max_length=100,
+        description="The software that matches the faces, named in the notice (N3, N6); "
+        "e.g. facegate.",
+    )
     outbound: list[Outbound] = Field(default_factory=list)
     counts: PersonCounts = Field(default_factory=PersonCounts)
     security: SecurityState = Field(default_factory=SecurityState)

@@ -24,7 +24,7 @@ from facegate.domain.common import PURPOSE_ACCESS, get_person, is_under_14, run,
 from facegate.domain.consent import WithdrawResult, record_consent, valid_consent
 from facegate.domain.consent import decline_face as store_decline_face
 from facegate.errors import GuardianConsentRequired, InvalidInput, InvitationInvalid
-from facegate.store.models import AccessEvent, Consent, GuardianLink, Template, new_id
+from facegate.store.models import AccessEvent, AccessPoint, Consent, GuardianLink, Template, new_id
 from facegate.store.web_models import Invitation
 
 
@@ -217,16 +217,23 @@ def recent_access_events(
         stmt = stmt.where(AccessEvent.person_pseudonym == person_id)
     if site_ids is not None:
         stmt = stmt.where(AccessEvent.site_id.in_(site_ids))
+    events = session.execute(stmt.limit(limit)).scalars().all()
+    ap_ids = {e.access_point_id for e in events}
+    rows = session.execute(
+        select(AccessPoint.id, AccessPoint.name).where(AccessPoint.id.in_(ap_ids))
+    ).all()
+    names = {ap_id: name for ap_id, name in rows}
     return [
         {
             "at": e.occurred_at.isoformat(timespec="seconds"),
             "access_point_id": e.access_point_id,
+            "access_point_name": names.get(e.access_point_id, ""),
             "person": e.person_pseudonym,
             "method": e.method,
             "outcome": e.outcome,
             "reason": e.reason,
         }
-        for e in session.execute(stmt.limit(limit)).scalars()
+        for e in events
     ]
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from facegate.compliance.model import Accessibility, PiaRecord
 from facegate.errors import FacegateError, InvalidInput
-from facegate.web.common import redirect
+from facegate.web.common import public_base, redirect, refusal_words, translator
 from facegate.web.console import ANY_ROLE, Ctx
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +55,7 @@ def _notice_page(c: Ctx, *, status: int = 200, **extra: Any) -> Response:
             "pipo_contact": org.pipo_contact if org else "",
         }
     facts = load_facts(c.rt.settings)
-    base = c.rt.settings.public_url.rstrip("/") or str(c.request.base_url).rstrip("/")
+    base = public_base(c.request)
     return c.page(
         "notice_setup.html",
         {
@@ -97,6 +97,7 @@ async def notice_facts(request: Request) -> Response:
                 notice_url=_text(form, "notice_url"),
                 self_service_url=_text(form, "self_service_url"),
                 minors_rules_url=_text(form, "minors_rules_url"),
+                public_url=_text(form, "public_url"),
                 accessibility=Accessibility(
                     large_print=form.get("large_print") == "1",
                     audio=form.get("audio") == "1",
@@ -104,7 +105,9 @@ async def notice_facts(request: Request) -> Response:
                 ),
             )
     except FacegateError as exc:
-        return _notice_page(c, status=exc.http_status, error=exc.message)
+        return _notice_page(
+            c, status=exc.http_status, error=refusal_words(translator(c.request), exc)
+        )
     return redirect("/console/notice?done=facts_saved#publish")
 
 
@@ -120,7 +123,9 @@ async def notice_publish(request: Request) -> Response:
             publish_notice_from_config(s, c.rt.settings, actor=c.actor)
         c.rt.after_change()  # consents awaiting renewal stop matching at every gate now
     except FacegateError as exc:
-        return _notice_page(c, status=exc.http_status, error=exc.message)
+        return _notice_page(
+            c, status=exc.http_status, error=refusal_words(translator(c.request), exc)
+        )
     return redirect("/console/notice?done=notice_published#publish")
 
 
@@ -169,7 +174,7 @@ async def pia_register(request: Request) -> Response:
         with c.rt.store.session() as s:
             register_pia(s, c.rt.settings, record, actor=c.actor)
     except FacegateError as exc:
-        return _pia_page(c, status=exc.http_status, error=exc.message)
+        return _pia_page(c, status=exc.http_status, error=refusal_words(translator(c.request), exc))
     return redirect("/console/pia?done=pia_registered")
 
 
@@ -233,5 +238,10 @@ async def signage_placed(request: Request, ap_id: str) -> Response:
                 location_note=_text(form, "where"),
             )
     except FacegateError as exc:
-        return _signage_page(c, status=exc.http_status, error=exc.message, error_ap=ap_id)
+        return _signage_page(
+            c,
+            status=exc.http_status,
+            error=refusal_words(translator(c.request), exc),
+            error_ap=ap_id,
+        )
     return redirect("/console/signage?done=sign_recorded")

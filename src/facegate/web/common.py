@@ -3,41 +3,47 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from facegate.domain.notice import NOTICE_TITLES, notice_sections
 from facegate.errors import CsrfRejected, FacegateError
 from facegate.web.i18n import LANGS, Translator, pick_lang
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
+
+def local_time(value: Any, tz: str = "Asia/Shanghai", fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC instant (datetime or ISO text) as the site's wall-clock time with its UTC
+    offset, e.g. ``2026-12-03 20:03 +08:00`` (issue 16 item 7); naive values are UTC."""
+    if value is None or value == "":
+        return ""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(at, datetime):
+        return str(value)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    at = at.astimezone(ZoneInfo(tz))
+    offset = at.strftime("%z")
+    return f"{at.strftime(fmt)} {offset[:3]}:{offset[3:]}"
+
+
+templates.env.filters["localtime"] = local_time
+
 OPERATOR_COOKIE = "fg_op"
 PERSON_COOKIE = "fg_me"
 PRE_CSRF_COOKIE = "fg_csrf"  # double-submit token for forms shown before any session
 LANG_COOKIE = "fg_lang"
 DEVICE_COOKIE = "fg_dev"  # a browser an operator signed in from before (sign-in throttling)
-
-NOTICE_TITLES = {
-    "N1": ("处理者及联系方式", "Who processes your data"),
-    "N2": ("目的和识别方式", "Purpose and how matching works"),
-    "N3": ("处理方式", "How it is processed"),
-    "N4": ("处理的信息", "What data"),
-    "N5": ("保存期限与删除", "How long it is kept"),
-    "N6": ("必要性及对您的影响", "Why it is needed and its impact on you"),
-    "N7": ("自愿；其他方式", "It is voluntary; the alternatives"),
-    "N8": ("您的权利", "Your rights"),
-    "N9": ("不满 14 周岁的儿童", "Children under 14"),
-    "N10": ("单独同意", "Separate consent"),
-    "N11": ("现场标识", "Signs at the entrance"),
-    "N12": ("版本与变更", "Version and changes"),
-    "N13": ("无障碍版本", "Accessible version"),
-}
 
 
 class WebFailure(Exception):
@@ -76,6 +82,11 @@ def keyring(request: Request) -> Any:
         kr = load_keyring(runtime(request).settings)
         request.app.state.web_keyring = kr
     return kr
+
+
+def _site_time_zone(request: Request) -> str:
+    rt = getattr(request.app.state, "runtime", None)
+    return getattr(getattr(rt, "settings", None), "site_time_zone", "Asia/Shanghai")
 
 
 def lang_of(request: Request) -> str:
@@ -119,6 +130,8 @@ def render(
         "csrf": csrf,
         "path": request.url.path,
         "notice_titles": {k: v[0 if tr.lang == "zh-CN" else 1] for k, v in NOTICE_TITLES.items()},
+        "notice_sections": lambda fields: notice_sections(fields or {}, tr.lang),
+        "tz": _site_time_zone(request),
     }
     ctx.update(context or {})
     resp = templates.TemplateResponse(request, name, ctx, status_code=status)
@@ -151,8 +164,37 @@ def check_csrf(sent: str | None, expected: str | None) -> None:
         raise CsrfRejected()
 
 
+_ZH_HALF = re.compile(r" / (?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])")
+
+
+def refusal_words(tr: Translator, exc: FacegateError) -> str:
+    """Why something was refused, in the reader's language: the page's own words for the
+    error's code (``err_<code>``); else, for a Chinese reader, the error's own Chinese sentence
+    (``exc.zh``, or the half after " / " of an "English / 中文" message); else its message."""
+    words = tr(f"err_{exc.code}")
+    if words != f"err_{exc.code}":
+        return words
+    if tr.lang != "zh-CN":
+        return exc.message
+    zh = getattr(exc, "zh", None)
+    if zh:
+        return zh
+    halves = _ZH_HALF.split(exc.message, maxsplit=1)
+    return halves[1] if len(halves) == 2 else exc.message
+
+
 def fail(request: Request, exc: FacegateError, back: str) -> WebFailure:
-    return WebFailure(exc.http_status, "error_title", exc.message, back)
+    return WebFailure(exc.http_status, "error_title", refusal_words(translator(request), exc), back)
+
+
+def public_base(request: Request) -> str:
+    """The base of links people are given (issue 16 item 9): FACEGATE_PUBLIC_URL, else the
+    address set in the console, else the address this browser used."""
+    from facegate.compliance.live import load_facts
+    from facegate.domain.links import public_base as pick
+
+    settings = runtime(request).settings
+    return pick(settings.public_url, load_facts(settings).public_url, str(request.base_url))
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -73,7 +73,9 @@ from facegate.web.common import (
     check_csrf,
     keyring,
     pre_csrf,
+    public_base,
     redirect,
+    refusal_words,
     render,
     runtime,
     set_cookie,
@@ -164,7 +166,7 @@ class Ctx:
         the people it speaks of instead of their pseudonyms."""
         tr = translator(self.request)
         key = refusal_key(exc)
-        words = tr(key) if key else exc.message
+        words = tr(key) if key else refusal_words(tr, exc)
         ids = sorted(set(PSEUDONYM.findall(words)))
         if ids and self.staff:
             try:
@@ -252,7 +254,7 @@ async def setup_submit(request: Request) -> Response:
         elif isinstance(exc, Conflict):
             return redirect("/console/login")
         else:
-            ctx["error"] = exc.message
+            ctx["error"] = refusal_words(translator(request), exc)
         resp = render(request, "setup.html", ctx, status=exc.http_status, csrf=token)
         return with_pre_csrf(request, resp, token)
     return redirect("/console/login")
@@ -294,7 +296,7 @@ async def login_submit(request: Request) -> Response:
             )
     except FacegateError as exc:
         token = pre_csrf(request)
-        ctx: dict[str, Any] = {"error": exc.message}
+        ctx: dict[str, Any] = {"error": refusal_words(translator(request), exc)}
         headers = {}
         if isinstance(exc, LoginThrottled):
             ctx = {"error_key": "login_throttled", "retry_after": exc.retry_after_s}
@@ -380,7 +382,7 @@ async def add_ap(request: Request) -> Response:
                 "kinds": ACCESS_POINT_KINDS,
                 "methods": METHODS,
                 "locations": LOCATION_TYPES,
-                "error": exc.message,
+                "error": refusal_words(translator(request), exc),
             },
             status=exc.http_status,
         )
@@ -451,7 +453,7 @@ async def kiosk_key(request: Request, ap_id: str) -> Response:
         raise WebFailure(404, "error_title", words, "/console/sites") from None
     except FacegateError as exc:
         raise c.fail(exc, "/console/sites") from None
-    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    base = public_base(request)
     # The key travels in the fragment: browsers never send it to a server or a log.
     return c.page(
         "shown_once.html",
@@ -644,16 +646,24 @@ async def person_invite(request: Request, person_id: str) -> Response:
             )
     except FacegateError as exc:
         raise c.fail(exc, f"/console/people/{person_id}") from None
-    base = c.rt.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     from facegate.compliance.documents import qr_svg
+    from facegate.domain.links import HOW_TO_FIX, url_problem
 
+    base = public_base(request)
     link = f"{base}/i/{issued.token}"
+    # The link works on this machine; a QR code to print only with an address a phone can
+    # open (issue 16 item 9), else the sentence saying how to fix it.
+    problem = url_problem(base)
+    zh = translator(request).lang == "zh-CN"
     return c.page(
         "shown_once.html",
         {
             "label": "invite_once",
             "link": link,
-            "qr": qr_svg(link, scale=5),
+            "qr": qr_svg(link, scale=5) if problem is None else None,
+            "qr_problem": (problem[0] + HOW_TO_FIX[0] if zh else f"{problem[1]} {HOW_TO_FIX[1]}")
+            if problem
+            else "",
             "back": f"/console/people/{person_id}",
         },
     )

@@ -81,7 +81,9 @@ def doc(request: Request, kind: str) -> Response:
         from facegate.compliance import documents as docs_mod
 
         if kind == "notice":
-            html = docs_mod.render_notice(d, lang)
+            # The published version people consent to, in the reader's language; a draft
+            # from the configuration only before anything is published.
+            html = docs_mod.render_notice(d, lang, published=True)
         elif kind == "pia":
             html = docs_mod.render_pia(d, lang)
         elif kind == "signage":

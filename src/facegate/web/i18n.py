@@ -240,6 +240,10 @@ _T: dict[str, tuple[str, str]] = {
     "person_added": ("已登记此人。", "Person registered."),
     "card_issued": ("已发放门卡 {card}。", "Card {card} issued."),
     "consent_recorded": ("已记录同意。", "Consent recorded."),
+    "err_invitation_invalid": (
+        "这个邀请链接已过期或已被使用。请向前台索取新的链接。",
+        "This invitation link has expired or was already used; ask the front desk for a new one.",
+    ),
     "r_card_in_use": (
         "这个卡号在本场所已有人使用。请换一张卡。",
         "This card number is already in use at this site. Use another card.",
@@ -337,8 +341,10 @@ _T: dict[str, tuple[str, str]] = {
     "role_auditor": ("审计（只读）", "Auditor (read-only)"),
     "overview": ("概览", "Overview"),
     "count_people": ("人员", "people"),
+    "count_people_one": ("人员", "person"),
     "count_enrolled": ("已录入人脸", "with face data"),
     "count_aps": ("出入口", "access points"),
+    "count_aps_one": ("出入口", "access point"),
     "camera": ("摄像头", "Camera"),
     "start_camera": ("打开摄像头", "Start the camera"),
     "take_photo": ("拍照", "Take the photo"),
@@ -505,6 +511,10 @@ _T: dict[str, tuple[str, str]] = {
         "Personal-information protection officer (if any)",
     ),
     "necessity": ("必要性说明", "Necessity statement"),
+    "public_url": (
+        "公网地址（住户手机打开标识和邀请二维码所用，须为 HTTPS）",
+        "Public address (what residents' phones open from signs and invitation QR codes; HTTPS)",
+    ),
     "notice_url": ("告知书网址（标识二维码指向）", "Notice address (the sign's QR code)"),
     "self_service_url": ("自助页面网址", "Self-service page address"),
     "minors_rules_url": ("未成年人个人信息处理规则网址", "Minors' processing rules address"),
@@ -527,6 +537,7 @@ _T: dict[str, tuple[str, str]] = {
         "working until they do (cards and PINs keep working). People affected:",
     ),
     "renewal_people": ("人", "people"),
+    "renewal_people_one": ("人", "person"),
     "no_renewal": (
         "这些变更不需要重新同意；已同意的人不受影响。",
         "These changes need no new consent; people who consented are not affected.",
@@ -564,6 +575,41 @@ _T: dict[str, tuple[str, str]] = {
     "sign_record": ("登记", "Record"),
     "sign_recorded": ("已登记。", "Recorded."),
     "no_face_points": ("没有接受刷脸的出入口。", "No entrance accepts face."),
+}
+
+
+# Stored values people see on a page (issue 16 item 7): kinds, location types, key scopes,
+# combined methods, finding severities and objects, in both languages.
+VALUE_WORDS: dict[str, tuple[str, str]] = {
+    # access point kinds
+    "gate": ("大门", "Gate"),
+    "door": ("门", "Door"),
+    "elevator": ("电梯", "Elevator"),
+    "lobby": ("大堂", "Lobby"),
+    # location types
+    "entrance": ("出入口", "Entrance"),
+    "corridor": ("走廊", "Corridor"),
+    "parking": ("停车场", "Parking"),
+    "guest_room": ("客房", "Guest room"),
+    "bathroom": ("浴室", "Bathroom"),
+    "sales_office": ("售楼处", "Sales office"),
+    "public_area": ("公共区域", "Public area"),
+    # API key scopes
+    "gate:decide": ("门禁判定", "Gate decisions"),
+    "admin": ("管理", "Administration"),
+    "enroll": ("登记", "Enrollment"),
+    "rights": ("权利请求", "Rights requests"),
+    # finding severities and objects
+    "blocker": ("阻断", "Blocker"),
+    "warning": ("警告", "Warning"),
+    "info": ("提示", "Note"),
+    "notice": ("告知书", "Notice"),
+    "pia": ("影响评估", "PIA"),
+    "operator": ("运营方", "Operator"),
+    "filing": ("备案", "Filing"),
+    "security": ("安全", "Security"),
+    "deployment": ("部署", "Deployment"),
+    "audit_log": ("审计日志", "Audit log"),
 }
 
 
@@ -605,6 +651,21 @@ class Translator:
         if pair is None:
             return reason
         return pair[self._i]
+
+    def value(self, v: object) -> str:
+        """A stored value in words: a kind, location, scope, severity; methods joined by
+        ``+`` (``card+face``) become their words joined; anything else as it is."""
+        text = "" if v is None else str(v)
+        if "+" in text and all(f"m_{m}" in _T for m in text.split("+")):
+            return " + ".join(self(f"m_{m}") for m in text.split("+"))
+        if f"m_{text}" in _T:
+            return self(f"m_{text}")
+        pair = VALUE_WORDS.get(text)
+        return pair[self._i] if pair else text
+
+    def count(self, n: object, key: str) -> str:
+        """The word after a number: ``1 person``, ``2 people`` (``key_one`` for one)."""
+        return self(f"{key}_one") if n == 1 and f"{key}_one" in _T else self(key)
 
     def table(self, keys: list[str]) -> dict[str, str]:
         """Several words at once, for the page's JavaScript."""

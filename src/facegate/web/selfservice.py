@@ -35,6 +35,7 @@ from facegate.web.common import (
     check_csrf,
     fail,
     keyring,
+    local_time,
     pre_csrf,
     redirect,
     render,
@@ -323,7 +324,7 @@ async def me_visitor_pass(request: Request) -> Response:
         {
             "token": issued.secret,
             "qr": qr_svg(issued.secret or "", scale=5),
-            "valid_until": valid_until.strftime("%Y-%m-%d %H:%M UTC") if valid_until else "",
+            "valid_until": local_time(valid_until, runtime(request).settings.site_time_zone),
             "uses": uses,
         },
     )
