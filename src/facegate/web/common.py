@@ -155,5 +155,18 @@ def fail(request: Request, exc: FacegateError, back: str) -> WebFailure:
     return WebFailure(exc.http_status, "error_title", exc.message, back)
 
 
+def qr_pass_context(issued: Any | None) -> dict[str, object]:
+    """A QR pass just issued, for ``_qrpass.html``: the picture a reader scans, the short code
+    to type at a kiosk or keypad, and the full token as a spare (issue 16 item 10)."""
+    from facegate.compliance.documents import qr_svg
+
+    secret = issued.secret if issued else None
+    return {
+        "qr_secret": secret,
+        "qr_code": issued.code if issued else None,
+        "qr_image": qr_svg(secret or "", scale=5) if secret else "",
+    }
+
+
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)

@@ -36,6 +36,7 @@ from facegate.web.common import (
     fail,
     keyring,
     pre_csrf,
+    qr_pass_context,
     redirect,
     render,
     runtime,
@@ -120,13 +121,6 @@ def me_home(request: Request) -> Response:
     return me.page("me.html", {"state": state, "notice": notice, "flash": None})
 
 
-def _qr_pass(secret: str | None) -> dict[str, object]:
-    """A new QR pass, as the picture a reader scans and the code a kiosk takes typed."""
-    from facegate.compliance.documents import qr_svg
-
-    return {"qr_secret": secret, "qr_image": qr_svg(secret or "", scale=5)}
-
-
 @router.post("/me/choice", response_class=HTMLResponse)
 async def me_choice(request: Request) -> Response:
     me = Me(request)
@@ -162,7 +156,7 @@ async def me_choice(request: Request) -> Response:
             "state": state,
             "notice": notice,
             "flash": "declined_msg",
-            **_qr_pass(issued.secret if issued else None),
+            **qr_pass_context(issued),
         },
     )
 
@@ -269,7 +263,7 @@ async def me_withdraw(request: Request) -> Response:
         raise fail(request, exc, "/me/data") from None
     return me.page(
         "withdrawn.html",
-        _qr_pass(result.issued.secret if result.issued else None),
+        qr_pass_context(result.issued),
     )
 
 
@@ -322,6 +316,7 @@ async def me_visitor_pass(request: Request) -> Response:
         "visitor_pass.html",
         {
             "token": issued.secret,
+            "code": issued.code,
             "qr": qr_svg(issued.secret or "", scale=5),
             "valid_until": valid_until.strftime("%Y-%m-%d %H:%M UTC") if valid_until else "",
             "uses": uses,
