@@ -689,7 +689,9 @@ async def person_withdraw(request: Request, person_id: str) -> Response:
     except FacegateError as exc:
         raise c.fail(exc, f"/console/people/{person_id}") from None
     # A person left with no other way in gets a QR pass: shown here once (issue 16 item 10).
-    return _person_page(c, person_id, flash="withdraw_done", **qr_pass_context(result.issued))
+    return _person_page(
+        c, person_id, flash="withdraw_done", **qr_pass_context(result.issued, c.rt.store)
+    )
 
 
 @router.post("/console/people/{person_id}/qr-pass", response_class=HTMLResponse)
@@ -703,7 +705,7 @@ async def person_qr_pass(request: Request, person_id: str) -> Response:
             issued = issue_qr_pass(s, actor=c.actor, person_id=person_id)
     except FacegateError as exc:
         raise c.fail(exc, f"/console/people/{person_id}") from None
-    return _person_page(c, person_id, flash="qr_issued", **qr_pass_context(issued))
+    return _person_page(c, person_id, flash="qr_issued", **qr_pass_context(issued, c.rt.store))
 
 
 @router.post(

@@ -392,6 +392,13 @@ _T: dict[str, tuple[str, str]] = {
         "(capital letters or not, with or without the dash):",
     ),
     "qr_pass_full": ("完整通行码（备用）", "Full pass code (spare)"),
+    "qr_pass_doors": ("可在这些出入口使用：", "It opens at:"),
+    "qr_pass_no_doors": (
+        "本站点目前没有出入口接受二维码通行证：请到前台领取门卡。",
+        "No entrance here takes QR passes yet: ask the front desk for a card.",
+    ),
+    "ways_in": ("各出入口可用的通行方式", "How you can get in, entrance by entrance"),
+    "ways_in_none": ("暂无，请联系前台", "none yet: please see the front desk"),
     "qr_pass_keep": (
         "请截图或抄下保存：它只显示这一次。",
         "Take a screenshot or write it down: it is shown only this once.",

@@ -23,9 +23,11 @@ from facegate.domain.selfservice import (
     decline_face,
     face_state,
     notice_for_person,
+    pass_entrances,
     recent_access_events,
     redeem_invitation,
     split_subject,
+    ways_in,
 )
 from facegate.errors import FacegateError, InvalidInput
 from facegate.web.common import (
@@ -156,7 +158,7 @@ async def me_choice(request: Request) -> Response:
             "state": state,
             "notice": notice,
             "flash": "declined_msg",
-            **qr_pass_context(issued),
+            **qr_pass_context(issued, me.rt.store),
         },
     )
 
@@ -200,6 +202,7 @@ def me_data(request: Request) -> Response:
         summary = person_summary(s, me.person_id)
         state = face_state(s, me.person_id)
         events = recent_access_events(s, person_id=me.person_id, limit=50)
+        entrances = ways_in(s, me.person_id)
     by_method: dict[str, int] = {}
     for e in events:
         by_method[e["method"]] = by_method.get(e["method"], 0) + 1
@@ -210,6 +213,7 @@ def me_data(request: Request) -> Response:
             "state": state,
             "events": events[:20],
             "by_method": by_method,
+            "ways_in": entrances,
             "rights_kinds": SELF_RIGHTS,
             "can_invite": summary["category"] in VISITOR_HOSTS,
             "max_hours": VISITOR_PASS_MAX_HOURS,
@@ -263,7 +267,7 @@ async def me_withdraw(request: Request) -> Response:
         raise fail(request, exc, "/me/data") from None
     return me.page(
         "withdrawn.html",
-        qr_pass_context(result.issued),
+        qr_pass_context(result.issued, me.rt.store),
     )
 
 
@@ -310,6 +314,7 @@ async def me_visitor_pass(request: Request) -> Response:
                 s, actor=me.actor, host_id=me.person_id, hours=hours, max_uses=uses
             )
             valid_until = issued.credential.valid_until
+            doors = pass_entrances(s, issued.credential.id)
     except FacegateError as exc:
         raise fail(request, exc, "/me/data") from None
     return me.page(
@@ -317,6 +322,7 @@ async def me_visitor_pass(request: Request) -> Response:
         {
             "token": issued.secret,
             "code": issued.code,
+            "qr_doors": doors,
             "qr": qr_svg(issued.secret or "", scale=5),
             "valid_until": valid_until.strftime("%Y-%m-%d %H:%M UTC") if valid_until else "",
             "uses": uses,
