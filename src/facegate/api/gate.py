@@ -45,7 +45,8 @@ class DecisionOut(BaseModel):
         "burst_disagree, not_enrolled_here, consent_withdrawn, consent_renewal_required, "
         "face_not_enabled, method_not_accepted:<m>, unknown_credential, credential_revoked, "
         "credential_expired, credential_mismatch, not_valid_here, wrong_pin, pin_locked, "
-        "pass_expired, pass_not_yet_valid, pass_used, manual_override:<why>, "
+        "pass_expired, pass_not_yet_valid, pass_used, code_throttled (too many wrong short codes "
+        "at this access point), manual_override:<why>, "
         "offline_too_long (the database has been away longer than `offline_max_s`)"
     )
     offline: bool = Field(
@@ -63,7 +64,11 @@ _CRED_PROPS = {
         "maxLength": 256,
         "description": "whose PIN (its unit number or the pseudonym) when no card is sent",
     },
-    "qr": {"type": "string", "maxLength": 256, "description": "QR pass token"},
+    "qr": {
+        "type": "string",
+        "maxLength": 256,
+        "description": "QR pass token, or its short code as typed (case, spaces, dashes ignored)",
+    },
 }
 _DECIDE_BODY = {
     "requestBody": {
