@@ -26,6 +26,7 @@ rotation (it is re-wrapped, not changed), so codes keep working after one.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 from typing import Any
@@ -33,6 +34,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from facegate.store.crypto import SiteFields
+
+log = logging.getLogger("facegate.passcodes")
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32
 CODE_LENGTH = 10  # 50 bits: see the module docstring
@@ -107,8 +110,25 @@ def site_fields(session: Session, site_id: str, *, create: bool = False) -> Site
     if keyring is None or (row is None and not create):
         return None
     from facegate.domain.identities import FieldKeys
+    from facegate.errors import KeyUnavailable
 
-    got = FieldKeys(session, keyring).site(site_id, create=create)
+    try:
+        got = FieldKeys(session, keyring).site(site_id, create=create)
+    except KeyUnavailable:
+        # The field key was re-wrapped under a site key this process has not read yet (a
+        # rotation by another process): read the key file again; failing that, the field key
+        # itself is unchanged by a rotation, so the one opened before still computes codes.
+        reload = getattr(keyring, "reload", None)
+        try:
+            if reload is None or getattr(keyring, "key_file", None) is None:
+                raise
+            reload()
+            got = FieldKeys(session, keyring).site(site_id, create=create)
+        except KeyUnavailable:
+            with _LOCK:
+                got = _LAST.get(site_id)
+            if got is None:
+                raise
     if got is None:
         return None
     row = session.get(SiteFieldKey, site_id)
@@ -147,5 +167,11 @@ def code_index(session: Session | None, site_id: str, code: str) -> str | None:
         with _LOCK:
             fields = _LAST.get(site_id)
     else:
-        fields = site_fields(session, site_id)
+        from facegate.errors import KeyUnavailable
+
+        try:
+            fields = site_fields(session, site_id)
+        except KeyUnavailable:  # refused as unknown; the log says why
+            log.warning("pass code key unavailable", extra={"fields": {"site_id": site_id}})
+            return None
     return fields.code_index(code) if fields is not None else None
