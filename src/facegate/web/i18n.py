@@ -380,9 +380,10 @@ _T: dict[str, tuple[str, str]] = {
         "You are deciding for your child (guardian consent).",
     ),
     "declined_msg": (
-        "您选择了不使用刷脸。您的门卡、密码或二维码照常有效，我们不会再询问。",
-        "You chose not to use face access. Your card, PIN or QR pass work as before, and we "
-        "will not ask again.",
+        "您选择了不使用刷脸。您的其他通行方式照常有效（各出入口可用的方式见“我的数据”），"
+        "我们不会再询问。",
+        "You chose not to use face access. Your other ways in work as before (My data shows "
+        "which ones each entrance takes), and we will not ask again.",
     ),
     "new_qr": ("您的二维码通行证", "Your QR pass"),
     "qr_pass_image": ("二维码通行证图像，在读卡器上出示", "QR pass picture, to show at the reader"),
@@ -422,8 +423,8 @@ _T: dict[str, tuple[str, str]] = {
     "export": ("导出我的数据（JSON）", "Export my data (JSON)"),
     "withdraw": ("撤回刷脸同意", "Withdraw face consent"),
     "withdraw_confirm": (
-        "确定撤回吗？您的人脸数据会立即删除，门卡/密码/二维码照常有效。",
-        "Withdraw? Your face data is erased at once; your card, PIN or QR keep working.",
+        "确定撤回吗？您的人脸数据会立即删除，您的其他通行方式照常有效。",
+        "Withdraw? Your face data is erased at once; your other ways in keep working.",
     ),
     "withdraw_yes": ("确定撤回", "Yes, withdraw"),
     "withdrawn_msg": (
