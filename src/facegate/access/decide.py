@@ -30,9 +30,11 @@ from facegate.access.galleries import GalleryService, SiteGallery
 from facegate.domain.consent import valid_consent
 from facegate.domain.credentials import parse_qr_token, qr_secret_matches, verify_pin_hash
 from facegate.domain.events import record_access_event_in_tx
+from facegate.domain.passcodes import code_index, normalize_code
 from facegate.errors import DecisionAbandoned, InvalidInput, NotFound
 from facegate.matching.policy import decide as match_decide
 from facegate.store.models import AccessPoint, Consent, Credential, Person, Site
+from facegate.store.web_models import LoginThrottle
 
 log = logging.getLogger("facegate.decide")
 
@@ -132,6 +134,12 @@ class Facts(Protocol):
 
     def qr(self, credential_id: str) -> Any | None: ...
 
+    def qr_by_code(self, site_id: str, code: str) -> Any | None: ...
+
+    def code_throttle(self, access_point_id: str, now: datetime) -> Any: ...
+
+    def keep_code_throttle(self, row: Any) -> None: ...
+
     def person(self, person_id: str) -> Any | None: ...
 
     def consent_scope(self, person: Any) -> Sequence[str] | None: ...
@@ -186,6 +194,34 @@ class DbFacts:
         if row is not None:
             self.touched.append(row)
         return row
+
+    def qr_by_code(self, site_id: str, code: str) -> Credential | None:
+        """The pass whose short code (normalised) this is, by its keyed hash; locked."""
+        index = code_index(self.session, site_id, code)
+        if index is None:
+            return None
+        stmt = (
+            select(Credential)
+            .where(Credential.site_id == site_id, Credential.code_hash == index)
+            .with_for_update()
+        )
+        row = self.session.execute(stmt).scalars().first()
+        if row is not None:
+            self.touched.append(row)
+        return row
+
+    def code_throttle(self, access_point_id: str, now: datetime) -> LoginThrottle:
+        """The count of wrong short codes typed at this access point: a row of the same
+        throttle table as sign-ins (keyed ``code:<access point>``), locked, and committed with
+        the decision's event."""
+        key = f"code:{access_point_id}"
+        row = self.session.get(LoginThrottle, key, with_for_update=True)
+        if row is None:  # added only when a wrong code is counted
+            row = LoginThrottle(key=key, failures=0, last_failure_at=now, blocked_until=None)
+        return row
+
+    def keep_code_throttle(self, row: LoginThrottle) -> None:
+        self.session.add(row)
 
     def person(self, person_id: str) -> Person | None:
         return self.session.get(Person, person_id)
@@ -334,11 +370,15 @@ def credential_holder(facts: Facts, ap: Any, cred: CredentialInput) -> str | Non
     """The pseudonym a card, QR pass or PIN owner names, looked up without changing anything
     (no use counted, no PIN checked); None when it names no one registered."""
     if cred.qr:
-        try:
-            cred_id, _ = parse_qr_token(cred.qr)
-        except InvalidInput:
-            return None
-        c = facts.qr(cred_id)
+        code = normalize_code(cred.qr)
+        if code is not None:
+            c = facts.qr_by_code(ap.site_id, code)  # nothing counted here (no use, no failure)
+        else:
+            try:
+                cred_id, _ = parse_qr_token(cred.qr)
+            except InvalidInput:
+                return None
+            c = facts.qr(cred_id)
         if c is not None and c.site_id == ap.site_id and c.person_id:
             return c.person_id
     if cred.card:
@@ -434,7 +474,11 @@ def _check_credentials(
     """(person pseudonym, "ok") or (known pseudonym or None, deny reason)."""
     person_id: str | None = None
     if cred.qr:
-        person_id, reason = _check_qr(facts, ap, cred.qr)
+        code = normalize_code(cred.qr)
+        if code is not None:
+            person_id, reason = _check_code(facts, ctx, ap, code)
+        else:
+            person_id, reason = _check_qr(facts, ap, cred.qr)
         if reason != "ok":
             return person_id, reason
     if cred.card:
@@ -528,6 +572,41 @@ def _check_qr(facts: Facts, ap: AccessPoint, token: str) -> tuple[str | None, st
     c = facts.qr(cred_id)
     if c is None or c.kind != "qr" or c.site_id != ap.site_id or not qr_secret_matches(c, secret):
         return None, "unknown_credential"
+    return _pass_rules(c, ap)
+
+
+def _check_code(
+    facts: Facts, ctx: GateContext, ap: AccessPoint, code: str
+) -> tuple[str | None, str]:
+    """A QR pass's short code, typed (issue 16 item 10): the same pass, the same rules.
+
+    A short code is guessable in a way a 190-bit token is not, so wrong codes are counted per
+    access point, with the PIN lockout's limits (one source: ``pin_max_failures`` wrong codes
+    within ``pin_lockout``, then no code is even checked at that door for ``pin_lockout``).
+    The count is a row of the sign-in throttle table with the database, and in the gate's
+    memory without it. Entropy and odds: ``facegate.domain.passcodes``."""
+    now = now_utc()
+    throttle = facts.code_throttle(ap.id, now)
+    if throttle.blocked_until is not None and now < throttle.blocked_until:
+        # Blocked: the code is not looked up, so guessing during the block learns nothing.
+        return None, "code_throttled"
+    c = facts.qr_by_code(ap.site_id, code)
+    if c is not None and c.kind == "qr" and c.site_id == ap.site_id:
+        return _pass_rules(c, ap)
+    if throttle.last_failure_at is not None and throttle.last_failure_at + ctx.pin_lockout <= now:
+        throttle.failures = 0  # quiet for long enough: start afresh
+    throttle.failures = (throttle.failures or 0) + 1
+    throttle.last_failure_at = now
+    facts.keep_code_throttle(throttle)
+    if throttle.failures >= ctx.pin_max_failures:
+        throttle.blocked_until = now + ctx.pin_lockout
+        throttle.failures = 0
+        return None, "code_throttled"
+    return None, "unknown_credential"
+
+
+def _pass_rules(c: Any, ap: AccessPoint) -> tuple[str | None, str]:
+    """Revocation, validity window, uses and place of a QR pass found by token or code."""
     if c.revoked_at is not None:
         return c.person_id, "credential_revoked"
     late = _time_reason(c, now_utc(), "pass_expired")

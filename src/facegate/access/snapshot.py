@@ -40,6 +40,7 @@ _CRED_FIELDS = (
     "kind",
     "identifier",
     "secret_hash",
+    "code_hash",
     "access_point_ids",
     "failed_attempts",
     "locked_until",
@@ -61,6 +62,7 @@ class CredentialCopy:
     kind: str
     identifier: str | None
     secret_hash: str | None
+    code_hash: str | None
     access_point_ids: list[str] | None
     failed_attempts: int
     locked_until: datetime | None
@@ -114,6 +116,16 @@ class KeyCopy:
 
 
 @dataclass
+class CodeThrottle:
+    """Wrong short codes at one access point, as ``LoginThrottle`` holds them online."""
+
+    key: str
+    failures: int = 0
+    last_failure_at: datetime | None = None
+    blocked_until: datetime | None = None
+
+
+@dataclass
 class _SiteData:
     face_enabled: bool = False
     access_points: dict[str, AccessPointCopy] = field(default_factory=dict)
@@ -129,6 +141,9 @@ class Snapshot:
         self._creds: dict[str, CredentialCopy] = {}
         self._persons: dict[str, PersonCopy] = {}
         self._keys: dict[str, KeyCopy] = {}  # by key_hash
+        # Wrong pass short codes per access point while the database is away: counted in this
+        # process only (the journal does not carry them); issue 16 item 10.
+        self.code_throttles: dict[str, CodeThrottle] = {}
         self.loaded_at: float | None = None  # time.time() of the last full load
         self.last_seq = 0
 
@@ -367,6 +382,25 @@ class SnapshotFacts:
         if c is not None:
             self._touched[c.id] = c
         return c
+
+    def qr_by_code(self, site_id: str, code: str) -> CredentialCopy | None:
+        from facegate.domain.passcodes import code_index
+
+        index = code_index(None, site_id, code)  # the site's key, if this process opened it
+        if index is None:
+            return None
+        rows = self.snapshot.credentials(lambda c: c.site_id == site_id and c.code_hash == index)
+        if not rows:
+            return None
+        self._touched[rows[0].id] = rows[0]
+        return rows[0]
+
+    def code_throttle(self, access_point_id: str, now: datetime) -> CodeThrottle:
+        key = f"code:{access_point_id}"
+        return self.snapshot.code_throttles.get(key) or CodeThrottle(key)
+
+    def keep_code_throttle(self, row: CodeThrottle) -> None:
+        self.snapshot.code_throttles[row.key] = row
 
     def person(self, person_id: str) -> PersonCopy | None:
         return self.snapshot.person(person_id)

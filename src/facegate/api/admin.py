@@ -331,6 +331,11 @@ class IssuedOut(BaseModel):
     token: str | None = Field(
         default=None, description="the QR pass token, shown only this once (a card has none)"
     )
+    code: str | None = Field(
+        default=None,
+        description="the QR pass's short code to type at a kiosk or keypad (7KQ2M-XC94D), "
+        "shown only this once; accepted in the decide API's `qr` field like the token",
+    )
     valid_from: str | None = None
     valid_until: str | None = None
     max_uses: int | None = None
@@ -352,6 +357,7 @@ def _issued(i: Any) -> IssuedOut:
         id=c.id,
         kind=c.kind,
         token=i.secret if c.kind == "qr" else None,
+        code=i.code if c.kind == "qr" else None,
         valid_from=_iso(c.valid_from),
         valid_until=_iso(c.valid_until),
         max_uses=c.max_uses,

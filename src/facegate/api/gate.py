@@ -47,6 +47,7 @@ class DecisionOut(BaseModel):
         "face_not_enabled, liveness_failed, method_not_accepted:<m>, unknown_credential, "
         "credential_revoked, credential_expired, credential_mismatch, not_valid_here, "
         "wrong_pin, pin_locked, pass_expired, pass_not_yet_valid, pass_used, "
+        "code_throttled (too many wrong short codes at this access point), "
         "manual_override:<why>, "
         "offline_too_long (the database has been away longer than `offline_max_s`)"
     )
@@ -65,7 +66,11 @@ _CRED_PROPS = {
         "maxLength": 256,
         "description": "whose PIN (its unit number or the pseudonym) when no card is sent",
     },
-    "qr": {"type": "string", "maxLength": 256, "description": "QR pass token"},
+    "qr": {
+        "type": "string",
+        "maxLength": 256,
+        "description": "QR pass token, or its short code as typed (case, spaces, dashes ignored)",
+    },
     "challenge": {
         "type": "string",
         "maxLength": 256,

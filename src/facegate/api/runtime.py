@@ -36,6 +36,8 @@ from facegate.api.observability import Metrics
 from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.domain.common import changes_since
+from facegate.domain.passcodes import KEYRING_INFO_KEY
+from facegate.domain.passcodes import warm as warm_code_keys
 from facegate.errors import DatabaseUnavailable
 from facegate.store.crypto import load_keyring
 from facegate.store.db import DbTimeouts, Store
@@ -54,6 +56,14 @@ DB_AWAY_ERRORS: tuple[type[BaseException], ...] = (
     exc.TimeoutError,
 )
 DEADLINE_HEADER = "x-facegate-deadline-ms"
+
+
+def _keyring_or_none(settings: Settings) -> Any | None:
+    try:
+        return load_keyring(settings)
+    except Exception as e:  # noqa: BLE001 - without it, passes are issued without short codes
+        log.warning("site keyring not loaded", extra={"fields": {"error": type(e).__name__}})
+        return None
 
 
 class DatabaseAway(Exception):
@@ -151,6 +161,13 @@ class GateRuntime:
             self.store._decision_timeouts = DbTimeouts.decision_path(settings)
         # Seals audit entries and checkpoints the head (issue 13 item 17).
         self.audit_anchor = audit_anchor.attach(self.store, settings)
+        # The site keyring, for the keyed hash of QR pass short codes (issue 16 item 10): given
+        # to the store's sessions, so issuing and checking a code needs no key file read.
+        self.code_keyring = _keyring_or_none(settings)
+        if self.code_keyring is not None:
+            info = dict(self.store.session_factory.kw.get("info") or {})
+            info[KEYRING_INFO_KEY] = self.code_keyring
+            self.store.session_factory.configure(info=info)
         self.metrics = Metrics()
         self.pool = InferencePool(
             settings.inference_workers, settings.inference_queue, settings.busy_retry_after_s
@@ -302,6 +319,8 @@ class GateRuntime:
             seq = s.execute(select(ChangeLog.seq).order_by(ChangeLog.seq.desc()).limit(1))
             rows = seq.all()
             self.snapshot.load_all(s, last_seq=int(rows[0][0]) if rows else 0)
+            if self.code_keyring is not None:
+                warm_code_keys(s, self.code_keyring)  # codes typed offline (issue 16.10)
 
     def snapshot_catch_up(self) -> int:
         """Apply the change feed to the offline copy (called with the gallery's catch-up)."""

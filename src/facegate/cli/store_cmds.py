@@ -520,10 +520,13 @@ def consent_withdraw(
                 "key_destroyed": r.key_destroyed,
                 "consents_withdrawn": r.consents_withdrawn,
                 "issued_qr_pass": r.issued.secret if r.issued else None,
+                "issued_qr_code": r.issued.code if r.issued else None,
             }
             human = f"withdrawn; {r.templates_erased} template(s) erased"
             if r.issued:
                 human += f"\nnew QR pass (shown once): {r.issued.secret}"
+                if r.issued.code:
+                    human += f"\nits short code to type: {r.issued.code}"
             _out(as_json, data, human)
 
     _guard(as_json, go)
@@ -546,10 +549,13 @@ def consent_decline(
                 "person_id": r.person_id,
                 "templates_erased": r.templates_erased,
                 "issued_qr_pass": r.issued.secret if r.issued else None,
+                "issued_qr_code": r.issued.code if r.issued else None,
             }
             human = "declined; access continues by card, PIN or QR"
             if r.issued:
                 human += f"\nnew QR pass (shown once): {r.issued.secret}"
+                if r.issued.code:
+                    human += f"\nits short code to type: {r.issued.code}"
             _out(as_json, data, human)
 
     _guard(as_json, go)

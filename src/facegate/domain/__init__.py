@@ -33,6 +33,7 @@ from facegate.domain.credentials import (
     parse_qr_token,
     qr_secret_matches,
     revoke_api_key,
+    revoke_credential,
     verify_pin_hash,
 )
 from facegate.domain.enrollment import (
@@ -150,6 +151,7 @@ __all__ = [
     "issue_pin",
     "issue_qr_pass",
     "issue_visitor_pass",
+    "revoke_credential",
     "link_guardian",
     "list_persons",
     "search_persons",

@@ -2,7 +2,9 @@
 
 Secrets are stored only hashed: PINs with argon2 (a PIN has little entropy), QR pass and API
 key secrets with SHA-256 (they are 256-bit random, so a fast hash is enough and lookups stay
-O(1)). A secret is returned once, at issue, and never again.
+O(1)), a QR pass's short code with HMAC-SHA256 under a key derived from the site's field key
+(50 bits: a fast unkeyed hash would be reversible; ``facegate.domain.passcodes``). A secret is
+returned once, at issue, and never again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from facegate import audit
+from facegate.domain import passcodes
 from facegate.domain.common import (
     PURPOSE_ACCESS,
     PURPOSE_SECURITY,
@@ -56,6 +59,9 @@ class IssuedCredential:
     credential: Credential
     # The QR token (``<credential id>.<secret>``) or PIN, shown once; None for a card.
     secret: str | None
+    # A QR pass's short code to type (``7KQ2M-XC94D``), shown once beside the picture; None
+    # for other kinds, or when the site keyring was not at hand (the token still works).
+    code: str | None = None
 
 
 def _new_credential(
@@ -130,8 +136,59 @@ def issue_qr_in_tx(
         max_uses=max_uses,
     )
     cred.identifier = cred.id
+    code = _give_short_code(session, cred)
     session.flush()
-    return IssuedCredential(cred, f"{cred.id}.{secret}")
+    shown = passcodes.format_code(code) if code else None
+    return IssuedCredential(cred, f"{cred.id}.{secret}", shown)
+
+
+def _give_short_code(session: Session, cred: Credential) -> str | None:
+    """A short code for this pass, stored only as its keyed hash (issue 16 item 10)."""
+    fields = passcodes.site_fields(session, cred.site_id, create=True)
+    if fields is None:
+        return None
+    for _ in range(5):
+        code = passcodes.new_code()
+        index = fields.code_index(code)
+        clash = session.execute(
+            select(Credential.id).where(
+                Credential.site_id == cred.site_id, Credential.code_hash == index
+            )
+        ).first()
+        if clash is None:  # 2^50 codes: a clash is all but impossible, but never reuse one
+            cred.code_hash = index
+            return code
+    return None
+
+
+def revoke_credential(session: Session, *, actor: str, credential_id: str) -> Credential:
+    """Revoke a card, PIN or QR pass (its short code with it); gates are told at once."""
+
+    def work() -> Credential:
+        cred = session.get(Credential, credential_id)
+        if cred is None:
+            raise NotFound(f"no credential {credential_id!r}")
+        cred.revoked_at = cred.revoked_at or utcnow()
+        record_change(session, cred.site_id, cred.person_id, "credential")
+        audit.append(
+            session,
+            actor=actor,
+            operation="credential_revoke",
+            subject=cred.person_id,
+            purpose=PURPOSE_ACCESS,
+            outcome="ok",
+            details={"credential_id": cred.id, "kind": cred.kind},
+        )
+        return cred
+
+    return run(
+        session,
+        work,
+        actor=actor,
+        operation="credential_revoke",
+        subject=None,
+        purpose=PURPOSE_ACCESS,
+    )
 
 
 def issue_qr_pass(

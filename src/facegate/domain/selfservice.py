@@ -246,3 +246,80 @@ def notice_for_person(session: Session, person_id: str) -> dict[str, Any]:
     if notice is None:
         return {"version": None, "fields": {}, "sha256": ""}
     return {"version": notice.version, "fields": notice.fields, "sha256": notice.sha256}
+
+
+# --- which ways in work where (issue 16 item 10) ----------------------------------------------
+
+
+def _credential_fits(cred: Any, ap: Any, now: Any) -> bool:
+    if cred.revoked_at is not None or cred.site_id != ap.site_id:
+        return False
+    if cred.valid_until is not None and now >= cred.valid_until:
+        return False
+    if cred.max_uses is not None and (cred.uses or 0) >= cred.max_uses:
+        return False
+    return not cred.access_point_ids or ap.id in cred.access_point_ids
+
+
+def ways_in(session: Session, person_id: str) -> list[dict[str, Any]]:
+    """Each entrance of the person's site with the ways in it accepts that this person has:
+    only methods the entrance is configured for, never a generic list (a resident must not be
+    told "use your PIN" at a door without a keypad). Face counts where their valid consent
+    covers the entrance, their face is enrolled and face is switched on there; a staffed
+    check where the entrance has one."""
+    from facegate.store.models import AccessPoint, Credential, Site
+
+    person = get_person(session, person_id)
+    now = utcnow()
+    consent = valid_consent(session, person)
+    scope = set(consent.scope or ()) if consent is not None else set()
+    enrolled = (
+        session.execute(select(Template.id).where(Template.person_id == person.id)).first()
+        is not None
+    )
+    site = session.get(Site, person.site_id)
+    creds = session.execute(select(Credential).where(Credential.person_id == person.id)).scalars()
+    creds = list(creds)
+    out = []
+    aps = session.execute(
+        select(AccessPoint).where(AccessPoint.site_id == person.site_id).order_by(AccessPoint.name)
+    ).scalars()
+    for ap in aps:
+        accepted = list(ap.methods or [])
+        have = {c.kind for c in creds if _credential_fits(c, ap, now)}
+        if (
+            ap.id in scope
+            and enrolled
+            and ap.face_enabled
+            and site is not None
+            and site.face_enabled
+        ):
+            have.add("face")
+        have.add("staffed")
+        out.append(
+            {
+                "access_point_id": ap.id,
+                "name": ap.name,
+                "methods": [m for m in accepted if m in have],
+            }
+        )
+    return out
+
+
+def pass_entrances(session: Session, credential_id: str) -> list[str]:
+    """The names of the entrances where this QR pass (and its short code) opens: those of its
+    site that accept QR passes, within the pass's own access points if it names any."""
+    from facegate.store.models import AccessPoint, Credential
+
+    cred = session.get(Credential, credential_id)
+    if cred is None:
+        return []
+    aps = session.execute(
+        select(AccessPoint).where(AccessPoint.site_id == cred.site_id).order_by(AccessPoint.name)
+    ).scalars()
+    return [
+        ap.name
+        for ap in aps
+        if "qr" in (ap.methods or [])
+        and (not cred.access_point_ids or ap.id in cred.access_point_ids)
+    ]

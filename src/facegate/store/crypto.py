@@ -107,6 +107,9 @@ class SiteFields:
         self.site_id = site_id
         self._aead = AESGCM(_derive(field_key, b"facegate/identity-seal/v1"))
         self._index_key = _derive(field_key, b"facegate/identity-index/v1")
+        # A third key, for the short codes of QR passes (issue 16 item 10): independent of the
+        # identity keys, and kept across a site-key rotation (the field key is re-wrapped).
+        self._code_key = _derive(field_key, b"facegate/pass-code-index/v1")
 
     def seal(self, person_id: str, values: dict[str, str]) -> bytes:
         plain = json.dumps(values, ensure_ascii=False, sort_keys=True).encode()
@@ -130,6 +133,11 @@ class SiteFields:
         norm = " ".join(unicodedata.normalize("NFKC", value).split()).casefold()
         msg = f"{kind}\0{norm}".encode()
         return hmac.new(self._index_key, msg, hashlib.sha256).hexdigest()
+
+    def code_index(self, code: str) -> str:
+        """The keyed hash under which a pass's short code (already normalised) is stored."""
+        msg = f"{self.site_id}\0{code}".encode()
+        return hmac.new(self._code_key, msg, hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:  # never print key material
         return f"SiteFields({self.site_id!r})"

@@ -295,6 +295,7 @@ class Credential(Base):
     __tablename__ = "credentials"
     __table_args__ = (
         Index("ix_credentials_site_kind_identifier", "site_id", "kind", "identifier"),
+        Index("ix_credentials_site_code_hash", "site_id", "code_hash"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -308,6 +309,9 @@ class Credential(Base):
     identifier: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # argon2 hash of a PIN; sha256 hex of a QR pass secret.
     secret_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # A QR pass's short code to type (issue 16 item 10), as HMAC-SHA256 under a key derived
+    # from the site's field key (``SiteFields.code_index``); never the code itself.
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_point_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

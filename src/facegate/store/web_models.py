@@ -92,7 +92,10 @@ class SetupCode(Base):
 class LoginThrottle(Base):
     """Failed sign-ins counted per client address and per user name (known or not), each
     with a growing delay before the next attempt is checked (issue 13 item 7). The key is a
-    SHA-256, so no typed user name (or password typed into the wrong field) is stored."""
+    SHA-256, so no typed user name (or password typed into the wrong field) is stored.
+
+    The gates count wrong QR pass short codes per access point in the same table, keyed
+    ``code:<access point id>`` (issue 16 item 10, ``facegate.access.decide._check_code``)."""
 
     __tablename__ = "login_throttles"
 

@@ -197,5 +197,26 @@ def public_base(request: Request) -> str:
     return pick(settings.public_url, load_facts(settings).public_url, str(request.base_url))
 
 
+def qr_pass_context(issued: Any | None, store: Any = None) -> dict[str, object]:
+    """A QR pass just issued, for ``_qrpass.html``: the picture a reader scans, the short code
+    to type at a kiosk or keypad, the full token as a spare, and the entrances that take it
+    (only those: issue 16 item 10). ``store`` is needed for the entrances."""
+    from facegate.compliance.documents import qr_svg
+
+    secret = issued.secret if issued else None
+    doors: list[str] = []
+    if issued is not None and store is not None:
+        from facegate.domain.selfservice import pass_entrances
+
+        with store.session() as s:
+            doors = pass_entrances(s, issued.credential.id)
+    return {
+        "qr_secret": secret,
+        "qr_code": issued.code if issued else None,
+        "qr_image": qr_svg(secret or "", scale=5) if secret else "",
+        "qr_doors": doors,
+    }
+
+
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)

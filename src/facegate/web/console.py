@@ -17,12 +17,14 @@ from facegate.domain import (
     add_person,
     enroll,
     issue_card,
+    issue_qr_pass,
     list_api_keys,
     list_persons,
     make_kiosk_key,
     person_summary,
     record_consent,
     revoke_api_key,
+    revoke_credential,
     search_persons,
     withdraw,
 )
@@ -74,6 +76,7 @@ from facegate.web.common import (
     keyring,
     pre_csrf,
     public_base,
+    qr_pass_context,
     redirect,
     refusal_words,
     render,
@@ -537,7 +540,15 @@ async def people_add(request: Request) -> Response:
     return redirect(f"/console/people/{person.id}?done=person_added")
 
 
-DONE = ("person_added", "card_issued", "consent_recorded", "enroll_done", "withdraw_done")
+DONE = (
+    "person_added",
+    "card_issued",
+    "consent_recorded",
+    "enroll_done",
+    "withdraw_done",
+    "qr_issued",
+    "credential_revoked_done",
+)
 
 
 def _person_page(c: Ctx, person_id: str, status: int = 200, **extra: Any) -> Response:
@@ -707,11 +718,50 @@ async def person_withdraw(request: Request, person_id: str) -> Response:
     c.person(person_id)
     try:
         with c.rt.store.session() as s:
-            withdraw(s, actor=c.actor, person_id=person_id, channel="front_desk")
+            result = withdraw(s, actor=c.actor, person_id=person_id, channel="front_desk")
         c.rt.after_change()  # every gate stops matching them now
     except FacegateError as exc:
         raise c.fail(exc, f"/console/people/{person_id}") from None
-    return _person_page(c, person_id, flash="withdraw_done")
+    # A person left with no other way in gets a QR pass: shown here once (issue 16 item 10).
+    return _person_page(
+        c, person_id, flash="withdraw_done", **qr_pass_context(result.issued, c.rt.store)
+    )
+
+
+@router.post("/console/people/{person_id}/qr-pass", response_class=HTMLResponse)
+async def person_qr_pass(request: Request, person_id: str) -> Response:
+    """A QR pass for the person, shown once as a picture and a short code (issue 16.10)."""
+    c = Ctx(request, STAFF)
+    c.check(await request.form())
+    c.person(person_id)
+    try:
+        with c.rt.store.session() as s:
+            issued = issue_qr_pass(s, actor=c.actor, person_id=person_id)
+    except FacegateError as exc:
+        raise c.fail(exc, f"/console/people/{person_id}") from None
+    return _person_page(c, person_id, flash="qr_issued", **qr_pass_context(issued, c.rt.store))
+
+
+@router.post(
+    "/console/people/{person_id}/credentials/{credential_id}/revoke",
+    response_class=HTMLResponse,
+)
+async def person_credential_revoke(
+    request: Request, person_id: str, credential_id: str
+) -> Response:
+    """Revoke one of the person's credentials (a QR pass: its short code with it)."""
+    c = Ctx(request, STAFF)
+    c.check(await request.form())
+    c.person(person_id)
+    try:
+        with c.rt.store.session() as s:
+            mine = person_summary(s, person_id, model_id=None)["credentials"]
+            if credential_id not in {x["id"] for x in mine}:
+                raise NotFound(f"no credential {credential_id!r} for this person")
+            revoke_credential(s, actor=c.actor, credential_id=credential_id)
+    except FacegateError as exc:
+        raise c.fail(exc, f"/console/people/{person_id}") from None
+    return redirect(f"/console/people/{person_id}?done=credential_revoked_done")
 
 
 @router.post("/console/people/{person_id}/enroll-camera")

@@ -31,22 +31,14 @@ QUALITY_WORDS: dict[str, tuple[str, str]] = {
 DECISION_WORDS: dict[str, tuple[str, str]] = {
     "ok": ("请通行", "Welcome, please go ahead"),
     "no_face": ("请靠近并正对摄像头", "Please come closer and face the camera"),
-    "no_match": (
-        "未识别，请使用门卡、密码或二维码",
-        "Not recognised: please use your card, PIN or QR",
-    ),
-    "ambiguous": ("无法确认，请使用门卡", "Could not be sure: please use your card"),
+    # Issue 16 item 10: no decision names a way in; the kiosk adds the ways its door accepts.
+    "no_match": ("未识别", "Not recognised"),
+    "ambiguous": ("无法确认", "Could not be sure"),
     "burst_disagree": ("请保持不动再试一次", "Hold still and try again"),
-    "not_enrolled_here": (
-        "此处未开通刷脸，请使用门卡",
-        "Face not set up here: please use your card",
-    ),
-    "consent_withdrawn": ("已撤回刷脸，请使用门卡", "Face access withdrawn: please use your card"),
-    "consent_renewal_required": (
-        "须重新确认同意，请使用门卡",
-        "Consent needs renewing: use your card",
-    ),
-    "face_not_enabled": ("此处未启用刷脸，请使用门卡", "Face is not on here: please use your card"),
+    "not_enrolled_here": ("此处未开通刷脸", "Face not set up here"),
+    "consent_withdrawn": ("已撤回刷脸", "Face access withdrawn"),
+    "consent_renewal_required": ("须重新确认同意", "Consent needs renewing"),
+    "face_not_enabled": ("此处未启用刷脸", "Face is not on here"),
     "unknown_credential": ("无法识别此凭证", "This card or code is not known"),
     "credential_revoked": ("此凭证已停用", "This card or code was revoked"),
     "credential_expired": ("此凭证已过期", "This card or code has expired"),
@@ -55,6 +47,10 @@ DECISION_WORDS: dict[str, tuple[str, str]] = {
     "pin_locked": ("密码已锁定，请联系前台", "PIN locked: please see the front desk"),
     "pass_expired": ("通行码已过期", "This pass has expired"),
     "pass_used": ("通行码已使用", "This pass was already used"),
+    "code_throttled": (
+        "错误的短码太多，请稍后再试，或扫描二维码、联系前台",
+        "Too many wrong codes: try again later, scan the QR code, or see the front desk",
+    ),
     "offline_too_long": (
         "系统离线时间过长，请联系前台",
         "The system has been offline too long: please see the front desk",
@@ -239,6 +235,18 @@ _T: dict[str, tuple[str, str]] = {
     "no_name": ("（未登记姓名）", "(no name given)"),
     "person_added": ("已登记此人。", "Person registered."),
     "card_issued": ("已发放门卡 {card}。", "Card {card} issued."),
+    "qr_issued": (
+        "已生成二维码通行证：请让本人截图或抄下短码，它只显示这一次。",
+        "QR pass issued: let the person take a picture or write down the short code; it is "
+        "shown only this once.",
+    ),
+    "credential_revoked_done": (
+        "已停用该通行证，其短码同时失效。",
+        "Pass revoked, its short code too.",
+    ),
+    "qr_passes": ("二维码通行证", "QR passes"),
+    "issue_qr": ("生成二维码通行证", "Issue a QR pass"),
+    "revoke_pass": ("停用", "Revoke"),
     "consent_recorded": ("已记录同意。", "Consent recorded."),
     "err_invitation_invalid": (
         "这个邀请链接已过期或已被使用。请向前台索取新的链接。",
@@ -393,16 +401,26 @@ _T: dict[str, tuple[str, str]] = {
         "You are deciding for your child (guardian consent).",
     ),
     "declined_msg": (
-        "您选择了不使用刷脸。您的门卡、密码或二维码照常有效，我们不会再询问。",
-        "You chose not to use face access. Your card, PIN or QR pass work as before, and we "
-        "will not ask again.",
+        "您选择了不使用刷脸。您的其他通行方式照常有效（各出入口可用的方式见“我的数据”），"
+        "我们不会再询问。",
+        "You chose not to use face access. Your other ways in work as before (My data shows "
+        "which ones each entrance takes), and we will not ask again.",
     ),
     "new_qr": ("您的二维码通行证", "Your QR pass"),
     "qr_pass_image": ("二维码通行证图像，在读卡器上出示", "QR pass picture, to show at the reader"),
-    "qr_pass_type": (
-        "在读卡器上出示上面的二维码；在自助终端也可以输入下面的通行码：",
-        "Show the code above at the reader, or type this pass code at a kiosk:",
+    "qr_pass_short": (
+        "在读卡器上出示上面的二维码；在自助终端或按键上也可以输入这个短码（不分大小写，短横可省略）：",
+        "Show the QR code above at the reader, or type this short code at a kiosk or keypad "
+        "(capital letters or not, with or without the dash):",
     ),
+    "qr_pass_full": ("完整通行码（备用）", "Full pass code (spare)"),
+    "qr_pass_doors": ("可在这些出入口使用：", "It opens at:"),
+    "qr_pass_no_doors": (
+        "本站点目前没有出入口接受二维码通行证：请到前台领取门卡。",
+        "No entrance here takes QR passes yet: ask the front desk for a card.",
+    ),
+    "ways_in": ("各出入口可用的通行方式", "How you can get in, entrance by entrance"),
+    "ways_in_none": ("暂无，请联系前台", "none yet: please see the front desk"),
     "qr_pass_keep": (
         "请截图或抄下保存：它只显示这一次。",
         "Take a screenshot or write it down: it is shown only this once.",
@@ -426,8 +444,8 @@ _T: dict[str, tuple[str, str]] = {
     "export": ("导出我的数据（JSON）", "Export my data (JSON)"),
     "withdraw": ("撤回刷脸同意", "Withdraw face consent"),
     "withdraw_confirm": (
-        "确定撤回吗？您的人脸数据会立即删除，门卡/密码/二维码照常有效。",
-        "Withdraw? Your face data is erased at once; your card, PIN or QR keep working.",
+        "确定撤回吗？您的人脸数据会立即删除，您的其他通行方式照常有效。",
+        "Withdraw? Your face data is erased at once; your other ways in keep working.",
     ),
     "withdraw_yes": ("确定撤回", "Yes, withdraw"),
     "withdrawn_msg": (
@@ -467,7 +485,8 @@ _T: dict[str, tuple[str, str]] = {
     "kiosk_alternatives": ("也可以使用：", "You can also use:"),
     "kiosk_card": ("刷卡/输入卡号", "Card number"),
     "kiosk_pin": ("密码", "PIN"),
-    "kiosk_qr": ("二维码通行码", "QR pass code"),
+    "kiosk_qr": ("二维码通行证短码", "QR pass short code"),
+    "kiosk_use": ("请使用：", "Please use:"),
     "kiosk_go": ("确认", "Go"),
     "kiosk_waiting": (
         "请看摄像头，或使用下方其他方式",

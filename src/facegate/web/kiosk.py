@@ -18,6 +18,7 @@ from facegate.web.common import render, translator
 router = APIRouter(include_in_schema=False)
 
 METHODS = ("face", "card", "pin", "qr", "staffed")
+KIOSK_WORDS = ["allow", "deny", "kiosk_waiting", "kiosk_nokey", "kiosk_face_here", "kiosk_use"]
 
 
 @router.get("/kiosk/{ap_id}", response_class=HTMLResponse)
@@ -32,7 +33,16 @@ def kiosk(
             "ap_id": ap_id,
             "words": {
                 **tr.all_decisions(),
-                **tr.table(["allow", "deny", "kiosk_waiting", "kiosk_nokey", "kiosk_face_here"]),
+                **tr.table(
+                    [
+                        "allow",
+                        "deny",
+                        "kiosk_waiting",
+                        "kiosk_nokey",
+                        "kiosk_face_here",
+                        "kiosk_use",
+                    ]
+                ),
             },
             "quality_words": tr.all_quality(),
             "method_words": tr.table([f"m_{m}" for m in METHODS]),

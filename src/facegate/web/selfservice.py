@@ -23,9 +23,11 @@ from facegate.domain.selfservice import (
     decline_face,
     face_state,
     notice_for_person,
+    pass_entrances,
     recent_access_events,
     redeem_invitation,
     split_subject,
+    ways_in,
 )
 from facegate.errors import FacegateError, InvalidInput
 from facegate.web.common import (
@@ -37,6 +39,7 @@ from facegate.web.common import (
     keyring,
     local_time,
     pre_csrf,
+    qr_pass_context,
     redirect,
     render,
     runtime,
@@ -121,13 +124,6 @@ def me_home(request: Request) -> Response:
     return me.page("me.html", {"state": state, "notice": notice, "flash": None})
 
 
-def _qr_pass(secret: str | None) -> dict[str, object]:
-    """A new QR pass, as the picture a reader scans and the code a kiosk takes typed."""
-    from facegate.compliance.documents import qr_svg
-
-    return {"qr_secret": secret, "qr_image": qr_svg(secret or "", scale=5)}
-
-
 @router.post("/me/choice", response_class=HTMLResponse)
 async def me_choice(request: Request) -> Response:
     me = Me(request)
@@ -163,7 +159,7 @@ async def me_choice(request: Request) -> Response:
             "state": state,
             "notice": notice,
             "flash": "declined_msg",
-            **_qr_pass(issued.secret if issued else None),
+            **qr_pass_context(issued, me.rt.store),
         },
     )
 
@@ -207,6 +203,7 @@ def me_data(request: Request) -> Response:
         summary = person_summary(s, me.person_id)
         state = face_state(s, me.person_id)
         events = recent_access_events(s, person_id=me.person_id, limit=50)
+        entrances = ways_in(s, me.person_id)
     by_method: dict[str, int] = {}
     for e in events:
         by_method[e["method"]] = by_method.get(e["method"], 0) + 1
@@ -217,6 +214,7 @@ def me_data(request: Request) -> Response:
             "state": state,
             "events": events[:20],
             "by_method": by_method,
+            "ways_in": entrances,
             "rights_kinds": SELF_RIGHTS,
             "can_invite": summary["category"] in VISITOR_HOSTS,
             "max_hours": VISITOR_PASS_MAX_HOURS,
@@ -270,7 +268,7 @@ async def me_withdraw(request: Request) -> Response:
         raise fail(request, exc, "/me/data") from None
     return me.page(
         "withdrawn.html",
-        _qr_pass(result.issued.secret if result.issued else None),
+        qr_pass_context(result.issued, me.rt.store),
     )
 
 
@@ -317,12 +315,15 @@ async def me_visitor_pass(request: Request) -> Response:
                 s, actor=me.actor, host_id=me.person_id, hours=hours, max_uses=uses
             )
             valid_until = issued.credential.valid_until
+            doors = pass_entrances(s, issued.credential.id)
     except FacegateError as exc:
         raise fail(request, exc, "/me/data") from None
     return me.page(
         "visitor_pass.html",
         {
             "token": issued.secret,
+            "code": issued.code,
+            "qr_doors": doors,
             "qr": qr_svg(issued.secret or "", scale=5),
             "valid_until": local_time(valid_until, runtime(request).settings.site_time_zone),
             "uses": uses,

@@ -26,8 +26,14 @@
       var why = res.reason.split(":")[1] || "low_quality";
       return words.quality[why] || words.quality.low_quality;
     }
-    return words.decisions.deny + " · " + (words.decisions[base] || res.reason);
+    var out = words.decisions.deny + " · " + (words.decisions[base] || res.reason);
+    // Only the ways in this door accepts (issue 16 item 10), never a generic list.
+    if (others.length && res.method && res.method.indexOf("face") >= 0) {
+      out += " · " + words.decisions.kiosk_use + " " + others.join(", ");
+    }
+    return out;
   }
+  var others = [];  // the door's other methods, in this page's language, once it is known
   if (!key) { say("deny", words.decisions.kiosk_nokey); return; }
 
   // Nothing about this access point is in the page: ask the API with the kiosk's key.
@@ -50,6 +56,7 @@
     var tags = document.getElementById("ap-alt-tags");
     ap.methods.forEach(function (m) {
       if (m === "face") return;
+      others.push(words.methods["m_" + m] || m);
       var tag = document.createElement("span");
       tag.className = "tag";
       tag.textContent = words.methods["m_" + m] || m;
