@@ -94,6 +94,32 @@ def _db_path(settings: Settings):
     return settings.database_url.removeprefix("sqlite:///")
 
 
+LIVE = "train__real__real__client001_session01_webcam_authenticate_"
+
+
+def test_live_burst_of_an_enrolled_person_is_allowed_and_a_repeated_frame_is_not(env, shared_data):
+    """A real live sequence (pad_replayattack, 0.5 s apart) opens for the enrolled person;
+    the same frame sent three times is as still as a photo on a stand and is refused."""
+    from web_support import jpeg, live_camera_frames
+
+    client, h = env["client"], env["h"]
+    pid = client.post("/v1/persons", json={"category": "resident"}, headers=h("enroll")).json()
+    pid = pid["id"]
+    assert client.post(f"/v1/persons/{pid}/consents", json={}, headers=h("enroll")).is_success
+    enroll_frames = live_camera_frames(shared_data, LIVE + "controlled_1")
+    files = [
+        ("image", (f"e{i}.jpg", jpeg(f), "image/jpeg")) for i, f in enumerate(enroll_frames[:3])
+    ]
+    r = client.post(f"/v1/persons/{pid}/enroll", files=files, headers=h("enroll"))
+    assert r.status_code == 201, r.text
+    burst = [jpeg(f) for f in live_camera_frames(shared_data, LIVE + "controlled_2")[:3]]
+    ap = env["setup"].ap_main
+    r = _decide(env, ap, burst)
+    assert (r.json()["decision"], r.json()["subject"]) == ("allow", pid), r.text
+    r = _decide(env, ap, [burst[0]] * 3)
+    assert (r.json()["decision"], r.json()["reason"]) == ("deny", "liveness_failed")
+
+
 def test_policy_rules():
     assert liveness.default_policy("kiosk") == "challenge"
     assert liveness.default_policy("gate") == liveness.default_policy("door") == "passive"
