@@ -369,6 +369,37 @@ def test_frames_of_two_people_are_refused(env):
     assert _templates(env, pid) == []
 
 
+def test_images_beside_the_burst_must_show_the_person_seen_live(env, monkeypatch):
+    """``enroll(images=..., liveness_frames=burst)``: a photo of someone else beside a live
+    burst is not enrolled; the same person's is."""
+    pid, opened = _person(env)
+    who = Page(env, pid, opened).who
+    pipe = env["pipe"]
+    keyring = env["app"].state.runtime.galleries.loader.keyring
+    book = challenge.ChallengeBook()
+    monkeypatch.setattr(challenge, "PROMPTS", ("nod",))
+
+    def attempt(image: bytes):
+        with env["store"].session() as s:
+            return enroll(
+                s,
+                keyring,
+                pipe,
+                actor="test",
+                person_id=pid,
+                images=[pipe.decode(image)],
+                liveness_frames=[pipe.decode(f) for f in frames_of("nod", who)],
+                source="camera",
+                challenge=book.issue(challenge.enroll_scope(pid)).nonce,
+                challenge_book=book,
+            )
+
+    with pytest.raises(LivenessFailed):
+        attempt(head_frame(0, 0, who + 100))
+    assert _templates(env, pid) == []
+    assert len(attempt(head_frame(0, 0, who)).template_ids) == 1
+
+
 def test_upload_limits(env):
     pid, opened = _person(env)
     page = Page(env, pid, opened)

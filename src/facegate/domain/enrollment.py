@@ -282,7 +282,8 @@ def enroll(
     one is ``ChallengeExpired``; without the prompted movement AND the passive/burst check the
     attempt is ``LivenessFailed`` (never saying which signal failed), before any template is
     compared or stored. The template is made from the best frame. (``liveness_frames``, when
-    given, is the burst checked instead, and ``images`` are enrolled as they are.)
+    given, is the burst checked instead, and ``images`` are enrolled if each shows the person
+    of the burst's best frame.)
     ``document_photo`` marks a photo an operator uploaded, which no liveness check can vouch
     for.
     """
@@ -324,6 +325,12 @@ def enroll(
                 return [best]
         found = _templates_from_images(pipe, images)
         vecs = [v for v, _ in found]
+        if source == "camera":  # images beside the burst: the person the camera saw live
+            for i, v in enumerate(vecs, start=1):
+                if pipe.similarity(best[0], v) < pipe.threshold:
+                    raise LivenessFailed(
+                        f"image {i} does not show the person the camera saw", image=i
+                    )
         # Several images must show the same person, or one of them is someone else's.
         for i in range(1, len(vecs)):
             if pipe.similarity(vecs[0], vecs[i]) < pipe.threshold:
