@@ -1,6 +1,7 @@
-"""The kiosk's active liveness challenge in a real Chromium against a real ``facegate serve``
-(issue 14): a still photo played by the fake camera gets the prompt, does not make the move,
-and is refused with ``liveness_failed`` in plain words.
+"""The active liveness challenge in a real Chromium against a real ``facegate serve`` (issue
+14): a still photo played by the fake camera gets the prompt, does not make the move, and is
+refused with ``liveness_failed`` in plain words, at the kiosk and at the front-desk webcam
+enrollment (the self-service page runs the same code: tests/test_web_browser.py).
 
 What is NOT here: a passing live sequence. The prompt is random and the shared live sequences
 (pad_replayattack) were not filmed answering it; the geometry that accepts a real turn or nod
@@ -21,12 +22,14 @@ from server_support import enable_face, make_site
 from web_support import camera_frame, free_port, write_y4m
 
 from facegate.config import Settings
-from facegate.domain import add_access_point
+from facegate.domain import accounts, add_access_point, add_person, record_consent
 from facegate.store.db import Store
+from facegate.store.models import AuditEntry, Template
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
+DESK_PW = "front desk passphrase"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +50,12 @@ def kiosk(tmp_path_factory, shared_data):
             )
             ap_id, policy = ap.id, ap.liveness
         enable_face(store, setup.site_id, ap_id)
+        with store.session() as s:
+            accounts.create_operator(
+                s, actor="test", username="desk", password=DESK_PW, role="admin"
+            )
+            person = add_person(s, actor="test", category="resident", site_id=setup.site_id).id
+            record_consent(s, actor="test", person_id=person)
     finally:
         store.dispose()
     assert policy == "challenge"  # the default where a person faces a screen
@@ -89,6 +98,8 @@ def kiosk(tmp_path_factory, shared_data):
             "key": setup.keys["gate"],
             "video": video,
             "log": tmp / "server.log",
+            "person": person,
+            "db": settings.database_url,
         }
     finally:
         proc.terminate()
@@ -99,23 +110,27 @@ def kiosk(tmp_path_factory, shared_data):
         log.close()
 
 
+def _launch(pw, video):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing at /usr/bin/chromium")
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-background-networking",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ],
+    )
+
+
 def test_kiosk_prompts_and_refuses_a_still_photo(kiosk):
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is missing at /usr/bin/chromium")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={kiosk['video']}",
-            ],
-        )
+        b = _launch(pw, kiosk["video"])
         try:
             ctx = b.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en"})
             page = ctx.new_page()
@@ -135,4 +150,58 @@ def test_kiosk_prompts_and_refuses_a_still_photo(kiosk):
         finally:
             b.close()
     # Nothing of the frames in the server's log.
+    assert b"JFIF" not in kiosk["log"].read_bytes()
+
+
+def test_webcam_enrollment_prompts_and_refuses_a_still_photo(kiosk):
+    """Front-desk webcam enrollment (issue 14 item 3): the page asks for a prompt, shows it in
+    words with a countdown, sends three frames of the still photo, and shows the refusal in
+    plain words; no template is kept and the refusal is audited."""
+    from playwright.sync_api import sync_playwright
+
+    person = kiosk["person"]
+    with sync_playwright() as pw:
+        b = _launch(pw, kiosk["video"])
+        try:
+            ctx = b.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en"})
+            ctx.set_default_timeout(60_000)
+            page = ctx.new_page()
+            page.goto(f"{kiosk['base']}/console/login")
+            page.fill("#username", "desk")
+            page.fill("#password", DESK_PW)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: not url.endswith("/console/login"))
+            page.goto(f"{kiosk['base']}/console/people/{person}")
+            page.click("#start")
+            page.wait_for_selector("#hint.good")  # the photo passes the quality hint ...
+            page.click("#snap")
+            # ... the prompt is shown in words, with the countdown ...
+            page.wait_for_selector("#prompt:visible")
+            prompt = page.locator("#camera").get_attribute("data-prompt")
+            assert prompt in ("turn_left", "turn_right", "nod")
+            shown = page.locator("#prompt").inner_text()
+            assert ("head" in shown) and ("left" in shown or "right" in shown or "nod" in shown)
+            assert page.locator("#countdown").is_visible()
+            # ... and a photo that cannot follow it is refused, in plain words.
+            page.wait_for_selector("#result[data-ok]")
+            assert page.locator("#result").get_attribute("data-ok") == "0"
+            text = page.locator("#result").inner_text()
+            assert "live person" in text and "follow it slowly" in text, text
+            assert page.locator("#snap").is_enabled()  # another try gets a new prompt
+            ctx.close()
+        finally:
+            b.close()
+    store = Store(kiosk["db"])
+    try:
+        with store.session() as s:
+            assert s.query(Template).filter(Template.person_id == person).count() == 0
+            outcomes = [
+                a.outcome
+                for a in s.query(AuditEntry).filter(
+                    AuditEntry.operation == "enroll", AuditEntry.subject == person
+                )
+            ]
+            assert outcomes == ["refused:liveness_failed"], outcomes
+    finally:
+        store.dispose()
     assert b"JFIF" not in kiosk["log"].read_bytes()

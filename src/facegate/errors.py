@@ -324,3 +324,11 @@ class LivenessFailed(FacegateError):
 
     code = "liveness_failed"
     http_status = 422
+
+
+class ChallengeExpired(FacegateError):
+    """The liveness challenge was not answered in time, was already used, or belongs to
+    another enrollment or access point: ask for a new prompt (issue 14 item 3)."""
+
+    code = "challenge_expired"
+    http_status = 422

@@ -46,6 +46,13 @@ RESULT_WORDS: dict[str, tuple[str, str]] = {
 YAW_STEP = 0.2
 PITCH_STEP = 0.15
 MIN_FRAMES = 3
+MAX_FRAMES = 5  # the most frames one answer may carry (an enrollment page sends 3)
+
+
+def enroll_scope(person_id: str) -> str:
+    """The scope of a challenge issued for one person's camera enrollment: a nonce issued
+    for one person (or for a kiosk) does not answer for another."""
+    return f"enroll:{person_id}"
 
 
 @dataclass(frozen=True)

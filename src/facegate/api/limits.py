@@ -34,9 +34,9 @@ _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Routes whose body is an image upload, with how many frames they may carry.
 _DECIDE = re.compile(r"^/v1/access-points/[^/]+/decide$")
 _API_ENROLL = re.compile(r"^/v1/persons/[^/]+/enroll$")
-_WEB_RAW = re.compile(
-    r"^/(?:me/quality|me/enroll|console/quality|console/people/[^/]+/enroll-camera)$"
-)
+_WEB_RAW = re.compile(r"^/(?:me/quality|console/quality)$")
+# A camera enrollment page's challenge answer: a few frames and the nonce (issue 14).
+_WEB_BURST = re.compile(r"^/(?:me/enroll|console/people/[^/]+/enroll-camera)$")
 _WEB_MULTIPART = re.compile(r"^/console/people/[^/]+/enroll$")
 
 
@@ -61,6 +61,8 @@ def body_limit_for(settings: Settings, method: str, path: str, content_type: str
         return frame * MAX_ENROLL_IMAGES + 64 * 1024
     if _WEB_RAW.match(path):
         return frame
+    if _WEB_BURST.match(path):
+        return frame * MAX_ENROLL_IMAGES + 64 * 1024
     if _WEB_MULTIPART.match(path):
         return frame + 64 * 1024
     if content_type.startswith("application/json"):

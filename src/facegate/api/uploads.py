@@ -171,6 +171,36 @@ async def read_photo_form(
     return files[0], fields
 
 
+def camera_burst_limit(settings: Settings) -> int:
+    """The most bytes a camera enrollment page may send: its frames and the nonce."""
+    return settings.max_frame_bytes * MAX_ENROLL_IMAGES + 64 * 1024
+
+
+async def read_camera_burst(request: Request, settings: Settings) -> tuple[list[bytes], str]:
+    """The frames of an enrollment page's liveness challenge (multipart, field ``frame``, in
+    time order, at most 5) and its nonce (field ``challenge``), parsed in memory within the
+    frame limit: a frame never touches the disk (principle 3, STD-41819-04)."""
+    limit = camera_burst_limit(settings)
+    _check_declared(request, limit)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype.lower() != b"multipart/form-data":
+        raise UnsupportedMediaType(
+            "send the camera frames as multipart/form-data, fields `frame` and `challenge`"
+        )
+    files, fields = await _parse_multipart(
+        request,
+        params.get(b"boundary"),
+        "frame",
+        MAX_ENROLL_IMAGES,
+        ("challenge",),
+        settings.max_frame_bytes,
+        limit,
+    )
+    if not files:
+        raise InvalidInput("send the camera frames in the field `frame`")
+    return files, fields.get("challenge", "")
+
+
 def _check_declared(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is None:

@@ -17,6 +17,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from facegate import audit
+from facegate.access import challenge as challenges
+from facegate.access import liveness
 from facegate.domain.common import (
     PURPOSE_ACCESS,
     get_person,
@@ -31,6 +33,7 @@ from facegate.domain.common import (
 from facegate.domain.consent import valid_consent
 from facegate.domain.notice import require_informed
 from facegate.errors import (
+    ChallengeExpired,
     ConsentRequired,
     DuplicateFace,
     EnrollmentNotAllowed,
@@ -105,6 +108,68 @@ def _templates_from_images(pipe: FacePipeline, images: Sequence[Any]) -> list[tu
             raise LowQuality(f"image {i}: the template is not finite", image=i)
         out.append((vec, face))
     return out
+
+
+def _camera_burst(
+    pipe: FacePipeline,
+    frames: Sequence[Any],
+    prompt: str,
+) -> tuple[np.ndarray, Any]:
+    """The best frame's (template, face) of a camera burst, once the person is seen live.
+
+    ``frames``: decoded RGB frames in time order (the first taken before the prompt showed);
+    ``prompt``: the prompt of the challenge the frames answer. Refused with
+    ``LivenessFailed`` unless the landmarks show the prompted movement AND the passive/burst
+    check passes (``liveness.check_frames``, the kiosk's rule): the reason never says which
+    signal failed. The vectors computed while looking are dropped on any refusal; nothing is
+    compared, encrypted or stored before both checks pass.
+    """
+    if not challenges.MIN_FRAMES <= len(frames) <= challenges.MAX_FRAMES:
+        raise InvalidInput(
+            f"send {challenges.MIN_FRAMES} to {challenges.MAX_FRAMES} camera frames in time order"
+        )
+    faces = []
+    for rgb in frames:
+        found = pipe.analyze(rgb, profile="enroll")
+        faces.append(found[0] if found else None)  # "the" face, as at a gate
+    if not any(f is not None for f in faces):
+        raise NoFaceFound("no face found in the camera frames", image=1)
+
+    def moved(seen: Sequence[Any]) -> bool:
+        return challenges.movement_done(prompt, seen)
+
+    if not liveness.check_frames(pipe, list(frames), faces, "challenge", moved):
+        raise LivenessFailed(
+            "the camera did not see a live person; the person must face the camera themselves "
+            "and follow the prompt"
+        )
+    good = [
+        (i, f)
+        for i, f in enumerate(faces)
+        if f is not None and f.template is not None and not _quality_reasons(f)
+    ]
+    if not good:
+        first = next(f for f in faces if f is not None)
+        reasons = _quality_reasons(first) or ["no_template"]
+        raise LowQuality(
+            f"the face is not good enough to enroll ({', '.join(reasons)})",
+            image=1,
+            reasons=reasons,
+        )
+    i_best, best = max(good, key=lambda g: _quality_score(g[1]) or 0.0)
+    vec = np.asarray(best.template, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(vec)):
+        raise LowQuality("the template is not finite", image=i_best + 1)
+    # Every good frame shows the person of the best one: a face swapped in mid-burst (a
+    # photo for the template, someone else for the movement) is not a live enrollment.
+    for _, f in good:
+        other = np.asarray(f.template, dtype=np.float32).reshape(-1)
+        if pipe.similarity(vec, other) < pipe.threshold:
+            raise LivenessFailed(
+                "the camera frames do not show one person throughout; the person must face "
+                "the camera themselves"
+            )
+    return vec, best
 
 
 def data_key_for(session: Session, keyring: Keyring, person_id: str, *, create: bool) -> bytes:
@@ -198,6 +263,8 @@ def enroll(
     site_gallery: Gallery | None = None,
     source: str | None = None,
     liveness_frames: Sequence[Any] | None = None,
+    challenge: str | None = None,
+    challenge_book: challenges.ChallengeBook | None = None,
 ) -> EnrollResult:
     """Enroll a person's face from one or more images (each kept as one encrypted template).
 
@@ -207,10 +274,18 @@ def enroll(
     Re-enrollment replaces the person's previous templates. ``site_gallery`` may pass a
     gallery of the site the caller already holds, to skip decrypting it again.
 
-    ``source`` (issue 14) is written to the audit entry: ``camera`` (self-service or front-desk
-    webcam) refuses an attack before any template is made (``LivenessFailed``), checked on
-    ``liveness_frames`` (the burst the page sent; default ``images``); ``document_photo`` marks
-    a photo an operator uploaded, which no liveness check can vouch for.
+    ``source`` (issue 14) is written to the audit entry. ``camera`` is the one path of the
+    self-service page and the front-desk webcam: ``images`` are the decoded frames the page
+    took while the person followed the prompt of ``challenge`` (the nonce of a challenge issued
+    in ``challenge_book``, default ``challenges.BOOK``, with scope
+    ``challenges.enroll_scope(person_id)``). The nonce is used once; a late, reused or foreign
+    one is ``ChallengeExpired``; without the prompted movement AND the passive/burst check the
+    attempt is ``LivenessFailed`` (never saying which signal failed), before any template is
+    compared or stored. The template is made from the best frame. (``liveness_frames``, when
+    given, is the burst checked instead, and ``images`` are enrolled if each shows the person
+    of the burst's best frame.)
+    ``document_photo`` marks a photo an operator uploaded, which no liveness check can vouch
+    for.
     """
 
     def check() -> tuple[str, str]:
@@ -234,16 +309,28 @@ def enroll(
     def analyze() -> list[tuple[np.ndarray, Any]]:
         """Model inference, outside any transaction (no database lock held meanwhile)."""
         if source == "camera":
-            live = pipe.liveness(list(liveness_frames or images))
-            # A photo or a screen held to the camera (issue 14); a frame without a face is
-            # refused below with its own plain reason.
-            if not live.live and live.reason not in ("no_face", "bad_input"):
+            # A photo or a screen held to the camera, or a replayed video that does not know
+            # the prompt, is refused here (issue 14 item 3, CAC-FR-14).
+            book = challenge_book or challenges.BOOK
+            issued, why = book.take(challenge, challenges.enroll_scope(person_id))
+            if issued is None and why == "expired":
+                raise ChallengeExpired("the prompt was not answered in time; ask for a new one")
+            if issued is None:  # no challenge at all: nothing shows a live person
                 raise LivenessFailed(
-                    "the camera did not see a live person; the person must face the camera "
-                    "themselves"
+                    "a camera enrollment needs the person to follow a prompt; none was answered"
                 )
+            burst = list(liveness_frames if liveness_frames is not None else images)
+            best = _camera_burst(pipe, burst, issued.prompt)
+            if liveness_frames is None:
+                return [best]
         found = _templates_from_images(pipe, images)
         vecs = [v for v, _ in found]
+        if source == "camera":  # images beside the burst: the person the camera saw live
+            for i, v in enumerate(vecs, start=1):
+                if pipe.similarity(best[0], v) < pipe.threshold:
+                    raise LivenessFailed(
+                        f"image {i} does not show the person the camera saw", image=i
+                    )
         # Several images must show the same person, or one of them is someone else's.
         for i in range(1, len(vecs)):
             if pipe.similarity(vecs[0], vecs[i]) < pipe.threshold:
@@ -316,6 +403,7 @@ def enroll(
                 "templates": len(ids),
                 "model_id": pipe.model_id,
                 **({"source": source} if source else {}),
+                **({"liveness": "challenge"} if source == "camera" else {}),
             },
         )
         return EnrollResult(person.id, ids, pipe.model_id, qualities)

@@ -85,7 +85,12 @@ from facegate.web.common import (
     translator,
     with_pre_csrf,
 )
-from facegate.web.faces import decode_upload, enroll_from_body, quality_feedback
+from facegate.web.faces import (
+    decode_upload,
+    enroll_from_camera,
+    issue_challenge,
+    quality_feedback,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -764,13 +769,23 @@ async def person_credential_revoke(
     return redirect(f"/console/people/{person_id}?done=credential_revoked_done")
 
 
-@router.post("/console/people/{person_id}/enroll-camera")
-async def person_enroll_camera(request: Request, person_id: str) -> Response:
-    """Front-desk webcam enrollment: the confirmed photo as the raw body, JSON back."""
+@router.post("/console/people/{person_id}/enroll-challenge")
+def person_enroll_challenge(request: Request, person_id: str) -> Response:
+    """A random prompt for the person at the front-desk webcam (issue 14 item 3)."""
     c = Ctx(request, STAFF)
     check_csrf(request.headers.get("x-csrf-token"), c.csrf)
     c.person(person_id)
-    return await enroll_from_body(
+    return issue_challenge(request, person_id)
+
+
+@router.post("/console/people/{person_id}/enroll-camera")
+async def person_enroll_camera(request: Request, person_id: str) -> Response:
+    """Front-desk webcam enrollment: the frames taken while the person followed the prompt,
+    with its nonce (multipart), JSON back; the same path as self-service enrollment."""
+    c = Ctx(request, STAFF)
+    check_csrf(request.headers.get("x-csrf-token"), c.csrf)
+    c.person(person_id)
+    return await enroll_from_camera(
         request, c.rt, keyring(request), person_id=person_id, actor=c.actor
     )
 

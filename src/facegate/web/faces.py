@@ -2,7 +2,10 @@
 
 A frame lives only in this request's memory (STD-41819-04, principle 3): it is decoded,
 checked with the strict ``enroll`` profile, and dropped; the answer is a reason in plain
-words, never a template or an image.
+words, never a template or an image. Camera enrollment (self-service and the front-desk
+webcam) is an active liveness challenge (issue 14 item 3): the page asks for a prompt
+(``issue_challenge``), takes three frames while the person follows it, and sends them with
+the nonce (``enroll_from_camera``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from facegate.access import challenge
+from facegate.api.uploads import read_camera_burst
 from facegate.errors import FacegateError, ImageDecodeError, ImageTooLarge
 from facegate.web.common import translator
 
@@ -66,41 +71,80 @@ async def quality_feedback(request: Request, rt: Any) -> JSONResponse:
     )
 
 
-async def enroll_from_body(
-    request: Request, rt: Any, keyring: Any, *, person_id: str, actor: str, next_url: str = ""
-) -> JSONResponse:
-    """Enroll the confirmed camera photo sent as the raw body; JSON for the page's script.
-
-    The domain's ``enroll`` decides (consent, quality, duplicates); the photo is dropped here.
-    """
-    from facegate.domain import enroll
-
+def issue_challenge(request: Request, person_id: str) -> JSONResponse:
+    """A random prompt for this person's camera enrollment (issue 14 item 3): a single-use
+    nonce scoped to ``enroll:<person>``, its time limit, and the words in the page's language
+    (``message``) and in both (``words``)."""
     tr = translator(request)
-    data = await request.body()
+    c = challenge.BOOK.issue(challenge.enroll_scope(person_id))
+    words = c.words()
+    return JSONResponse(
+        {
+            "challenge": c.nonce,
+            "prompt": c.prompt,
+            "message": words[tr.lang],
+            "words": words,
+            "expires_in": challenge.BOOK.ttl_s,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _enroll_burst(rt: Any, keyring: Any, frames: list[bytes], nonce: str, **who: str) -> None:
+    """Decode the frames (all within the request's pixel budget) and enroll: worker thread."""
+    from facegate.domain import enroll
+    from facegate.vision.decode import DEFAULT_LIMITS, check_request_pixels
+
+    limits = getattr(rt.pipeline, "limits", DEFAULT_LIMITS)
+    check_request_pixels(frames, rt.settings.max_request_pixels, limits)  # issue 13 item 3
+    images = [decode_upload(rt, f) for f in frames]
+    frames.clear()
     try:
-        image = decode_upload(rt, data)
         with rt.store.session() as s:
-            # From a camera the person faces: a photo held up to it is refused (issue 14).
+            # A person facing the camera: the prompted movement and the passive/burst check
+            # before any template is kept; the best frame is enrolled (issue 14 item 3).
             enroll(
                 s,
                 keyring,
                 rt.pipeline,
-                actor=actor,
-                person_id=person_id,
-                images=[image],
+                images=images,
                 source="camera",
+                challenge=nonce,
+                **who,
             )
-        del image
+    finally:
+        images.clear()  # STD-41819-04: no frame outlives the request
+
+
+async def enroll_from_camera(
+    request: Request, rt: Any, keyring: Any, *, person_id: str, actor: str, next_url: str = ""
+) -> JSONResponse:
+    """Enroll from the frames a page took while the person followed the prompt (multipart:
+    ``frame`` x3 in time order, ``challenge``); JSON for the page's script.
+
+    The one path of the self-service page and the front-desk webcam: the domain's ``enroll``
+    (``source="camera"``) decides (consent, the challenge and liveness, quality, duplicates).
+    A refusal is in plain words of what to do, never which signal failed; nothing is kept.
+    """
+    tr = translator(request)
+    frames: list[bytes] = []
+    try:
+        frames, nonce = await read_camera_burst(request, rt.settings)
+        await run_in_threadpool(
+            _enroll_burst, rt, keyring, frames, nonce, actor=actor, person_id=person_id
+        )
         rt.after_change()  # every gate knows the new face at once
     except FacegateError as exc:
         reasons = (exc.details or {}).get("reasons") or [exc.code]
         reason = str(reasons[0]) if isinstance(reasons, list) and reasons else exc.code
         msg = tr.quality(reason) if reason in tr.all_quality() else exc.message
         return JSONResponse(
-            {"ok": False, "reason": reason, "message": msg}, status_code=exc.http_status
+            {"ok": False, "reason": reason, "message": msg},
+            status_code=exc.http_status,
+            headers={"Cache-Control": "no-store"},
         )
     finally:
-        del data
+        frames.clear()
     body = {"ok": True, "message": tr("enroll_ok")}
     if next_url:
         body["next"] = next_url

@@ -23,9 +23,12 @@ QUALITY_WORDS: dict[str, tuple[str, str]] = {
     "low_quality": ("画面质量不够，请调整位置", "Picture not good enough: adjust your position"),
     # issue 14: never says which signal failed
     "liveness_failed": (
-        "没有确认是真人在镜头前，请本人面对摄像头再试一次",
-        "We could not confirm a live person at the camera: face the camera yourself and retry",
+        "没有确认是真人在镜头前：请本人正对摄像头，看清提示后慢慢做动作，再试一次",
+        "We could not confirm a live person at the camera: face the camera yourself, read "
+        "the prompt, follow it slowly, and try again",
     ),
+    # issue 14 item 3: the prompt of a camera enrollment was not answered in time
+    "challenge_expired": ("时间到了，请再试一次", "Time is up: please try again"),
 }
 
 DECISION_WORDS: dict[str, tuple[str, str]] = {
@@ -355,9 +358,10 @@ _T: dict[str, tuple[str, str]] = {
     "count_aps_one": ("出入口", "access point"),
     "camera": ("摄像头", "Camera"),
     "start_camera": ("打开摄像头", "Start the camera"),
-    "take_photo": ("拍照", "Take the photo"),
-    "use_photo": ("使用这张照片", "Use this photo"),
-    "retake": ("重拍", "Retake"),
+    # issue 14 item 3: camera enrollment is a prompted movement, not one photo
+    "challenge_start": ("开始录入：按提示做动作", "Enroll: follow the prompt"),
+    "challenge_seconds": ("秒", "s"),
+    "challenge_checking": ("正在确认…", "Checking…"),
     # self-service
     "welcome_title": ("您的门禁设置", "Your access settings"),
     "open_page": ("打开我的页面", "Open my page"),
@@ -432,9 +436,11 @@ _T: dict[str, tuple[str, str]] = {
     "consented_msg": ("您已同意使用刷脸。", "You agreed to face access."),
     "enroll_title": ("录入人脸", "Enroll your face"),
     "enroll_hint": (
-        "看着摄像头。提示变绿后拍照，确认后才会保存。照片不会被保存，只保存加密的特征值。",
-        "Look at the camera. When the hint turns green, take the photo; nothing is saved until "
-        "you confirm. The photo itself is never kept, only an encrypted template.",
+        "看着摄像头。提示变绿后点击“开始录入”，屏幕会显示一个动作（如慢慢向左转头或点头），"
+        "请在倒计时内完成。照片不会被保存，只保存加密的特征值。",
+        "Look at the camera. When the hint turns green, press “Enroll”: the screen shows a "
+        "movement (such as slowly turning your head left, or a nod); make it before the "
+        "countdown ends. No photo is kept, only an encrypted template.",
     ),
     "enroll_ok": ("录入成功，您现在可以刷脸通行。", "Done: you can now use face access."),
     "my_data": ("我的数据", "My data"),

@@ -46,7 +46,7 @@ from facegate.web.common import (
     set_cookie,
     with_pre_csrf,
 )
-from facegate.web.faces import enroll_from_body, quality_feedback
+from facegate.web.faces import enroll_from_camera, issue_challenge, quality_feedback
 
 router = APIRouter(include_in_schema=False)
 
@@ -171,7 +171,14 @@ def me_enroll_page(request: Request) -> Response:
         state = face_state(s, me.person_id)
     if not state["consent_active"]:
         return redirect("/me")
-    return me.page("enroll.html", {"quality_url": "/me/quality", "enroll_url": "/me/enroll"})
+    return me.page(
+        "enroll.html",
+        {
+            "quality_url": "/me/quality",
+            "enroll_url": "/me/enroll",
+            "challenge_url": "/me/challenge",
+        },
+    )
 
 
 @router.post("/me/quality")
@@ -181,12 +188,21 @@ async def me_quality(request: Request) -> Response:
     return await quality_feedback(request, me.rt)
 
 
-@router.post("/me/enroll")
-async def me_enroll(request: Request) -> Response:
-    """The confirmed photo, as the raw body; answered in JSON for the page's script."""
+@router.post("/me/challenge")
+def me_challenge(request: Request) -> Response:
+    """A random prompt for this person's own camera enrollment (issue 14 item 3)."""
     me = Me(request)
     check_csrf(request.headers.get("x-csrf-token"), me.csrf)
-    return await enroll_from_body(
+    return issue_challenge(request, me.person_id)
+
+
+@router.post("/me/enroll")
+async def me_enroll(request: Request) -> Response:
+    """The frames taken while the person followed the prompt, with its nonce (multipart);
+    answered in JSON for the page's script."""
+    me = Me(request)
+    check_csrf(request.headers.get("x-csrf-token"), me.csrf)
+    return await enroll_from_camera(
         request,
         me.rt,
         keyring(request),
