@@ -354,27 +354,40 @@ def notice_publish(
     processors: str = typer.Option("", help="Vendors or entrusted processors, or 'none' (N3)."),
     accessibility: str = typer.Option("", help="The accessible version offered (N13)."),
     minors_rules_link: str = typer.Option("", help="Where the minors' rules are (N9)."),
-    notice_link: str = typer.Option("", help="URL the signage QR code opens (N11)."),
+    notice_link: str = typer.Option(
+        "", help="URL the signage QR code opens (N11); default: PUBLIC_URL/notice."
+    ),
+    public_url: str = typer.Option(
+        "",
+        "--public-url",
+        help="The HTTPS address residents' phones reach this server at (signs, invitations).",
+    ),
     data_dir: Path = DataDir,
     db: str = DbUrl,
     as_json: bool = Json,
 ) -> None:
-    """Regenerate the notice from the configuration; a changed purpose, method, data,
-    retention or scope asks everyone to consent again."""
+    """Publish the notice; the facts given are kept (the console shows and publishes the same).
+
+    A changed purpose, method, data, retention or scope asks everyone to consent again."""
 
     def go() -> None:
+        from facegate.compliance.live import publish_notice_with
+
         settings = _settings(data_dir, db)
         with _session(settings) as s:
-            n = domain.publish_site_notice(
+            n = publish_notice_with(
                 s,
                 settings,
                 actor=_actor(),
                 necessity=necessity,
                 processors=processors,
                 accessibility=accessibility,
-                minors_rules_link=minors_rules_link,
-                notice_link=notice_link,
+                minors_rules_url=minors_rules_link,
+                notice_url=notice_link,
+                public_url=public_url,
             )
+            # The first version asks nobody to renew: nobody has consented yet.
+            renew = n.requires_reconsent and n.version > 1
             _out(
                 as_json,
                 {
@@ -383,7 +396,7 @@ def notice_publish(
                     "requires_reconsent": n.requires_reconsent,
                 },
                 f"notice v{n.version} ({n.sha256[:12]})"
-                + ("; everyone must renew consent" if n.requires_reconsent else ""),
+                + ("; everyone must renew consent" if renew else ""),
             )
 
     _guard(as_json, go)

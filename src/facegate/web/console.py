@@ -337,9 +337,15 @@ def root() -> Response:
 @router.get("/console", response_class=HTMLResponse)
 def home(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
+    from facegate.compliance.live import next_steps
+
     with c.rt.store.session() as s:
         overview = c.overview(s)
-    return c.page("home.html", {"ov": overview})
+        try:
+            steps = next_steps(s, c.rt.settings, c.sites)
+        except FacegateError:  # e.g. an unreadable facts file: the compliance page says why
+            steps = {}
+    return c.page("home.html", {"ov": overview, "steps": steps})
 
 
 @router.get("/console/sites", response_class=HTMLResponse)
