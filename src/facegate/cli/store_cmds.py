@@ -21,7 +21,7 @@ from facegate import audit, domain
 from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.domain.identities import seal_plaintext_identities
-from facegate.errors import FacegateError, InvalidInput
+from facegate.errors import FacegateError, InvalidInput, NoticeIncomplete
 from facegate.store.crypto import Keyring, load_keyring
 from facegate.store.db import Store
 
@@ -348,6 +348,15 @@ def notice_show(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json)
     _guard(as_json, go)
 
 
+# The option of `notice publish` that fills each field a notice may lack (CAC-FR-05a).
+_NOTICE_OPTIONS = {
+    "N6": "N6 --necessity",
+    "N9": "N9 --minors-rules-link",
+    "N11": "N11 --public-url (or --notice-link)",
+    "N13": "N13 --accessibility",
+}
+
+
 @notice_app.command("publish")
 def notice_publish(
     necessity: str = typer.Option("", help="Why face recognition is necessary here (N6)."),
@@ -375,17 +384,24 @@ def notice_publish(
 
         settings = _settings(data_dir, db)
         with _session(settings) as s:
-            n = publish_notice_with(
-                s,
-                settings,
-                actor=_actor(),
-                necessity=necessity,
-                processors=processors,
-                accessibility=accessibility,
-                minors_rules_url=minors_rules_link,
-                notice_url=notice_link,
-                public_url=public_url,
-            )
+            try:
+                n = publish_notice_with(
+                    s,
+                    settings,
+                    actor=_actor(),
+                    necessity=necessity,
+                    processors=processors,
+                    accessibility=accessibility,
+                    minors_rules_url=minors_rules_link,
+                    notice_url=notice_link,
+                    public_url=public_url,
+                )
+            except NoticeIncomplete as exc:
+                # Which option of this command fills each missing field.
+                wanted = [o for k, o in _NOTICE_OPTIONS.items() if k in exc.details["missing"]]
+                raise NoticeIncomplete(
+                    f"{exc.message} Options: {'; '.join(wanted)}.", **exc.details
+                ) from None
             # The first version asks nobody to renew: nobody has consented yet.
             renew = n.requires_reconsent and n.version > 1
             _out(
