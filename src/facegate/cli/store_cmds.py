@@ -349,12 +349,12 @@ def notice_show(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json)
 
 
 # The option of `notice publish` that fills each field a notice may lack (CAC-FR-05a).
-_NOTICE_OPTIONS = {
-    "N6": "N6 --necessity",
-    "N9": "N9 --minors-rules-link",
-    "N11": "N11 --public-url (or --notice-link)",
-    "N13": "N13 --accessibility",
-}
+_NOTICE_OPTIONS = (
+    ("N6", "--necessity"),
+    ("N9", "--minors-rules-link"),
+    ("N11", "--public-url (or --notice-link)"),
+    ("N13", "--accessibility"),
+)
 
 
 @notice_app.command("publish")
@@ -398,7 +398,7 @@ def notice_publish(
                 )
             except NoticeIncomplete as exc:
                 # Which option of this command fills each missing field.
-                wanted = [o for k, o in _NOTICE_OPTIONS.items() if k in exc.details["missing"]]
+                wanted = [f"{k} {o}" for k, o in _NOTICE_OPTIONS if k in exc.details["missing"]]
                 raise NoticeIncomplete(
                     f"{exc.message} Options: {'; '.join(wanted)}.", **exc.details
                 ) from None

@@ -625,6 +625,7 @@ VALUE_WORDS: dict[str, tuple[str, str]] = {
     "door": ("门", "Door"),
     "elevator": ("电梯", "Elevator"),
     "lobby": ("大堂", "Lobby"),
+    "kiosk": ("平板终端", "Kiosk"),
     # location types
     "entrance": ("出入口", "Entrance"),
     "corridor": ("走廊", "Corridor"),
