@@ -187,6 +187,16 @@ def console(setup):
 def test_console_says_what_is_next_and_prints_no_loopback_address(console):
     client, cli, settings = console
     home = client.get("/console")
+    # Switching face on is refused in Chinese, each blocker with its fix.
+    site = re.search(r'name="site_id" value="([^"]+)"', client.get("/console/sites").text)
+    ap = re.search(r"/console/access-points/(ap-[0-9a-f]+)/face", client.get("/console/sites").text)
+    refused = client.post(
+        f"/console/access-points/{ap.group(1)}/face",
+        data={"csrf": CSRF.search(home.text).group(1), "site_id": site.group(1), "on": "1"},
+    )
+    assert refused.status_code == 409
+    assert "整改：" in refused.text and "CAC-FR-09a" in refused.text
+    assert "Fix:" not in refused.text and "cannot be switched on" not in refused.text
     # Next steps while face cannot be switched on, each with the page that fixes it.
     assert 'href="/console/notice"' in home.text and 'href="/console/pia"' in home.text
     assert "开启人脸识别前还须完成" in home.text
