@@ -234,3 +234,19 @@ def test_the_signs_qr_code_opens_the_notice_without_an_invitation(console):
     assert "向前台或物业索取" in page.text
     english = anyone.get("/notice", headers={"Accept-Language": "en"})
     assert "Face access is voluntary" in english.text
+
+
+def test_front_desk_refusals_read_in_chinese(console):
+    """English-only domain messages on zh-CN pages (i18n-2 "Not done"): each form's refusal
+    carries its own Chinese sentence."""
+    client, _, _ = console
+    csrf = CSRF.search(client.get("/console/operators").text).group(1)
+    for form, zh, en in (
+        ({"username": "desk", "password": "short"}, "密码至少 10 个字符", "at least"),
+        ({"username": "desk", "password": "desk"}, "密码至少", "at least"),
+        ({"username": "x", "password": "front desk pass 1"}, "用户名须为", "user name is"),
+        ({"username": "boss", "password": "front desk pass 1"}, "用户名已被使用", "is taken"),
+    ):
+        r = client.post("/console/operators", data={**form, "role": "admin", "csrf": csrf})
+        assert r.status_code in (409, 422), r.text
+        assert zh in r.text and en not in r.text, form

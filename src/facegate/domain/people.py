@@ -453,9 +453,9 @@ def link_guardian(
         minor = get_person(session, minor_id, lock=True)
         guardian = get_person(session, guardian_id)
         if minor.id == guardian.id:
-            raise InvalidInput("a person cannot be their own guardian")
+            raise InvalidInput("a person cannot be their own guardian", zh="监护人不能是本人。")
         if is_under_14(guardian):
-            raise InvalidInput("a guardian must not be under 14")
+            raise InvalidInput("a guardian must not be under 14", zh="监护人不能未满 14 周岁。")
         link = session.execute(
             select(GuardianLink).where(
                 GuardianLink.minor_id == minor.id, GuardianLink.guardian_id == guardian.id
