@@ -14,8 +14,16 @@ class FacegateError(Exception):
     code: str = "error"
     http_status: int = 400
 
-    def __init__(self, message: str | None = None, **details: object) -> None:
+    # The message in Chinese, for pages and documents read in zh-CN (``web.common.
+    # refusal_words``); None where the page has its own words for the code.
+    zh: str | None = None
+
+    def __init__(
+        self, message: str | None = None, *, zh: str | None = None, **details: object
+    ) -> None:
         self.message = message or self.__doc__ or self.code
+        if zh is not None:
+            self.zh = zh
         self.details = details
         super().__init__(self.message)
 

@@ -75,12 +75,41 @@ def comply(
         typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
     else:
         report.print_table(Console(), d, found, lang, source)
+        if inventory is None:
+            _print_activation_blockers(d, found, ctx, lang)
     if html is not None:
         html.write_text(report.render_html(d, found, lang, ctx.as_of, source), encoding="utf-8")
         if not as_json:
             typer.echo(f"wrote {html}", err=True)
     if any(f.severity == "blocker" for f in found):
         raise typer.Exit(1)
+
+
+def _print_activation_blockers(d: Deployment, found: list, ctx: CheckContext, lang: str) -> None:
+    """What else stops `facegate face on` at a site where face is still off: the report checks
+    the deployment as it is, the activation gate as it would be with face on (for example a
+    sign at each face entrance, CAC-FR-13a), so both are said before the operator tries."""
+    from facegate.compliance.gate import activation_blockers
+
+    reported = {(f.rule_id, f.object) for f in found}
+    for site in d.sites:
+        if any(ap.face_enabled for ap in site.access_points):
+            continue
+        extra = [
+            f
+            for f in activation_blockers(d, site.id, ctx=ctx)
+            if (f.rule_id, f.object) not in reported
+        ]
+        if not extra:
+            continue
+        name = site.name or site.id
+        typer.echo(
+            f"开启人脸识别前（{name}）还须整改："
+            if lang == "zh-CN"
+            else f"Before face can be switched on at {name}, also fix:"
+        )
+        for f in extra:
+            typer.echo(f"  {f.rule_id} ({f.object}): {f.message(lang)} -> {f.fix_in(lang)}")
 
 
 def docs(
@@ -135,7 +164,7 @@ def _publish(settings: Settings, actor: str) -> None:
         store.dispose()
 
 
-def _set_face(site: str, ap: str | None, enabled: bool, actor: str) -> None:
+def _set_face(site: str | None, ap: str | None, enabled: bool, actor: str) -> None:
     from facegate.audit import anchor as audit_anchor
     from facegate.compliance.live import set_face
 
@@ -151,12 +180,15 @@ def _set_face(site: str, ap: str | None, enabled: bool, actor: str) -> None:
     finally:
         store.dispose()
     state = "on" if enabled else "off"
-    typer.echo(f"face {state} at {site}" + (f": {', '.join(changed)}" if changed else ""))
+    where = site or "the site"
+    typer.echo(f"face {state} at {where}" + (f": {', '.join(changed)}" if changed else ""))
 
 
 @face_app.command("on")
 def face_on(
-    site: str = typer.Option(..., "--site", help="Site id."),
+    site: str | None = typer.Option(
+        None, "--site", help="Site id (default: the only site; `facegate site list`)."
+    ),
     ap: str | None = typer.Option(None, "--ap", help="One access point id (default: all)."),
     actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
 ) -> None:
@@ -166,7 +198,9 @@ def face_on(
 
 @face_app.command("off")
 def face_off(
-    site: str = typer.Option(..., "--site", help="Site id."),
+    site: str | None = typer.Option(
+        None, "--site", help="Site id (default: the only site; `facegate site list`)."
+    ),
     ap: str | None = typer.Option(None, "--ap", help="One access point id (default: the site)."),
     actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
 ) -> None:
@@ -252,18 +286,32 @@ def register_operator_cmd(
     name: str = typer.Option(..., "--name", help="Operator's legal name (notice N1)."),
     address: str = typer.Option(..., "--address", help="Operator's address (N1)."),
     contact: str = typer.Option(..., "--contact", help="Phone or e-mail (N1)."),
-    pipo_contact: str = typer.Option("", "--pipo-contact", help="PI protection officer (N1)."),
-    necessity: str = typer.Option("", "--necessity", help="Necessity statement (N6)."),
-    notice_url: str = typer.Option("", "--notice-url", help="Notice address, the sign's QR."),
-    self_service_url: str = typer.Option("", "--self-service-url", help="Self-service page."),
-    minors_rules_url: str = typer.Option("", "--minors-rules-url", help="Minors' rules (N9)."),
+    pipo_contact: str | None = typer.Option(
+        None, "--pipo-contact", help="PI protection officer (N1)."
+    ),
+    necessity: str | None = typer.Option(None, "--necessity", help="Necessity statement (N6)."),
+    notice_url: str | None = typer.Option(
+        None, "--notice-url", help="Notice address, the sign's QR (default: PUBLIC_URL/notice)."
+    ),
+    self_service_url: str | None = typer.Option(
+        None, "--self-service-url", help="Self-service page (default: PUBLIC_URL/me)."
+    ),
+    minors_rules_url: str | None = typer.Option(
+        None, "--minors-rules-url", help="Minors' rules (N9)."
+    ),
+    public_url: str | None = typer.Option(
+        None,
+        "--public-url",
+        help="The HTTPS address residents' phones reach this server at (signs, invitations).",
+    ),
     accessible: str = typer.Option(
         "", "--accessible", help="N13, comma list of: large_print, audio, staff_assistance."
     ),
     publish: bool = typer.Option(False, "--publish", help="Publish a new notice version too."),
     actor: str = typer.Option("operator", "--actor", help="Who does this (audit log)."),
 ) -> None:
-    """Set the operator facts the notice needs (the console's "Operator facts" form)."""
+    """Set the operator facts the notice needs (the console's "Operator facts" form); an
+    option left out keeps its value."""
     from facegate.audit import anchor as audit_anchor
     from facegate.compliance.live import update_operator_facts
     from facegate.compliance.model import Accessibility
@@ -289,6 +337,7 @@ def register_operator_cmd(
                 self_service_url=self_service_url,
                 minors_rules_url=minors_rules_url,
                 accessibility=Accessibility(**{f: True for f in forms}) if forms else None,
+                public_url=public_url,
             )
         if publish:
             _publish(settings, actor)

@@ -21,7 +21,7 @@ from facegate import audit, domain
 from facegate.audit import anchor as audit_anchor
 from facegate.config import Settings
 from facegate.domain.identities import seal_plaintext_identities
-from facegate.errors import FacegateError, InvalidInput
+from facegate.errors import FacegateError, InvalidInput, NoticeIncomplete
 from facegate.store.crypto import Keyring, load_keyring
 from facegate.store.db import Store
 
@@ -348,33 +348,62 @@ def notice_show(data_dir: Path = DataDir, db: str = DbUrl, as_json: bool = Json)
     _guard(as_json, go)
 
 
+# The option of `notice publish` that fills each field a notice may lack (CAC-FR-05a).
+_NOTICE_OPTIONS = (
+    ("N6", "--necessity"),
+    ("N9", "--minors-rules-link"),
+    ("N11", "--public-url (or --notice-link)"),
+    ("N13", "--accessibility"),
+)
+
+
 @notice_app.command("publish")
 def notice_publish(
     necessity: str = typer.Option("", help="Why face recognition is necessary here (N6)."),
     processors: str = typer.Option("", help="Vendors or entrusted processors, or 'none' (N3)."),
     accessibility: str = typer.Option("", help="The accessible version offered (N13)."),
     minors_rules_link: str = typer.Option("", help="Where the minors' rules are (N9)."),
-    notice_link: str = typer.Option("", help="URL the signage QR code opens (N11)."),
+    notice_link: str = typer.Option(
+        "", help="URL the signage QR code opens (N11); default: PUBLIC_URL/notice."
+    ),
+    public_url: str = typer.Option(
+        "",
+        "--public-url",
+        help="The HTTPS address residents' phones reach this server at (signs, invitations).",
+    ),
     data_dir: Path = DataDir,
     db: str = DbUrl,
     as_json: bool = Json,
 ) -> None:
-    """Regenerate the notice from the configuration; a changed purpose, method, data,
-    retention or scope asks everyone to consent again."""
+    """Publish the notice; the facts given are kept (the console shows and publishes the same).
+
+    A changed purpose, method, data, retention or scope asks everyone to consent again."""
 
     def go() -> None:
+        from facegate.compliance.live import publish_notice_with
+
         settings = _settings(data_dir, db)
         with _session(settings) as s:
-            n = domain.publish_site_notice(
-                s,
-                settings,
-                actor=_actor(),
-                necessity=necessity,
-                processors=processors,
-                accessibility=accessibility,
-                minors_rules_link=minors_rules_link,
-                notice_link=notice_link,
-            )
+            try:
+                n = publish_notice_with(
+                    s,
+                    settings,
+                    actor=_actor(),
+                    necessity=necessity,
+                    processors=processors,
+                    accessibility=accessibility,
+                    minors_rules_url=minors_rules_link,
+                    notice_url=notice_link,
+                    public_url=public_url,
+                )
+            except NoticeIncomplete as exc:
+                # Which option of this command fills each missing field.
+                wanted = [f"{k} {o}" for k, o in _NOTICE_OPTIONS if k in exc.details["missing"]]
+                raise NoticeIncomplete(
+                    f"{exc.message} Options: {'; '.join(wanted)}.", **exc.details
+                ) from None
+            # The first version asks nobody to renew: nobody has consented yet.
+            renew = n.requires_reconsent and n.version > 1
             _out(
                 as_json,
                 {
@@ -383,7 +412,7 @@ def notice_publish(
                     "requires_reconsent": n.requires_reconsent,
                 },
                 f"notice v{n.version} ({n.sha256[:12]})"
-                + ("; everyone must renew consent" if n.requires_reconsent else ""),
+                + ("; everyone must renew consent" if renew else ""),
             )
 
     _guard(as_json, go)

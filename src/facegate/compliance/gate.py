@@ -73,10 +73,15 @@ def assert_can_activate(
         return
     rule_ids = sorted({f.rule_id for f in found})
     where = site_id if access_point_id is None else f"{site_id}/{access_point_id}"
-    lines = "; ".join(f"{f.rule_id} ({f.object}): {f.message_en}" for f in found[:10])
+    # Each blocker with what fixes it (issue 16 item 1: every refusal names the fix).
+    lines = "; ".join(f"{f.rule_id} ({f.object}): {f.message_en} Fix: {f.fix}" for f in found[:10])
+    lines_zh = "；".join(
+        f"{f.rule_id}（{f.object}）：{f.message_zh} 整改：{f.fix_zh}" for f in found[:10]
+    )
     raise ComplianceBlocked(
         f"Face recognition cannot be switched on at {where} while blocking rules fail: "
         f"{', '.join(rule_ids)}. {lines}",
+        zh=f"以下阻断规则未满足，{where} 不能开启人脸识别：{'、'.join(rule_ids)}。{lines_zh}",
         rules=rule_ids,
         findings=[f.to_dict() for f in found],
     )

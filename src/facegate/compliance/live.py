@@ -26,7 +26,7 @@ import secrets
 from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from facegate import audit
-from facegate.compliance.gate import assert_can_activate
+from facegate.compliance.gate import activation_blockers, assert_can_activate
 from facegate.compliance.inventory import DEFAULT_MAX_BYTES, parse_yaml, read_limited
 from facegate.compliance.model import (
     NOTICE_FIELDS,
@@ -60,7 +60,14 @@ from facegate.compliance.model import (
 )
 from facegate.compliance.purpose import require_allowed_use
 from facegate.config import PERSON_CATEGORIES, Settings
-from facegate.domain.common import PURPOSE_CONFIG, is_under_14, record_change, run, utcnow
+from facegate.domain.common import (
+    PURPOSE_CONFIG,
+    get_site,
+    is_under_14,
+    record_change,
+    run,
+    utcnow,
+)
 from facegate.domain.notice import (
     RECONSENT_TRIGGERS,
     accessibility_words,
@@ -130,6 +137,10 @@ class LiveFacts(StrictModel):
     public_url: str = ""
     minors_rules_url: str = ""
     necessity_statement: str = ""
+    # Set by `facegate notice publish --processors/--accessibility` (free text for N3 / N13);
+    # the console's accessibility boxes replace the note when saved.
+    processors_note: str = ""
+    accessibility_note: str = ""
     face_for_minors: bool = False
     threshold_reached_on: date | None = None
     filing: Filing = Field(default_factory=Filing)
@@ -419,6 +430,7 @@ def deployment_from_store(
     ``verify_audit=False`` skips walking the audit chain (then CAC-FR-14's chain check is not
     made); the CLI report and the activation gate always verify it."""
     facts = facts if facts is not None else load_facts(settings)
+    links = public_links(settings, facts)
     now = now or utcnow()
     org = session.execute(select(m.Organization).order_by(m.Organization.created_at)).scalar()
     db_sites = session.execute(select(m.Site).order_by(m.Site.created_at)).scalars().all()
@@ -515,8 +527,8 @@ def deployment_from_store(
             response_days=settings.rights_response_days,
             complaint_route=facts.complaint_route,
         ),
-        notice_url=facts.notice_url,
-        self_service_url=facts.self_service_url,
+        notice_url=links.notice_url,
+        self_service_url=links.self_service_url,
         minors_rules_url=facts.minors_rules_url,
         necessity_statement=facts.necessity_statement,
     )
@@ -544,7 +556,7 @@ def set_face(
     settings: Settings,
     *,
     actor: str,
-    site_id: str,
+    site_id: str | None,
     access_point_id: str | None = None,
     enabled: bool,
 ) -> list[str]:
@@ -555,17 +567,16 @@ def set_face(
     """
 
     def work() -> list[str]:
-        site = session.get(m.Site, site_id)
-        if site is None:
-            raise NotFound(f"no site {site_id!r}")
-        q = select(m.AccessPoint).where(m.AccessPoint.site_id == site_id)
+        site = get_site(session, site_id)  # none named: the only site
+        sid = site.id
+        q = select(m.AccessPoint).where(m.AccessPoint.site_id == sid)
         if access_point_id is not None:
             q = q.where(m.AccessPoint.id == access_point_id)
         aps = session.execute(q).scalars().all()
         if access_point_id is not None and not aps:
-            raise NotFound(f"no access point {access_point_id!r} at site {site_id!r}")
+            raise NotFound(f"no access point {access_point_id!r} at site {sid!r}")
         if enabled:
-            assert_can_activate(deployment_from_store(session, settings), site_id, access_point_id)
+            assert_can_activate(deployment_from_store(session, settings), sid, access_point_id)
             aps = [ap for ap in aps if "face" in (ap.methods or [])]
             for ap in aps:
                 ap.face_enabled = True
@@ -575,14 +586,14 @@ def set_face(
         else:
             for ap in aps:
                 ap.face_enabled = False
-        record_change(session, site_id, None, "access_point")
+        record_change(session, sid, None, "access_point")
         audit.append(
             session,
             actor=actor,
             operation="face_on" if enabled else "face_off",
             purpose=PURPOSE_CONFIG,
             outcome="ok",
-            details={"site_id": site_id, "access_point_ids": [ap.id for ap in aps]},
+            details={"site_id": sid, "access_point_ids": [ap.id for ap in aps]},
         )
         return [ap.id for ap in aps]
 
@@ -596,15 +607,66 @@ def set_face(
     )
 
 
+# The console page that fixes each activation blocker (issue 16 item 1: what to do next).
+FIX_PAGES = {
+    "CAC-FR-05a": "/console/notice",
+    "CAC-FR-05b": "/console/notice",
+    "CAC-FR-05c": "/console/notice",
+    "CAC-FR-09a": "/console/pia",
+    "CAC-FR-09b": "/console/pia",
+    "CAC-FR-10": "/console/sites",
+    "CAC-FR-13a": "/console/signage",
+    "CAC-FR-13b": "/console/sites",
+}
+
+
+def next_steps(
+    session: Session, settings: Settings, site_ids: frozenset[str] | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """For each site (of ``site_ids``) where face is still off: the blockers that would stop
+    switching it on, each with its fix and the console page for it, in zh-CN and en. Sites
+    whose face is on, or that nothing blocks, are left out."""
+    d = deployment_from_store(session, settings, verify_audit=False)
+    out: dict[str, list[dict[str, str]]] = {}
+    for site in d.sites:
+        if site_ids is not None and site.id not in site_ids:
+            continue
+        if not site.access_points or any(ap.face_enabled for ap in site.access_points):
+            continue
+        seen: set[tuple[str, str]] = set()
+        steps = []
+        for f in activation_blockers(d, site.id):
+            if (f.rule_id, f.object) in seen:
+                continue
+            seen.add((f.rule_id, f.object))
+            steps.append(
+                {
+                    "rule_id": f.rule_id,
+                    "zh-CN": f"{f.message_zh} {f.fix_zh}",
+                    "en": f"{f.message_en} {f.fix}",
+                    "page": FIX_PAGES.get(f.rule_id, "/console/compliance"),
+                }
+            )
+        if steps:
+            out[site.id] = steps
+    return out
+
+
 def register_pia(
     session: Session, settings: Settings, record: PiaRecord, *, actor: str
 ) -> PiaRecord:
     """Register a signed PIA (CAC-FR-09a) in the facts file and the audit chain."""
     if not record.signer.strip():
-        raise InvalidInput("A PIA is registered with the name of the person who signed it.")
+        raise InvalidInput(
+            "A PIA is registered with the name of the person who signed it.",
+            zh="登记影响评估（PIA）时须写明签署人姓名。",
+        )
     facts = load_facts(settings)
     if any(p.version == record.version for p in facts.pia):
-        raise InvalidInput(f"PIA version {record.version} is already registered.")
+        raise InvalidInput(
+            f"PIA version {record.version} is already registered.",
+            zh=f"影响评估（PIA）第 {record.version} 版已经登记过。",
+        )
 
     def work() -> PiaRecord:
         audit.append(
@@ -650,17 +712,44 @@ def _site(session: Session, site_id: str | None) -> m.Site:
     return site
 
 
-def _notice_options(facts: LiveFacts) -> dict[str, Any]:
+# Where printed QR codes lead when no address is stated (issue 16 item 9): the notice page
+# anyone can open (web/selfservice.py: /notice) and the self-service page.
+NOTICE_PAGE = "/notice"
+SELF_SERVICE_PAGE = "/me"
+
+
+class PublicLinks(NamedTuple):
+    public_url: str
+    notice_url: str
+    self_service_url: str
+
+
+def public_links(settings: Settings, facts: LiveFacts | None = None) -> PublicLinks:
+    """The addresses printed on signs and in the notice (N11, CAC-FR-13a): the ones stated,
+    else derived from the public address (``FACEGATE_PUBLIC_URL``, else the one set in the
+    console or with ``--public-url``): ``<public>/notice`` and ``<public>/me``. Empty when
+    neither is known: nothing is guessed, and the loopback address a browser used is never
+    printed."""
+    facts = facts if facts is not None else load_facts(settings)
+    base = (settings.public_url or facts.public_url).strip().rstrip("/")
+    return PublicLinks(
+        public_url=base,
+        notice_url=facts.notice_url or (base + NOTICE_PAGE if base else ""),
+        self_service_url=facts.self_service_url or (base + SELF_SERVICE_PAGE if base else ""),
+    )
+
+
+def _notice_options(facts: LiveFacts, settings: Settings) -> dict[str, Any]:
     """The notice facts ``compliance.yaml`` holds, as ``domain.site_notice_fields`` takes them."""
+    note = facts.accessibility_note
     return {
         "necessity": facts.necessity_statement
         or (facts.pia[-1].necessity_statement if facts.pia else ""),
-        "processors": ", ".join(facts.vendors),
+        "processors": facts.processors_note or ", ".join(facts.vendors),
         "minors_rules_link": facts.minors_rules_url,
-        "notice_link": facts.notice_url,
-        "accessibility": {
-            lang: accessibility_text(facts.accessibility, lang) for lang in ("zh-CN", "en")
-        },
+        "notice_link": public_links(settings, facts).notice_url,
+        "accessibility": note
+        or {lang: accessibility_text(facts.accessibility, lang) for lang in ("zh-CN", "en")},
     }
 
 
@@ -668,7 +757,9 @@ def notice_fields_from_config(
     session: Session, settings: Settings, site: m.Site
 ) -> dict[str, dict[str, str]]:
     """The notice fields N1-N13 the database and ``compliance.yaml`` describe now."""
-    return site_notice_fields(session, settings, site, **_notice_options(load_facts(settings)))
+    return site_notice_fields(
+        session, settings, site, **_notice_options(load_facts(settings), settings)
+    )
 
 
 def publish_notice_from_config(
@@ -677,7 +768,7 @@ def publish_notice_from_config(
     """Publish the site's notice from the database and ``compliance.yaml`` (a new version only
     when a field changed; a re-consent-trigger change asks everyone to consent again)."""
     # The one notice-publishing path; the preview builds its fields with the same function.
-    options = _notice_options(load_facts(settings))
+    options = _notice_options(load_facts(settings), settings)
     return publish_site_notice(session, settings, actor=actor, site_id=site_id, **options)
 
 
@@ -717,6 +808,20 @@ def preview_notice(
     )
 
 
+def _checked_public_url(public_url: str | None) -> str | None:
+    """``public_url`` without a trailing slash (None: unchanged); refused unless a web address."""
+    if public_url is None:
+        return None
+    public = public_url.strip().rstrip("/")
+    if public and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public):
+        raise InvalidInput(
+            f"The public address {public!r} is not a web address; write it like "
+            "https://gate.example.cn (issue 16 item 9).",
+            zh=f"公网地址 {public!r} 不是网址，请写成 https://gate.example.cn 这样的形式。",
+        )
+    return public
+
+
 def update_operator_facts(
     session: Session,
     settings: Settings,
@@ -725,31 +830,33 @@ def update_operator_facts(
     name: str,
     address: str,
     contact: str,
-    pipo_contact: str = "",
-    necessity_statement: str = "",
-    notice_url: str = "",
-    self_service_url: str = "",
-    minors_rules_url: str = "",
+    pipo_contact: str | None = "",
+    necessity_statement: str | None = "",
+    notice_url: str | None = "",
+    self_service_url: str | None = "",
+    minors_rules_url: str | None = "",
     accessibility: Accessibility | None = None,
     public_url: str | None = None,
 ) -> None:
     """Set the operator facts the notice needs (N1, N6, N9, N11, N13); publishing is separate.
 
-    The organisation row holds who processes the data; ``compliance.yaml`` the rest."""
+    The organisation row holds who processes the data; ``compliance.yaml`` the rest. An
+    optional fact given as None is left as it is (the CLI's omitted options); the console's
+    form gives every fact, an empty one clears it. Empty notice and self-service addresses
+    are derived from the public address (``public_links``)."""
     values = {"name": name, "address": address, "contact": contact}
     missing = [k for k, v in values.items() if not v.strip()]
     if missing:
+        words_zh = {"name": "处理者名称", "address": "地址", "contact": "联系方式"}
         raise InvalidInput(
             "The notice names who processes the data (CAC-FR-05a, N1): fill in "
             + ", ".join(missing)
-            + "."
+            + ".",
+            zh="告知书须写明处理者（CAC-FR-05a，第 1 项）：请填写"
+            + "、".join(words_zh[k] for k in missing)
+            + "。",
         )
-    public = (public_url or "").strip().rstrip("/")
-    if public and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public):
-        raise InvalidInput(
-            f"The public address {public!r} is not a web address; write it like "
-            "https://gate.example.cn (issue 16 item 9)."
-        )
+    public = _checked_public_url(public_url)
     facts = load_facts(settings)
 
     def work() -> None:
@@ -758,15 +865,21 @@ def update_operator_facts(
         if org is None:
             raise NotFound("no organisation yet; run `facegate init` first")
         org.name, org.address, org.contact = name.strip(), address.strip(), contact.strip()
-        org.pipo_contact = pipo_contact.strip()
-        facts.necessity_statement = necessity_statement.strip()
-        facts.notice_url = notice_url.strip()
-        facts.self_service_url = self_service_url.strip()
-        facts.minors_rules_url = minors_rules_url.strip()
-        if public_url is not None:
+        if pipo_contact is not None:
+            org.pipo_contact = pipo_contact.strip()
+        if necessity_statement is not None:
+            facts.necessity_statement = necessity_statement.strip()
+        if notice_url is not None:
+            facts.notice_url = notice_url.strip()
+        if self_service_url is not None:
+            facts.self_service_url = self_service_url.strip()
+        if minors_rules_url is not None:
+            facts.minors_rules_url = minors_rules_url.strip()
+        if public is not None:
             facts.public_url = public
         if accessibility is not None:
             facts.accessibility = accessibility
+            facts.accessibility_note = ""  # the boxes ticked replace a note written earlier
         audit.append(
             session,
             actor=actor,
@@ -787,6 +900,56 @@ def update_operator_facts(
     )
 
 
+def publish_notice_with(
+    session: Session,
+    settings: Settings,
+    *,
+    actor: str,
+    necessity: str = "",
+    processors: str = "",
+    accessibility: str = "",
+    minors_rules_url: str = "",
+    notice_url: str = "",
+    public_url: str = "",
+    site_id: str | None = None,
+) -> m.NoticeVersion:
+    """``facegate notice publish``: keep the notice facts given (an empty one stays as it was)
+    in ``compliance.yaml``, then publish from them as the console does, so the CLI and the
+    console publish the same notice and neither drops what the other set (CAC-FR-05a)."""
+    given = {
+        "necessity_statement": necessity.strip(),
+        "processors_note": processors.strip(),
+        "accessibility_note": accessibility.strip(),
+        "minors_rules_url": minors_rules_url.strip(),
+        "notice_url": notice_url.strip(),
+        "public_url": _checked_public_url(public_url) or "",
+    }
+    changes = {k: v for k, v in given.items() if v}
+    if changes:
+        facts = load_facts(settings)
+
+        def work() -> None:
+            audit.append(
+                session,
+                actor=actor,
+                operation="notice_facts_update",
+                purpose=PURPOSE_CONFIG,
+                outcome="ok",
+                details={"facts": sorted(changes)},
+            )
+            save_facts(settings, facts.model_copy(update=changes))
+
+        run(
+            session,
+            work,
+            actor=actor,
+            operation="notice_facts_update",
+            subject=None,
+            purpose=PURPOSE_CONFIG,
+        )
+    return publish_notice_from_config(session, settings, actor=actor, site_id=site_id)
+
+
 def place_signage(
     session: Session,
     settings: Settings,
@@ -799,19 +962,33 @@ def place_signage(
 ) -> Signage:
     """Record that the sign for the current notice was put up at an access point (CAC-FR-13a)."""
     if not location_note.strip():
-        raise InvalidInput("Say where the sign was put up (e.g. 'left of the gate, eye level').")
+        raise InvalidInput(
+            "Say where the sign was put up (e.g. 'left of the gate, eye level').",
+            zh="请写明标识张贴的位置（例如“大门左侧，与视线齐平”）。",
+        )
     ap = session.get(m.AccessPoint, access_point_id)
     if ap is None:
-        raise NotFound(f"no access point {access_point_id!r}")
+        raise NotFound(
+            f"no access point {access_point_id!r}", zh=f"没有出入口 {access_point_id!r}。"
+        )
     if "face" not in (ap.methods or []):
-        raise InvalidInput(f"Access point {ap.name!r} does not accept face; it needs no sign.")
+        raise InvalidInput(
+            f"Access point {ap.name!r} does not accept face; it needs no sign.",
+            zh=f"出入口“{ap.name}”不使用刷脸，不需要标识。",
+        )
     cur = current_notice(session, ap.site_id)
     if cur is None:
-        raise NotFound("no notice published yet; publish the notice first")
+        raise NotFound(
+            "no notice published yet; publish the notice first",
+            zh="告知书尚未发布，请先发布告知书。",
+        )
     now = now or utcnow()
     placed = datetime.combine(placed_on, datetime.min.time(), tzinfo=now.tzinfo)
     if placed_on > now.date():
-        raise InvalidInput("A sign is recorded once it is up: the date cannot be in the future.")
+        raise InvalidInput(
+            "A sign is recorded once it is up: the date cannot be in the future.",
+            zh="标识张贴后才能登记：日期不能晚于今天。",
+        )
     sign = Signage(
         notice_version=str(cur.version),
         generated_at=now,

@@ -68,16 +68,25 @@ def _check_new_account(session: Session, username: str, password: str, role: str
     if role not in OPERATOR_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(OPERATOR_ROLES)}")
     if not (3 <= len(username) <= 64) or not username.replace("_", "").replace(".", "").isalnum():
-        raise InvalidInput("a user name is 3 to 64 letters, digits, '.' or '_'")
+        raise InvalidInput(
+            "a user name is 3 to 64 letters, digits, '.' or '_'",
+            zh="用户名须为 3 到 64 个字母、数字、“.”或“_”。",
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInput(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+            zh=f"密码至少 {MIN_PASSWORD_LENGTH} 个字符。",
+        )
     if password.lower() in {username.lower(), "password", "admin12345", "1234567890"}:
-        raise InvalidInput("this password is too easy to guess; choose another")
+        raise InvalidInput(
+            "this password is too easy to guess; choose another",
+            zh="这个密码太容易被猜到，请换一个。",
+        )
     taken = session.execute(
         select(OperatorAccount.id).where(OperatorAccount.username == username)
     ).first()
     if taken:
-        raise Conflict("this user name is taken")
+        raise Conflict("this user name is taken", zh="这个用户名已被使用。")
 
 
 def _site_ids_for(session: Session, role: str, site_ids: Iterable[str] | None) -> list[str]:
@@ -88,7 +97,9 @@ def _site_ids_for(session: Session, role: str, site_ids: Iterable[str] | None) -
     if not wanted:
         all_sites = list(session.execute(select(Site.id).limit(2)).scalars())
         if len(all_sites) != 1:
-            raise InvalidInput("choose the site or sites this account works for")
+            raise InvalidInput(
+                "choose the site or sites this account works for", zh="请选择这个账号负责的场所。"
+            )
         return all_sites
     known = set(session.execute(select(Site.id).where(Site.id.in_(wanted))).scalars())
     missing = [s for s in wanted if s not in known]

@@ -107,7 +107,10 @@ def record_consent(
         if guardian_id is not None:
             guardian = get_person(session, guardian_id)
             if guardian.id == person.id or is_under_14(guardian):
-                raise InvalidInput("the guardian must be another person aged 14 or over")
+                raise InvalidInput(
+                    "the guardian must be another person aged 14 or over",
+                    zh="监护人须为年满 14 周岁的另一人。",
+                )
             link = session.execute(
                 select(GuardianLink).where(
                     GuardianLink.minor_id == person.id,

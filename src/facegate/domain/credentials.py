@@ -245,11 +245,20 @@ def issue_visitor_pass(
     """A resident, tenant or staff member invites a visitor with a time-boxed QR pass."""
     host = get_person(session, host_id)
     if host.status != "active" or host.category not in VISITOR_HOSTS:
-        raise Forbidden("only an active resident, tenant or staff member can invite a visitor")
+        raise Forbidden(
+            "only an active resident, tenant or staff member can invite a visitor",
+            zh="只有在住的业主、租户或员工可以邀请访客。",
+        )
     if not 1 <= hours <= VISITOR_PASS_MAX_HOURS:
-        raise InvalidInput(f"a visitor pass lasts 1 to {VISITOR_PASS_MAX_HOURS} hours")
+        raise InvalidInput(
+            f"a visitor pass lasts 1 to {VISITOR_PASS_MAX_HOURS} hours",
+            zh=f"访客通行码的有效时长为 1 到 {VISITOR_PASS_MAX_HOURS} 小时。",
+        )
     if not 1 <= max_uses <= VISITOR_PASS_MAX_USES:
-        raise InvalidInput(f"a visitor pass opens 1 to {VISITOR_PASS_MAX_USES} times")
+        raise InvalidInput(
+            f"a visitor pass opens 1 to {VISITOR_PASS_MAX_USES} times",
+            zh=f"访客通行码可通行 1 到 {VISITOR_PASS_MAX_USES} 次。",
+        )
     now = utcnow()
     return issue_qr_pass(
         session,
@@ -332,7 +341,7 @@ def issue_pin(
     def work() -> IssuedCredential:
         person = get_person(session, person_id)
         if not (pin.isdigit() and 4 <= len(pin) <= 12):
-            raise InvalidInput("a PIN is 4 to 12 digits")
+            raise InvalidInput("a PIN is 4 to 12 digits", zh="密码须为 4 到 12 位数字。")
         cred = _new_credential(
             session,
             site_id=person.site_id,
@@ -453,7 +462,7 @@ def _new_api_key(
             "access point of the site (--all-access-points)"
         )
     if expires_at is not None and expires_at <= utcnow():
-        raise InvalidInput("the expiry must be in the future")
+        raise InvalidInput("the expiry must be in the future", zh="到期时间须晚于现在。")
     sid = _access_points_site(session, aps, site_id) if aps else get_site(session, site_id).id
     n = session.scalar(
         select(func.count())

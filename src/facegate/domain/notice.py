@@ -91,6 +91,12 @@ def missing_notice_fields(fields: Mapping[str, Any]) -> dict[str, list[str]]:
     return out
 
 
+def _lower_first(label: str) -> str:
+    """A part label inside a sentence: "Why it is needed" -> "why it is needed"; an acronym
+    stays as it is ("QR code address", never "qR code address")."""
+    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
+
+
 def describe_missing(missing: Mapping[str, list[str]]) -> tuple[str, str]:
     """The missing fields as a sentence in zh-CN and in en, with the notice's own titles and
     part labels (``NOTICE_TITLES``, ``PART_LABELS``)."""
@@ -101,7 +107,7 @@ def describe_missing(missing: Mapping[str, list[str]]) -> tuple[str, str]:
         zh.append(f"{key} {title_zh}" + (f"（{'、'.join(w[0] for w in words)}）" if words else ""))
         en.append(
             f"{key} {title_en}"
-            + (f" ({', '.join(w[1][:1].lower() + w[1][1:] for w in words)})" if words else "")
+            + (f" ({', '.join(_lower_first(w[1]) for w in words)})" if words else "")
         )
     return "；".join(zh), "; ".join(en)
 

@@ -235,10 +235,11 @@ def _rename_site_in_tx(session: Session, site: Site, name: str, *, actor: str) -
     name = name.strip()
     if not name:
         raise InvalidInput(
-            "A site needs a name: the notice states the purpose with it (CAC-FR-05a)."
+            "A site needs a name: the notice states the purpose with it (CAC-FR-05a).",
+            zh="场所需要名称：告知书用它说明处理目的（CAC-FR-05a）。",
         )
     if len(name) > 200:
-        raise InvalidInput("A site name is at most 200 characters.")
+        raise InvalidInput("A site name is at most 200 characters.", zh="场所名称最多 200 个字符。")
     old = site.name
     site.name = name
     audit.append(
@@ -304,7 +305,8 @@ def add_access_point(
         if "face" in methods and not any(m in NON_BIOMETRIC_METHODS for m in methods):
             raise InvalidInput(
                 "an access point that accepts face must also accept a card, PIN, QR pass or "
-                "staffed check (CAC-FR-10)"
+                "staffed check (CAC-FR-10)",
+                zh="使用刷脸的出入口必须同时接受门卡、密码、二维码或人工核验（CAC-FR-10）。",
             )
         policy = check_policy(liveness or default_policy(kind), methods)
         n = session.scalar(
@@ -451,9 +453,9 @@ def link_guardian(
         minor = get_person(session, minor_id, lock=True)
         guardian = get_person(session, guardian_id)
         if minor.id == guardian.id:
-            raise InvalidInput("a person cannot be their own guardian")
+            raise InvalidInput("a person cannot be their own guardian", zh="监护人不能是本人。")
         if is_under_14(guardian):
-            raise InvalidInput("a guardian must not be under 14")
+            raise InvalidInput("a guardian must not be under 14", zh="监护人不能未满 14 周岁。")
         link = session.execute(
             select(GuardianLink).where(
                 GuardianLink.minor_id == minor.id, GuardianLink.guardian_id == guardian.id

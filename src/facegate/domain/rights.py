@@ -60,7 +60,7 @@ def _request(
         if req is None or req.person_id != person_id:
             raise NotFound(f"no rights request {request_id!r} for this person")
         if req.status != "open":
-            raise Conflict("this rights request is already closed")
+            raise Conflict("this rights request is already closed", zh="这个请求已经办结。")
         return req
     now = utcnow()
     req = RightsRequest(
@@ -133,12 +133,14 @@ def reject_rights_request(
 
     def work() -> RightsRequest:
         if not reason.strip():
-            raise InvalidInput("a rejection needs a reason (PIPL-50)")
+            raise InvalidInput(
+                "a rejection needs a reason (PIPL-50)", zh="拒绝请求须说明理由（PIPL-50）。"
+            )
         req = session.get(RightsRequest, request_id)
         if req is None:
             raise NotFound(f"no rights request {request_id!r}")
         if req.status != "open":
-            raise Conflict("this rights request is already closed")
+            raise Conflict("this rights request is already closed", zh="这个请求已经办结。")
         req.status, req.rejection_reason = "rejected", reason
         req.handled_by, req.closed_at = actor, utcnow()
         audit.append(
@@ -298,7 +300,10 @@ def correct(
             if category not in CATEGORIES:
                 raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
             if category == "visitor":
-                raise InvalidInput("a registered person cannot become a visitor; erase instead")
+                raise InvalidInput(
+                    "a registered person cannot become a visitor; erase instead",
+                    zh="已登记的人员不能改为访客；请改为删除。",
+                )
             person.category = category
             changed.append("category")
         if birth_date is not _UNSET and birth_date != person.birth_date:
@@ -314,7 +319,10 @@ def correct(
             changed.append("relationship_ends_at")
         changed += set_identity(session, keyring, person, name=name, contact=contact, unit=unit)
         if not changed:
-            raise InvalidInput("nothing to correct: give at least one new value")
+            raise InvalidInput(
+                "nothing to correct: give at least one new value",
+                zh="没有需要更正的内容：请至少填写一项新值。",
+            )
         _close(req, actor, "corrected: " + ", ".join(changed))
         session.flush()
         # A corrected birth date can change who may be matched (CAC-FR-07): tell the gates.

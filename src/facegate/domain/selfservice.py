@@ -64,9 +64,14 @@ def create_invitation(
                 )
             ).first()
             if not linked:
-                raise InvalidInput("link the guardian to the child first")
+                raise InvalidInput(
+                    "link the guardian to the child first", zh="请先把监护人与儿童关联。"
+                )
         elif guardian_id is not None:
-            raise InvalidInput("only a child under 14 is invited through a guardian")
+            raise InvalidInput(
+                "only a child under 14 is invited through a guardian",
+                zh="只有不满 14 周岁的儿童才通过监护人邀请。",
+            )
         token = secrets.token_urlsafe(24)
         now = utcnow()
         inv = Invitation(

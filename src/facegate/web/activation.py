@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from facegate.compliance.model import Accessibility, PiaRecord
 from facegate.errors import FacegateError, InvalidInput
-from facegate.web.common import public_base, redirect, refusal_words, translator
+from facegate.web.common import redirect, refusal_words, translator
 from facegate.web.console import ANY_ROLE, Ctx
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +39,7 @@ def _text(form: Any, name: str) -> str:
 def _notice_page(c: Ctx, *, status: int = 200, **extra: Any) -> Response:
     from sqlalchemy import select
 
-    from facegate.compliance.live import load_facts, preview_notice
+    from facegate.compliance.live import load_facts, preview_notice, public_links
     from facegate.domain.notice import current_notice
     from facegate.store import models as m
 
@@ -55,7 +55,7 @@ def _notice_page(c: Ctx, *, status: int = 200, **extra: Any) -> Response:
             "pipo_contact": org.pipo_contact if org else "",
         }
     facts = load_facts(c.rt.settings)
-    base = public_base(c.request)
+    links = public_links(c.rt.settings, facts)
     return c.page(
         "notice_setup.html",
         {
@@ -63,7 +63,10 @@ def _notice_page(c: Ctx, *, status: int = 200, **extra: Any) -> Response:
             "facts": facts,
             "preview": preview,
             "current": {"version": cur.version, "at": cur.effective_at} if cur else None,
-            "suggest_self_service": f"{base}/me",
+            # Empty addresses are derived from the public address (never this browser's
+            # loopback address): the placeholders show what will be printed.
+            "suggest_notice": links.notice_url or "https://gate.example.cn/notice",
+            "suggest_self_service": links.self_service_url or "https://gate.example.cn/me",
             "flash": c.request.query_params.get("done"),
             **extra,
         },

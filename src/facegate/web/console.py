@@ -245,11 +245,22 @@ async def setup_submit(request: Request) -> Response:
     try:
         with rt.store.session() as s:
             # Issue 13 item 6: the one-time code printed on the machine, not "first come".
-            create_first_admin(
+            account = create_first_admin(
                 s,
                 username=username,
                 password=str(form.get("password", "")),
                 setup_code=str(form.get("setup_code", ""))[:40],
+            )
+            # Whoever just proved the code and chose the password is signed in (issue 16,
+            # measured path: no second form asking for what was typed a moment ago).
+            device = remember_device(
+                s, rt.settings, operator_id=account.id, token=request.cookies.get(DEVICE_COOKIE)
+            )
+            opened = open_session(
+                s,
+                kind="operator",
+                subject_id=account.id,
+                lifetime=timedelta(hours=rt.settings.web_session_hours),
             )
     except FacegateError as exc:
         token = pre_csrf(request)
@@ -265,7 +276,10 @@ async def setup_submit(request: Request) -> Response:
             ctx["error"] = refusal_words(translator(request), exc)
         resp = render(request, "setup.html", ctx, status=exc.http_status, csrf=token)
         return with_pre_csrf(request, resp, token)
-    return redirect("/console/login")
+    resp = redirect("/console")
+    set_cookie(request, resp, OPERATOR_COOKIE, opened.token, rt.settings.web_session_hours * 3600)
+    set_cookie(request, resp, DEVICE_COOKIE, device, rt.settings.web_known_device_days * 86400)
+    return resp
 
 
 @router.get("/console/login", response_class=HTMLResponse)
@@ -342,9 +356,15 @@ def root() -> Response:
 @router.get("/console", response_class=HTMLResponse)
 def home(request: Request) -> Response:
     c = Ctx(request, ANY_ROLE)
+    from facegate.compliance.live import next_steps
+
     with c.rt.store.session() as s:
         overview = c.overview(s)
-    return c.page("home.html", {"ov": overview})
+        try:
+            steps = next_steps(s, c.rt.settings, c.sites)
+        except FacegateError:  # e.g. an unreadable facts file: the compliance page says why
+            steps = {}
+    return c.page("home.html", {"ov": overview, "steps": steps})
 
 
 @router.get("/console/sites", response_class=HTMLResponse)

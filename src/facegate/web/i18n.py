@@ -392,6 +392,26 @@ _T: dict[str, tuple[str, str]] = {
         "You can withdraw at any time on this page; your face data is erased at once.",
     ),
     "full_notice": ("完整告知书", "The full notice"),
+    "next_steps": (
+        "开启人脸识别前还须完成：",
+        "Before face recognition can be switched on:",
+    ),
+    "next_add_entrance": (
+        "下一步：添加出入口，并选择它接受的通行方式。",
+        "Next: add an entrance and the ways in it accepts.",
+    ),
+    "next_go": ("去处理", "Go there"),
+    "public_notice_title": ("人脸信息处理规则", "Facial recognition processing rules"),
+    "public_notice_how": (
+        "刷脸完全自愿。想使用刷脸，请向前台或物业索取您的邀请链接；不使用也可以凭门卡、密码或"
+        "二维码照常进出。",
+        "Face access is voluntary. To use it, ask the front desk or property office for your "
+        "invitation link; without it you come and go by card, PIN or QR pass as before.",
+    ),
+    "public_notice_none": (
+        "告知书尚未发布：本场所尚未使用人脸识别。",
+        "No notice is published yet: face recognition is not in use here.",
+    ),
     "choice_title": ("您想用刷脸开门吗？", "Would you like to use face access?"),
     "choice_hint": (
         "两种方式都可以正常进出。选择不刷脸不会影响您的任何权益，我们也不会再次询问。",

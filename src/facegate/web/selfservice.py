@@ -115,6 +115,32 @@ async def invitation_open(request: Request, token: str) -> Response:
     return resp
 
 
+@router.get("/notice", response_class=HTMLResponse)
+def public_notice(request: Request) -> Response:
+    """The published notice, for anyone: where the sign's QR code leads (CAC-FR-13a, N11). A
+    passer-by has no invitation, so this page needs none; it shows the rules and nothing about
+    any person. ``?site=`` picks a site; by default the first."""
+    from sqlalchemy import select
+
+    from facegate.domain.notice import current_notice
+    from facegate.store.models import Site
+
+    rt = runtime(request)
+    wanted = request.query_params.get("site")
+    with rt.store.session() as s:
+        stmt = select(Site).order_by(Site.created_at)
+        if wanted:
+            stmt = stmt.where(Site.id == wanted[:40])
+        site = s.execute(stmt.limit(1)).scalar()
+        notice = current_notice(s, site.id) if site is not None else None
+        view = (
+            {"version": notice.version, "fields": notice.fields, "site": site.name}
+            if notice is not None and site is not None
+            else None
+        )
+    return render(request, "public_notice.html", {"notice": view}, status=200 if view else 404)
+
+
 @router.get("/me", response_class=HTMLResponse)
 def me_home(request: Request) -> Response:
     me = Me(request)
