@@ -5,8 +5,10 @@ decide, withdraw.
 Everything goes through the real ``facegate`` command (subprocesses on a fresh SQLite data
 directory) and real HTTP against a real ``facegate serve``: the console's forms with their
 CSRF tokens, the resident's self-service pages, the gate's decide API with a gate key. The
-face is a live sequence of ``pad_replayattack`` (a still photo is refused by liveness): one
-frame of one take enrolls, three frames of another take are the gate's burst. Each step
+face is a live sequence of ``pad_replayattack`` (a still photo is refused by liveness): the
+resident's camera enrollment is a prompted challenge a recorded take cannot answer (refused),
+so the front desk uploads one frame of that take; three frames of another take are the gate's
+burst. Each step
 asserts it worked; the steps are written to ``artifacts/operator_path.json`` (the path
 measured in docs/notes/2026-12-03/oppath.md).
 """
@@ -264,13 +266,32 @@ def test_the_readme_operator_path_end_to_end(world):
     assert str(r.url).endswith("/me/enroll")
     csrf = re.search(r'data-csrf="([^"]+)"', r.text).group(1)
     frames = [jpeg(f) for f in live_camera_frames(world["shared"], LIVE + "controlled_1")]
-    enrolled = phone.post(
+    # Camera enrollment is an active challenge (issue 14 item 3): the page asks for a random
+    # prompt and sends three frames taken while the person follows it. A recorded take of
+    # someone standing still cannot answer a prompt, so it is refused in plain words ...
+    asked = phone.post("/me/challenge", headers={"X-CSRF-Token": csrf})
+    steps.add("http", "prompt (the page asks for it)")
+    assert asked.status_code == 200, asked.text
+    files = [("frame", (f"f{i}.jpg", frames[i], "image/jpeg")) for i in (0, 2, 4)]
+    tried = phone.post(
         "/me/enroll",
-        content=frames[2],
-        headers={"Content-Type": "image/jpeg", "X-CSRF-Token": csrf},
+        files=files,
+        data={"challenge": asked.json()["challenge"]},
+        headers={"X-CSRF-Token": csrf},
     )
-    steps.add("form", "take and confirm the photo")
-    assert enrolled.status_code == 200 and enrolled.json()["ok"] is True, enrolled.text
+    steps.add("form", "follow the prompt (a recorded take: refused)")
+    assert (tried.status_code, tried.json()["reason"]) == (422, "liveness_failed"), tried.text
+    # ... and the front desk enrolls the resident from a photo (marked document_photo).
+    person = console.get(f"/console/people/{pid}")
+    steps.add("page", f"/console/people/{pid}")
+    action = f"/console/people/{pid}/enroll"
+    enrolled = console.post(
+        action,
+        data={"csrf": form_csrf(person.text, action)},
+        files={"photo": ("photo.jpg", frames[2], "image/jpeg")},
+    )
+    steps.add("form", "upload the resident's photo")
+    assert enrolled.status_code == 200, enrolled.text[-2000:]
 
     # --- the gate: a key bound to the north gate, a burst of another live take.
     key = cli(
