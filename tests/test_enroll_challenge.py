@@ -300,11 +300,12 @@ def test_nonce_is_single_use_time_limited_and_scoped(env, monkeypatch):
     r = page.send(page.frames(theirs["prompt"]), theirs["challenge"])
     assert r.json()["reason"] == "challenge_expired"
     # ... nor a kiosk's (scope: its access point).
-    kiosk = challenge.BOOK.issue(env["setup"].ap_main)
+    book = env["app"].state.runtime.challenges  # in the database: any process can check it
+    kiosk = book.issue(env["setup"].ap_main)
     r = page.send(page.frames(kiosk.prompt), kiosk.nonce)
     assert r.json()["reason"] == "challenge_expired"
     # Late: past the time limit.
-    monkeypatch.setattr(challenge.BOOK, "ttl_s", 0.0)
+    monkeypatch.setattr(book, "ttl_s", 0.0)
     late = page.prompt()
     r = page.send(page.frames(late["prompt"]), late["challenge"])
     assert r.json()["reason"] == "challenge_expired"
@@ -349,8 +350,9 @@ def test_prompted_move_of_a_printed_face_is_refused_and_nothing_is_stored(env):
     assert (r.status_code, r.json()["reason"]) == (422, "liveness_failed")
     assert env["pipe"].liveness_calls == calls + 1
     after = _counts(env["settings"])
-    grew = {t for t in after if after[t] != before.get(t, 0)}
+    grew = {t for t in after if after[t] > before.get(t, 0)}
     assert grew <= {"audit_entries"}, grew
+    assert after["liveness_challenges"] == before["liveness_challenges"] - 1  # spent, once
     assert after["templates"] == before["templates"]
     assert after.get("person_keys") == before.get("person_keys")
     assert _templates(env, pid) == []

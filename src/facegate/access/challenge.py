@@ -11,18 +11,22 @@ so a head turn of ~20 degrees moves it sideways by ~0.2 inter-eye distances (``Y
 A nod moves the nose tip up and down between the eyes and the mouth: its position along that
 segment must change by ``PITCH_STEP`` (0.15 of the eye-mouth distance, ~15 degrees).
 
-Issued challenges are held in this process's memory (``ChallengeBook``): a nonce is used once
-and expires; in a multi-process server the client must answer the process that issued it
-(a kiosk keeps one connection), else the challenge is simply refused and re-issued.
+Issued challenges are kept in the database (``StoreChallengeBook``, the server's book): a
+prompt issued by one server process may be answered to another behind the same address; a
+nonce is used once and expires. ``ChallengeBook`` is the same contract in memory, for callers
+without a database (tests, tools).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +104,80 @@ class ChallengeBook:
         return c, "ok"
 
 
+# A kiosk or a person enrolling needs one prompt at a time: a page asking for prompts in a
+# loop only replaces its own oldest ones, never another scope's.
+MAX_OPEN_PER_SCOPE = 5
+
+
+def _nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+class StoreChallengeBook:
+    """The challenge book kept in the database: the prompt may be issued by one server process
+    and answered to another behind the same address (several ``facegate serve`` on one
+    PostgreSQL). Same contract as ``ChallengeBook``: single use (the row is deleted when
+    taken, and only the taker that deleted it gets the challenge), time-limited, scoped. The
+    nonce is stored as its SHA-256 only. A database that does not answer refuses the challenge
+    (fail closed: the face is not matched; a credential still decides)."""
+
+    def __init__(self, store: Any, ttl_s: float = 30.0, max_open: int = 10_000) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.max_open = max_open
+
+    def issue(self, scope: str) -> Challenge:
+        from sqlalchemy import delete, func, select
+
+        from facegate.store.models import LivenessChallenge as Row
+        from facegate.store.models import utcnow
+
+        nonce, prompt = secrets.token_urlsafe(18), secrets.choice(PROMPTS)
+        now = utcnow()
+        with self.store.session() as s, s.begin():
+            s.execute(delete(Row).where(Row.expires_at <= now))
+            mine = s.scalars(
+                select(Row.nonce_hash).where(Row.scope == scope).order_by(Row.issued_at.desc())
+            ).all()
+            if len(mine) >= MAX_OPEN_PER_SCOPE:
+                s.execute(delete(Row).where(Row.nonce_hash.in_(mine[MAX_OPEN_PER_SCOPE - 1 :])))
+            if (s.scalar(select(func.count()).select_from(Row)) or 0) >= self.max_open:
+                oldest = s.scalars(select(Row.nonce_hash).order_by(Row.issued_at).limit(100))
+                s.execute(delete(Row).where(Row.nonce_hash.in_(list(oldest))))
+            s.add(
+                Row(
+                    nonce_hash=_nonce_hash(nonce),
+                    scope=scope,
+                    prompt=prompt,
+                    issued_at=now,
+                    expires_at=now + timedelta(seconds=self.ttl_s),
+                )
+            )
+        return Challenge(nonce, prompt, time.monotonic() + self.ttl_s, scope)
+
+    def take(self, nonce: str | None, scope: str) -> tuple[Challenge | None, str]:
+        """The challenge for this nonce, deleted (single use): (c, "ok") or (None, why)."""
+        from sqlalchemy import delete
+
+        from facegate.store.models import LivenessChallenge as Row
+        from facegate.store.models import utcnow
+
+        if not nonce:
+            return None, "not_done"
+        key = _nonce_hash(nonce)
+        with self.store.session() as s, s.begin():
+            row = s.get(Row, key)
+            if row is None:
+                return None, "expired"
+            found = (row.scope, row.prompt, row.expires_at)
+            # Only the one request whose delete removed the row may use it.
+            taken = s.execute(delete(Row).where(Row.nonce_hash == key)).rowcount == 1
+        row_scope, prompt, expires_at = found
+        if not taken or row_scope != scope or expires_at <= utcnow():
+            return None, "expired"
+        return Challenge(nonce, prompt, time.monotonic(), scope), "ok"
+
+
 def head_pose(landmarks: np.ndarray) -> tuple[float, float]:
     """(yaw, pitch) proxies from 5 landmarks (right eye, left eye, nose, mouth right, left).
 
@@ -150,7 +228,7 @@ BOOK = ChallengeBook()  # this process's open challenges
 
 
 def verify(
-    book: ChallengeBook, nonce: str | None, scope: str, faces: Sequence[object]
+    book: ChallengeBook | StoreChallengeBook, nonce: str | None, scope: str, faces: Sequence[object]
 ) -> tuple[bool, str]:
     """(passed, reason) for a challenge answer: reason ok | expired | not_done."""
     c, why = book.take(nonce, scope)

@@ -160,7 +160,7 @@ async def decide_route(
             inp.frames.clear()
         if inp.frames:
             mode = await run_in_threadpool(_liveness_mode, rt, access_point_id, cred)
-            answer = functools.partial(_answer, inp.challenge, access_point_id)
+            answer = functools.partial(_answer, rt.challenges, inp.challenge, access_point_id)
             try:
                 probes = await rt.pool.run(analyze_frames, rt, inp.frames, mode, answer)
             except Busy:
@@ -214,8 +214,8 @@ def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
     return gate.face_use_allowed(facts, access_point_id, cred)
 
 
-def _answer(nonce: str | None, access_point_id: str, faces) -> bool:
-    return challenge.verify(challenge.BOOK, nonce, access_point_id, faces)[0]
+def _answer(book, nonce: str | None, access_point_id: str, faces) -> bool:
+    return challenge.verify(book, nonce, access_point_id, faces)[0]
 
 
 def _liveness_mode(rt, access_point_id: str, cred: gate.CredentialInput) -> str:
@@ -412,9 +412,9 @@ def challenge_route(
     `challenge` to `decide`: at a `challenge` point no face is matched without it."""
     rt = request.app.state.runtime
     _check_access_point(rt, principal, access_point_id)
-    c = challenge.BOOK.issue(access_point_id)
+    c = rt.challenges.issue(access_point_id)
     return ChallengeOut(
-        challenge=c.nonce, prompt=c.prompt, message=c.words(), expires_in=challenge.BOOK.ttl_s
+        challenge=c.nonce, prompt=c.prompt, message=c.words(), expires_in=rt.challenges.ttl_s
     )
 
 

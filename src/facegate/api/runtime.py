@@ -168,6 +168,11 @@ class GateRuntime:
             info = dict(self.store.session_factory.kw.get("info") or {})
             info[KEYRING_INFO_KEY] = self.code_keyring
             self.store.session_factory.configure(info=info)
+        # Liveness challenges (kiosk and camera enrollment, issue 14): in the database, so
+        # any server process may check the answer to a prompt another one issued.
+        from facegate.access.challenge import StoreChallengeBook
+
+        self.challenges = StoreChallengeBook(self.store)
         self.metrics = Metrics()
         self.pool = InferencePool(
             settings.inference_workers, settings.inference_queue, settings.busy_retry_after_s

@@ -457,6 +457,20 @@ class OfflineMerge(Base):
     merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class LivenessChallenge(Base):
+    """An issued, not yet answered liveness challenge (issue 14 item 3): kept in the database
+    so that every server process behind one address can check the answer, used once (the
+    row is deleted when taken) and short-lived. The nonce is kept as its SHA-256 only."""
+
+    __tablename__ = "liveness_challenges"
+
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(80), index=True)  # access point or enroll:<id>
+    prompt: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 # --- audit -----------------------------------------------------------------------------------
 
 

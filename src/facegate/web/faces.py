@@ -76,7 +76,8 @@ def issue_challenge(request: Request, person_id: str) -> JSONResponse:
     nonce scoped to ``enroll:<person>``, its time limit, and the words in the page's language
     (``message``) and in both (``words``)."""
     tr = translator(request)
-    c = challenge.BOOK.issue(challenge.enroll_scope(person_id))
+    book = request.app.state.runtime.challenges
+    c = book.issue(challenge.enroll_scope(person_id))
     words = c.words()
     return JSONResponse(
         {
@@ -84,7 +85,7 @@ def issue_challenge(request: Request, person_id: str) -> JSONResponse:
             "prompt": c.prompt,
             "message": words[tr.lang],
             "words": words,
-            "expires_in": challenge.BOOK.ttl_s,
+            "expires_in": book.ttl_s,
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -110,6 +111,7 @@ def _enroll_burst(rt: Any, keyring: Any, frames: list[bytes], nonce: str, **who:
                 images=images,
                 source="camera",
                 challenge=nonce,
+                challenge_book=rt.challenges,
                 **who,
             )
     finally:
