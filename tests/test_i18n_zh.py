@@ -191,6 +191,8 @@ ALLOWED_LATIN = {
     "english",
     "n",
     "csv",
+    "excel",
+    "xlsx",
     "url",
     "ok",
     "svg",
