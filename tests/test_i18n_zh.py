@@ -492,3 +492,21 @@ def test_console_import_checks_then_imports_the_valid_rows(env):
     assert "刘洋" in text  # the imported resident is on the list, by name
     file_error = _visible_text(_import(env, "城市,电话\n杭州,1\n", "check").text)
     assert "没有“姓名”列" in file_error
+
+
+def test_a_role_refusal_reads_in_chinese(env):
+    """An auditor (read-only) who posts the import form is refused in Chinese, not with the
+    domain's English ``Forbidden`` message."""
+    with env["store"].session() as s:
+        create_operator(s, actor="test", username="reader", password=PW, role="auditor")
+    client = env["client"]
+    client.cookies.clear()
+    page = client.get("/console/login")
+    client.post(
+        "/console/login",
+        data={"csrf": CSRF.search(page.text).group(1), "username": "reader", "password": PW},
+    )
+    r = client.post("/console/people/import", data={"csrf": "x", "mode": "check"})
+    assert r.status_code == 403, r.text[-800:]
+    text = _visible_text(r.text)
+    assert "您的账户角色无权执行此操作" in text and "may not do this" not in text

@@ -153,7 +153,8 @@ class Ctx:
             try:
                 require_role(account, *roles)
             except Forbidden as exc:
-                raise WebFailure(403, "error_title", exc.message, "/console", self.nav) from None
+                words = refusal_words(translator(request), exc)
+                raise WebFailure(403, "error_title", words, "/console", self.nav) from None
 
     @property
     def nav(self) -> dict[str, Any]:
