@@ -27,7 +27,7 @@ from facegate.domain.accounts import create_operator
 from facegate.domain.notice import PART_LABELS, current_notice
 from facegate.domain.selfservice import create_invitation
 from facegate.store.db import Store
-from facegate.store.models import Organization, Site
+from facegate.store.models import Organization, Person, Site
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PW = "a long passphrase"
@@ -191,6 +191,8 @@ ALLOWED_LATIN = {
     "english",
     "n",
     "csv",
+    "excel",
+    "xlsx",
     "url",
     "ok",
     "svg",
@@ -430,3 +432,81 @@ def test_invitation_qr_only_with_a_public_https_address(env):
         assert 'id="qr-refused"' not in r.text
     finally:  # the module's other tests see the install as it was
         live.save_facts(env["settings"], before)
+
+
+IMPORT_BAD = (
+    "姓名,房号,类别,卡号,密码,入住日期,搬离日期\n"
+    "张伟,2-201,业主,0042,,,\n"  # the fixture's card 0042 is in use at the site
+    ",2-202,外星人,5001,12,2026-13-01,\n"  # no name, no such category, short PIN, no date
+    "刘洋,2-203,租户,5002,,,\n"  # valid
+)
+
+
+def _import(env, csv_text: str, mode: str, lang: str = "zh-CN"):
+    client = env["client"]
+    csrf = CSRF.search(client.get("/console/people").text).group(1)
+    return client.post(
+        "/console/people/import",
+        data={"csrf": csrf, "mode": mode},
+        files={"file": ("residents.csv", csv_text.encode("gb18030"), "text/csv")},
+        headers={"Accept-Language": lang},
+    )
+
+
+def test_console_import_lists_each_row_problem_in_chinese(env):
+    """Items 7 and 12: a bad CSV uploaded on the zh-CN people page is refused as a whole, and
+    every problem is listed by row and column in Chinese; nothing is written."""
+    _login(env)
+    with env["store"].session() as s:
+        before = len(list(s.execute(select(Person.id)).scalars()))
+    r = _import(env, IMPORT_BAD, "import")
+    assert r.status_code == 422, r.text[-1500:]
+    text = _visible_text(r.text)
+    assert "共 3 行，发现 5 处问题，未导入任何人员" in text
+    for line in (
+        "第 2 行，卡号：卡号 0042 已在本场所使用",
+        "第 3 行，姓名：姓名为空",
+        "第 3 行，类别：“外星人”不是可用的类别",
+        "第 3 行，密码：密码须为 4 至 12 位数字",
+        "第 3 行，入住日期：“2026-13-01”不是日期",
+    ):
+        assert line in text, line
+    problems = re.search(r'<ul id="import-problems">(.*?)</ul>', r.text, re.S).group(1)
+    assert _latin_words(_visible_text(problems), set()) == set()
+    assert "row 3" not in text and "is not a category" not in text
+    with env["store"].session() as s:
+        assert len(list(s.execute(select(Person.id)).scalars())) == before
+    # The same file on an English page: the same problems in English.
+    en = _visible_text(_import(env, IMPORT_BAD, "check", lang="en").text)
+    assert "row 3, name: the name is empty" in en and "第 3 行" not in en
+
+
+def test_console_import_checks_then_imports_the_valid_rows(env):
+    _login(env)
+    checked = _visible_text(_import(env, IMPORT_BAD, "check").text)
+    assert "第 2 行，卡号" in checked  # a check lists the problems too, and writes nothing
+    r = _import(env, IMPORT_BAD, "skip_invalid")
+    assert r.status_code == 200, r.text[-1500:]
+    text = _visible_text(r.text)
+    assert "已导入 1 人（共 3 行）" in text and "以下各行未导入" in text
+    assert "刘洋" in text  # the imported resident is on the list, by name
+    file_error = _visible_text(_import(env, "城市,电话\n杭州,1\n", "check").text)
+    assert "没有“姓名”列" in file_error
+
+
+def test_a_role_refusal_reads_in_chinese(env):
+    """An auditor (read-only) who posts the import form is refused in Chinese, not with the
+    domain's English ``Forbidden`` message."""
+    with env["store"].session() as s:
+        create_operator(s, actor="test", username="reader", password=PW, role="auditor")
+    client = env["client"]
+    client.cookies.clear()
+    page = client.get("/console/login")
+    client.post(
+        "/console/login",
+        data={"csrf": CSRF.search(page.text).group(1), "username": "reader", "password": PW},
+    )
+    r = client.post("/console/people/import", data={"csrf": "x", "mode": "check"})
+    assert r.status_code == 403, r.text[-800:]
+    text = _visible_text(r.text)
+    assert "您的账户角色无权执行此操作" in text and "may not do this" not in text

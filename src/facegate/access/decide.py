@@ -103,7 +103,7 @@ def now_utc() -> datetime:
 def access_point(session: Session, access_point_id: str) -> AccessPoint:
     ap = session.get(AccessPoint, access_point_id)
     if ap is None:
-        raise NotFound(f"no access point {access_point_id!r}")
+        raise NotFound(f"no access point {access_point_id!r}", zh="找不到这个出入口")
     return ap
 
 
@@ -706,7 +706,7 @@ def override(
     if subject is not None:
         person = session.get(Person, subject)
         if person is None or person.site_id != ap.site_id:
-            raise NotFound(f"no person {subject!r} at this site")
+            raise NotFound(f"no person {subject!r} at this site", zh="本场所没有此人")
     return _record(
         facts,
         ctx,

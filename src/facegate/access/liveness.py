@@ -41,14 +41,16 @@ def default_policy(kind: str) -> str:
 def check_policy(policy: str, methods: Sequence[str]) -> str:
     """The policy, validated for an access point accepting ``methods``; raises InvalidInput."""
     if policy not in POLICIES:
-        raise InvalidInput(f"liveness must be one of {', '.join(POLICIES)}")
+        raise InvalidInput(f"liveness must be one of {', '.join(POLICIES)}", zh="活体检测方式无效")
     if policy == "off" and not any(m in CREDENTIAL_METHODS for m in methods):
         # CAC-FR-14: without liveness, only a credential shown with the face (1:1) stops a
         # photo of an enrolled person from opening the door.
         raise InvalidInput(
             "liveness can be switched off only at an access point that accepts a card, PIN "
             "or QR pass with the face (1:1); there, a face sent without a credential is still "
-            "checked. Keep `passive` (or `challenge` at a kiosk) otherwise."
+            "checked. Keep `passive` (or `challenge` at a kiosk) otherwise.",
+            zh="只有在同时要求门卡、密码或二维码的出入口（1:1 比对）才能关闭活体检测；"
+            "在那里，没有凭证的人脸仍会检查。其他出入口请保留“被动”（自助终端可用“按提示做动作”）",
         )
     return policy
 

@@ -29,7 +29,7 @@ def safe_decode(pipeline: Any, data: Any):
         raise
     except Exception as exc:  # noqa: BLE001 - a decoder library bug on hostile input
         log.warning("decoder raised %s on an upload", type(exc).__name__)
-        raise ImageDecodeError("the data is not a readable image") from None
+        raise ImageDecodeError("the data is not a readable image", zh="无法读取这张图片") from None
 
 
 def analyze_frames(

@@ -39,6 +39,7 @@ class InferencePool:
         if not self._slots.acquire(blocking=False):
             raise Busy(
                 "the gate is busy with other face decisions; retry shortly or use a card",
+                zh="门禁正忙于其他刷脸请求：请稍后再试，或刷卡",
                 retry_after=self.retry_after_s,
             )
         with self._count_lock:

@@ -354,7 +354,7 @@ class SnapshotFacts:
     def access_point(self, access_point_id: str) -> AccessPointCopy:
         ap = self.snapshot.access_point(access_point_id)
         if ap is None:
-            raise NotFound(f"no access point {access_point_id!r}")
+            raise NotFound(f"no access point {access_point_id!r}", zh="找不到这个出入口")
         return ap
 
     def site_face_enabled(self, site_id: str) -> bool:

@@ -171,6 +171,35 @@ async def read_photo_form(
     return files[0], fields
 
 
+async def read_file_form(
+    request: Request, file_cap: int, text_fields: tuple[str, ...] = ("csrf",)
+) -> tuple[bytes, dict[str, str]]:
+    """A web form with one file (field ``file``, e.g. a CSV of residents) and some text
+    fields, parsed in memory within ``file_cap``: personal data never goes to a temporary
+    file. An empty upload gives ``b""``."""
+    limit = file_cap + 64 * 1024
+    mb = max(1, file_cap // (1024 * 1024))
+    too_large = InvalidInput(f"the file is larger than {mb} MB", zh=f"文件超过 {mb} MB")
+    try:
+        _check_declared(request, limit)
+    except PayloadTooLarge:
+        raise too_large from None
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype.lower() != b"multipart/form-data":
+        raise InvalidInput("choose a file", zh="请选择文件")
+    try:
+        files, fields = await _parse_multipart(
+            request, params.get(b"boundary"), "file", 1, text_fields, file_cap, limit
+        )
+    except (ImageTooLarge, PayloadTooLarge):
+        raise too_large from None
+    except InvalidInput as exc:
+        if exc.message == "an empty `file` was sent":
+            raise InvalidInput("the file is empty", zh="文件是空的") from None
+        raise
+    return (bytes(files[0]) if files else b""), fields
+
+
 def camera_burst_limit(settings: Settings) -> int:
     """The most bytes a camera enrollment page may send: its frames and the nonce."""
     return settings.max_frame_bytes * MAX_ENROLL_IMAGES + 64 * 1024

@@ -66,7 +66,10 @@ def has_operators(session: Session) -> bool:
 
 def _check_new_account(session: Session, username: str, password: str, role: str) -> None:
     if role not in OPERATOR_ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(OPERATOR_ROLES)}")
+        raise InvalidInput(
+            f"role must be one of {', '.join(OPERATOR_ROLES)}",
+            zh="角色须为管理员、前台或审计（只读）之一",
+        )
     if not (3 <= len(username) <= 64) or not username.replace("_", "").replace(".", "").isalnum():
         raise InvalidInput(
             "a user name is 3 to 64 letters, digits, '.' or '_'",
@@ -104,7 +107,7 @@ def _site_ids_for(session: Session, role: str, site_ids: Iterable[str] | None) -
     known = set(session.execute(select(Site.id).where(Site.id.in_(wanted))).scalars())
     missing = [s for s in wanted if s not in known]
     if missing:
-        raise NotFound(f"no site {missing[0]!r}")
+        raise NotFound(f"no site {missing[0]!r}", zh="找不到所选的场所")
     return wanted
 
 
@@ -185,7 +188,10 @@ def create_first_admin(
 
     def work() -> OperatorAccount:
         if has_operators(session):
-            raise Conflict("the first administrator already exists; sign in instead")
+            raise Conflict(
+                "the first administrator already exists; sign in instead",
+                zh="第一个管理员已经创建，请直接登录",
+            )
         now = utcnow()
         row = session.execute(
             select(SetupCode)
@@ -196,7 +202,10 @@ def create_first_admin(
             raise SetupCodeInvalid(
                 "the setup code is wrong, already used or expired: enter the code that "
                 "`facegate serve` printed on its console when it started (or run "
-                "`facegate admin setup-code` for a new one, or `facegate admin create`)"
+                "`facegate admin setup-code` for a new one, or `facegate admin create`)",
+                zh="设置码错误、已使用或已过期：请输入 `facegate serve` 启动时"
+                "在控制台上显示的设置码（或运行 `facegate admin setup-code` 获取新的设置码，"
+                "或运行 `facegate admin create`）",
             )
         account = _add_account(
             session,
@@ -422,7 +431,7 @@ def authenticate(
         # Another failure for the same new name or address was counted at the same instant;
         # this one is not counted, and the answer is the same.
         session.rollback()
-    raise Unauthorized("wrong user name or password")
+    raise Unauthorized("wrong user name or password", zh="用户名或密码错误")
 
 
 def _known_device(session: Session, token: str | None, username: str, now: datetime) -> bool:
@@ -512,14 +521,18 @@ def close_session(session: Session, token: str | None) -> None:
 def operator_for(session: Session, web_session: WebSession) -> OperatorAccount:
     account = session.get(OperatorAccount, web_session.subject_id)
     if account is None or account.disabled_at is not None:
-        raise Unauthorized("this account no longer exists; sign in again")
+        raise Unauthorized(
+            "this account no longer exists; sign in again", zh="此账户已不存在，请重新登录"
+        )
     return account
 
 
 def require_role(account: OperatorAccount, *roles: str) -> None:
     """Auditors read; operators run the front desk; admins configure (roles are a rule)."""
     if account.role not in roles:
-        raise Forbidden(f"your role ({account.role}) may not do this")
+        raise Forbidden(
+            f"your role ({account.role}) may not do this", zh="您的账户角色无权执行此操作"
+        )
 
 
 # --- sites an account may see (issue 13 item 8) ----------------------------------------------
@@ -540,7 +553,9 @@ def check_site_visible(sites: frozenset[str] | None, site_id: str | None) -> Non
     """Refuse a site the account does not work for, as if it did not exist (least privilege,
     CAC-FR-14: an operator of one compound sees nothing of another)."""
     if sites is not None and site_id not in sites:
-        raise NotFound("no such site among the sites you work for")
+        raise NotFound(
+            "no such site among the sites you work for", zh="在您负责的场所中找不到这个场所"
+        )
 
 
 def visible_person(session: Session, sites: frozenset[str] | None, person_id: str) -> Person:
@@ -548,7 +563,9 @@ def visible_person(session: Session, sites: frozenset[str] | None, person_id: st
     same answer as for a person who does not exist)."""
     person = session.get(Person, person_id)
     if person is None or (sites is not None and person.site_id not in sites):
-        raise NotFound(f"no person {person_id!r} at the sites you work for")
+        raise NotFound(
+            f"no person {person_id!r} at the sites you work for", zh="在您负责的场所中找不到此人"
+        )
     return person
 
 
@@ -558,11 +575,11 @@ def visible_rights_request(
     """A rights request of a person of the account's sites; else ``NotFound``."""
     req = session.get(RightsRequest, request_id)
     if req is None:
-        raise NotFound(f"no rights request {request_id!r}")
+        raise NotFound(f"no rights request {request_id!r}", zh="找不到这项个人信息权利请求")
     if sites is not None:
         person = session.get(Person, req.person_id)
         if person is None or person.site_id not in sites:
-            raise NotFound(f"no rights request {request_id!r}")
+            raise NotFound(f"no rights request {request_id!r}", zh="找不到这项个人信息权利请求")
     return req
 
 
@@ -570,5 +587,5 @@ def visible_access_point(session: Session, sites: frozenset[str] | None, ap_id: 
     """An access point of the account's sites; else ``NotFound``."""
     ap = session.get(AccessPoint, ap_id)
     if ap is None or (sites is not None and ap.site_id not in sites):
-        raise NotFound(f"no access point {ap_id!r}")
+        raise NotFound(f"no access point {ap_id!r}", zh="找不到这个出入口")
     return ap

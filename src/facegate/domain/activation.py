@@ -71,7 +71,7 @@ def access_point_info(session: Session, access_point_id: str) -> dict[str, Any]:
 
     ap = session.get(AccessPoint, access_point_id)
     if ap is None:
-        raise NotFound(f"no access point {access_point_id!r}")
+        raise NotFound(f"no access point {access_point_id!r}", zh="找不到这个出入口")
     notice = current_notice(session, ap.site_id)
     n1 = (notice.fields or {}).get("N1", {}) if notice else {}
     return {

@@ -130,13 +130,15 @@ def get_site(session: Session, site_id: str | None) -> Site:
     if site_id is not None:
         site = session.get(Site, site_id)
         if site is None:
-            raise NotFound(f"no site {site_id!r}")
+            raise NotFound(f"no site {site_id!r}", zh="找不到这个场所")
         return site
     sites = session.execute(select(Site).order_by(Site.created_at).limit(2)).scalars().all()
     if not sites:
-        raise NotFound("no site yet; run `facegate init` first")
+        raise NotFound(
+            "no site yet; run `facegate init` first", zh="还没有场所：请先运行 `facegate init`"
+        )
     if len(sites) > 1:
-        raise InvalidInput("several sites exist; name the site")
+        raise InvalidInput("several sites exist; name the site", zh="有多个场所：请选择场所")
     return sites[0]
 
 
@@ -147,7 +149,7 @@ def get_person(session: Session, person_id: str, *, lock: bool = False) -> Perso
         stmt = stmt.with_for_update()
     person = session.execute(stmt).scalar_one_or_none()
     if person is None or person.status != "active":
-        raise NotFound(f"no person {person_id!r}")
+        raise NotFound(f"no person {person_id!r}", zh="找不到此人")
     return person
 
 

@@ -95,7 +95,8 @@ def record_consent(
         person = get_person(session, person_id, lock=True)
         if person.category == "visitor":
             raise EnrollmentNotAllowed(
-                "visitors use a single-use pass; no face template is kept for them (CAC-FR-08b)"
+                "visitors use a single-use pass; no face template is kept for them (CAC-FR-08b)",
+                zh="访客使用一次性通行码，不保存其人脸模板（CAC-FR-08b）",
             )
         if channel not in CHANNELS:
             raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
@@ -122,7 +123,8 @@ def record_consent(
                 if not guardian_relation:
                     raise GuardianConsentRequired(
                         "this guardian is not linked to the child yet; give the relation "
-                        "(e.g. parent) to record the link with the consent"
+                        "(e.g. parent) to record the link with the consent",
+                        zh="这位监护人尚未与孩子关联：请填写关系（例如父母），与同意一并记录",
                     )
                 link = GuardianLink(
                     minor_id=person.id, guardian_id=guardian.id, relation=guardian_relation
@@ -131,7 +133,8 @@ def record_consent(
             relation = guardian_relation or link.relation
         elif is_under_14(person):
             raise GuardianConsentRequired(
-                "this person is under 14: a parent or guardian must give the consent (CAC-FR-07)"
+                "this person is under 14: a parent or guardian must give the consent (CAC-FR-07)",
+                zh="此人未满 14 周岁：须由父母或其他监护人作出同意（CAC-FR-07）",
             )
         face_points = [
             ap.id
@@ -145,7 +148,10 @@ def record_consent(
         else:
             unknown = sorted(set(scope) - set(face_points))
             if unknown:
-                raise InvalidInput(f"not face access points of this site: {', '.join(unknown)}")
+                raise InvalidInput(
+                    f"not face access points of this site: {', '.join(unknown)}",
+                    zh="所选的出入口中有的不属于本场所，或没有启用人脸识别",
+                )
             chosen = list(dict.fromkeys(scope))
         consent = Consent(
             id=new_id("consent"),

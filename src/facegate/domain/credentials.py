@@ -119,9 +119,9 @@ def issue_qr_in_tx(
     max_uses: int | None = None,
 ) -> IssuedCredential:
     if max_uses is not None and max_uses < 1:
-        raise InvalidInput("max_uses must be at least 1")
+        raise InvalidInput("max_uses must be at least 1", zh="可用次数至少为 1 次")
     if valid_from and valid_until and valid_until <= valid_from:
-        raise InvalidInput("valid_until must be after valid_from")
+        raise InvalidInput("valid_until must be after valid_from", zh="失效时间须晚于生效时间")
     secret = secrets.token_urlsafe(24)
     cred = _new_credential(
         session,
@@ -167,7 +167,7 @@ def revoke_credential(session: Session, *, actor: str, credential_id: str) -> Cr
     def work() -> Credential:
         cred = session.get(Credential, credential_id)
         if cred is None:
-            raise NotFound(f"no credential {credential_id!r}")
+            raise NotFound(f"no credential {credential_id!r}", zh="找不到这个凭证")
         cred.revoked_at = cred.revoked_at or utcnow()
         record_change(session, cred.site_id, cred.person_id, "credential")
         audit.append(
@@ -274,7 +274,7 @@ def parse_qr_token(token: str) -> tuple[str, str]:
     """Split ``<credential id>.<secret>``; the gate looks up the id and compares the hash."""
     cred_id, sep, secret = token.partition(".")
     if not sep or not cred_id or not secret:
-        raise InvalidInput("not a facegate QR pass")
+        raise InvalidInput("not a facegate QR pass", zh="这不是本系统的二维码通行证")
     return cred_id, secret
 
 
@@ -295,7 +295,7 @@ def issue_card(
     def work() -> IssuedCredential:
         person = get_person(session, person_id)
         if not card_number.strip():
-            raise InvalidInput("card number is empty")
+            raise InvalidInput("card number is empty", zh="请填写卡号")
         clash = session.execute(
             select(Credential.id).where(
                 Credential.site_id == person.site_id,
@@ -305,7 +305,10 @@ def issue_card(
             )
         ).first()
         if clash:
-            raise Conflict("this card number is already in use at this site")
+            raise Conflict(
+                "this card number is already in use at this site",
+                zh="这个卡号在本场所已有人使用，请换一张卡",
+            )
         cred = _new_credential(
             session,
             site_id=person.site_id,
@@ -424,14 +427,22 @@ def _access_points_site(
         if ap is None:
             raise NotFound(
                 f"no access point {ap_id!r}: list them with `facegate access-point list` "
-                "or on the console's Sites page"
+                "or on the console's Sites page",
+                zh="找不到这个出入口：可运行 `facegate access-point list`"
+                "，或在控制台的“场所与出入口”页查看",
             )
         sites.add(ap.site_id)
     if len(sites) > 1:
-        raise InvalidInput("a key serves the access points of one site; make one key per site")
+        raise InvalidInput(
+            "a key serves the access points of one site; make one key per site",
+            zh="一个密钥只能用于一个场所的出入口：请为每个场所分别创建密钥",
+        )
     (only,) = sites
     if site_id is not None and site_id != only:
-        raise InvalidInput("these access points belong to another site than the one named")
+        raise InvalidInput(
+            "these access points belong to another site than the one named",
+            zh="所选的出入口属于另一个场所",
+        )
     return only
 
 
@@ -452,14 +463,19 @@ def _new_api_key(
         raise InvalidInput(f"scopes must be among {', '.join(API_SCOPES)}")
     aps = list(dict.fromkeys(access_point_ids or ()))
     if aps and all_access_points:
-        raise InvalidInput("name access points or ask for all access points, not both")
+        raise InvalidInput(
+            "name access points or ask for all access points, not both",
+            zh="请选择出入口，或选择适用于所有出入口，二者只能选一",
+        )
     # Issue 16 item 4: a gate key opens only the doors it is bound to, unless an all-doors
     # key is asked for explicitly (least privilege, CAC-FR-14).
     if "gate:decide" in scopes and not aps and not all_access_points:
         raise InvalidInput(
             "a gate:decide key is bound to the access points it serves: name one or more "
             "access points (--access-point ID), or ask explicitly for a key valid at every "
-            "access point of the site (--all-access-points)"
+            "access point of the site (--all-access-points)",
+            zh="门禁密钥须绑定它所服务的出入口：请指定一个或多个出入口（--access-point ID），"
+            "或明确要求适用于本场所所有出入口的密钥（--all-access-points）",
         )
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("the expiry must be in the future", zh="到期时间须晚于现在。")
@@ -551,7 +567,8 @@ def make_kiosk_key(
         if ap is None:
             raise NotFound(
                 f"no access point {access_point_id!r}: make the kiosk link from an entrance "
-                "listed on the Sites page"
+                "listed on the Sites page",
+                zh="找不到这个出入口：请从“场所与出入口”页列出的出入口生成自助终端链接",
             )
         previous = session.execute(
             select(ApiKey).where(ApiKey.kiosk_access_point_id == ap.id, ApiKey.revoked_at.is_(None))
@@ -615,7 +632,7 @@ def revoke_api_key(session: Session, *, actor: str, key_id: str) -> ApiKey:
     def work() -> ApiKey:
         row = session.get(ApiKey, key_id)
         if row is None:
-            raise NotFound(f"no API key {key_id!r}")
+            raise NotFound(f"no API key {key_id!r}", zh="找不到这个 API 密钥")
         row.revoked_at = row.revoked_at or utcnow()
         record_change(session, row.site_id, None, "api_key")  # gates' key cache (issue 18)
         audit.append(

@@ -31,7 +31,7 @@ def record_door_output_failed(
 
     def work() -> None:
         if session.get(AccessPoint, access_point_id) is None:
-            raise NotFound(f"no access point {access_point_id!r}")
+            raise NotFound(f"no access point {access_point_id!r}", zh="找不到这个出入口")
         if not request_id or not door:
             raise InvalidInput("name the decision's request id and the door output")
         audit.append(

@@ -93,19 +93,26 @@ def _templates_from_images(pipe: FacePipeline, images: Sequence[Any]) -> list[tu
     for i, image in enumerate(images, start=1):
         faces = pipe.analyze(image, profile="enroll")
         if not faces:
-            raise NoFaceFound(f"image {i}: no face found", image=i)
+            raise NoFaceFound(
+                f"image {i}: no face found", zh=f"第 {i} 张照片中没有找到人脸", image=i
+            )
         face = faces[0]  # "the" face, as at a gate (vision.detect.order_faces)
         reasons = _quality_reasons(face)
         if reasons or face.template is None:
             reasons = reasons or ["no_template"]
             raise LowQuality(
                 f"image {i}: the face is not good enough to enroll ({', '.join(reasons)})",
+                zh=f"第 {i} 张照片中的人脸不够清晰，不能录入",
                 image=i,
                 reasons=reasons,
             )
         vec = np.asarray(face.template, dtype=np.float32).reshape(-1)
         if not np.all(np.isfinite(vec)):
-            raise LowQuality(f"image {i}: the template is not finite", image=i)
+            raise LowQuality(
+                f"image {i}: the template is not finite",
+                zh="无法从这张照片生成人脸模板：请换一张照片",
+                image=i,
+            )
         out.append((vec, face))
     return out
 
@@ -126,14 +133,19 @@ def _camera_burst(
     """
     if not challenges.MIN_FRAMES <= len(frames) <= challenges.MAX_FRAMES:
         raise InvalidInput(
-            f"send {challenges.MIN_FRAMES} to {challenges.MAX_FRAMES} camera frames in time order"
+            f"send {challenges.MIN_FRAMES} to {challenges.MAX_FRAMES} camera frames in time order",
+            zh="摄像头画面数量不对，请再试一次",
         )
     faces = []
     for rgb in frames:
         found = pipe.analyze(rgb, profile="enroll")
         faces.append(found[0] if found else None)  # "the" face, as at a gate
     if not any(f is not None for f in faces):
-        raise NoFaceFound("no face found in the camera frames", image=1)
+        raise NoFaceFound(
+            "no face found in the camera frames",
+            zh="摄像头画面中没有找到人脸：请正对摄像头",
+            image=1,
+        )
 
     def moved(seen: Sequence[Any]) -> bool:
         return challenges.movement_done(prompt, seen)
@@ -141,7 +153,8 @@ def _camera_burst(
     if not liveness.check_frames(pipe, list(frames), faces, "challenge", moved):
         raise LivenessFailed(
             "the camera did not see a live person; the person must face the camera themselves "
-            "and follow the prompt"
+            "and follow the prompt",
+            zh="没有确认是真人在镜头前：须由本人正对摄像头，并按提示做动作",
         )
     good = [
         (i, f)
@@ -153,13 +166,18 @@ def _camera_burst(
         reasons = _quality_reasons(first) or ["no_template"]
         raise LowQuality(
             f"the face is not good enough to enroll ({', '.join(reasons)})",
+            zh="人脸不够清晰，不能录入：请正对摄像头，保持不动，光线充足",
             image=1,
             reasons=reasons,
         )
     i_best, best = max(good, key=lambda g: _quality_score(g[1]) or 0.0)
     vec = np.asarray(best.template, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(vec)):
-        raise LowQuality("the template is not finite", image=i_best + 1)
+        raise LowQuality(
+            "the template is not finite",
+            zh="无法从这张照片生成人脸模板：请换一张照片",
+            image=i_best + 1,
+        )
     # Every good frame shows the person of the best one: a face swapped in mid-burst (a
     # photo for the template, someone else for the movement) is not a live enrollment.
     for _, f in good:
@@ -167,7 +185,8 @@ def _camera_burst(
         if pipe.similarity(vec, other) < pipe.threshold:
             raise LivenessFailed(
                 "the camera frames do not show one person throughout; the person must face "
-                "the camera themselves"
+                "the camera themselves",
+                zh="摄像头画面中前后不是同一个人：须由本人正对摄像头",
             )
     return vec, best
 
@@ -293,7 +312,8 @@ def enroll(
         person = get_person(session, person_id)
         if person.category == "visitor":
             raise EnrollmentNotAllowed(
-                "visitors use a single-use pass; no face template is kept for them (CAC-FR-08b)"
+                "visitors use a single-use pass; no face template is kept for them (CAC-FR-08b)",
+                zh="访客使用一次性通行码，不保存其人脸模板（CAC-FR-08b）",
             )
         consent = valid_consent(session, person)
         if consent is None:
@@ -303,7 +323,7 @@ def enroll(
         # (CAC-FR-05a, CAC-FR-06a): no enrollment on it.
         require_informed(session.get(NoticeVersion, consent.notice_version_id))
         if not images:
-            raise InvalidInput("give at least one image")
+            raise InvalidInput("give at least one image", zh="请至少提供一张照片")
         return person.site_id, consent.id
 
     def analyze() -> list[tuple[np.ndarray, Any]]:
@@ -314,10 +334,14 @@ def enroll(
             book = challenge_book or challenges.BOOK
             issued, why = book.take(challenge, challenges.enroll_scope(person_id))
             if issued is None and why == "expired":
-                raise ChallengeExpired("the prompt was not answered in time; ask for a new one")
+                raise ChallengeExpired(
+                    "the prompt was not answered in time; ask for a new one",
+                    zh="没有及时按提示做动作：请重新获取提示再试",
+                )
             if issued is None:  # no challenge at all: nothing shows a live person
                 raise LivenessFailed(
-                    "a camera enrollment needs the person to follow a prompt; none was answered"
+                    "a camera enrollment needs the person to follow a prompt; none was answered",
+                    zh="用摄像头录入时须按提示做动作，但没有收到任何回应",
                 )
             burst = list(liveness_frames if liveness_frames is not None else images)
             best = _camera_burst(pipe, burst, issued.prompt)
@@ -329,13 +353,17 @@ def enroll(
             for i, v in enumerate(vecs, start=1):
                 if pipe.similarity(best[0], v) < pipe.threshold:
                     raise LivenessFailed(
-                        f"image {i} does not show the person the camera saw", image=i
+                        f"image {i} does not show the person the camera saw",
+                        zh=f"第 {i} 张照片与摄像头看到的不是同一个人",
+                        image=i,
                     )
         # Several images must show the same person, or one of them is someone else's.
         for i in range(1, len(vecs)):
             if pipe.similarity(vecs[0], vecs[i]) < pipe.threshold:
                 raise InvalidInput(
-                    f"image {i + 1} does not show the same person as image 1", image=i + 1
+                    f"image {i + 1} does not show the same person as image 1",
+                    zh=f"第 {i + 1} 张照片与第 1 张不是同一个人",
+                    image=i + 1,
                 )
         return found
 
@@ -351,6 +379,8 @@ def enroll(
                 raise DuplicateFace(
                     f"image {i} matches another enrolled person; an operator must review "
                     "it (same person enrolled twice, or a borrowed identity)",
+                    zh=f"第 {i} 张照片与另一位已录入的人相符："
+                    "须由工作人员核查（同一人重复录入，或冒用他人身份）",
                     matches=str(hits[0].subject),
                 )
 
@@ -418,7 +448,8 @@ def enroll(
 def _raise_no_consent(session: Session, person: Person) -> None:
     if is_under_14(person):
         raise GuardianConsentRequired(
-            "this person is under 14: face enrollment needs a guardian's consent (CAC-FR-07)"
+            "this person is under 14: face enrollment needs a guardian's consent (CAC-FR-07)",
+            zh="此人未满 14 周岁：录入人脸须有监护人的同意（CAC-FR-07）",
         )
     pending = session.execute(
         select(Consent.id).where(
@@ -430,11 +461,13 @@ def _raise_no_consent(session: Session, person: Person) -> None:
     if pending:
         raise ConsentRequired(
             "the notice changed since this person consented; they must renew their consent "
-            "first (CAC-FR-05b)"
+            "first (CAC-FR-05b)",
+            zh="此人同意后告知书已更新：须先重新作出同意（CAC-FR-05b）",
         )
     raise ConsentRequired(
         "no active consent to the current notice; record the person's separate consent first "
-        "(CAC-FR-06a)"
+        "(CAC-FR-06a)",
+        zh="此人尚未同意现行告知书：请先记录本人单独作出的同意（CAC-FR-06a）",
     )
 
 

@@ -207,9 +207,11 @@ def new_access_event(
     """An access event row, checked (not yet added to a session)."""
     # A decision may combine methods (e.g. "card+face": the card names, the face confirms).
     if not method or any(m not in METHODS for m in method.split("+")):
-        raise InvalidInput(f"method must be one of {', '.join(METHODS)} or a '+' combination")
+        raise InvalidInput(
+            f"method must be one of {', '.join(METHODS)} or a '+' combination", zh="通行方式无效"
+        )
     if outcome not in OUTCOMES:
-        raise InvalidInput("outcome must be allow or deny")
+        raise InvalidInput("outcome must be allow or deny", zh="结果须为允许或拒绝")
     return AccessEvent(
         site_id=site_id,
         access_point_id=access_point_id,

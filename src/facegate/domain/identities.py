@@ -88,7 +88,10 @@ def _open(keys: FieldKeys, site_id: str, ident: PersonIdentity) -> Identity:
         return Identity(ident.name or "", ident.contact or "", ident.unit or "")
     fields = keys.site(site_id)
     if fields is None:
-        raise KeyUnavailable(f"site {site_id} has sealed identities but no field key")
+        raise KeyUnavailable(
+            f"site {site_id} has sealed identities but no field key",
+            zh="本场所的姓名、电话和房号已加密保存，但找不到解密所需的密钥：请检查站点密钥",
+        )
     data = fields.open(ident.person_id, ident.sealed)
     return Identity(**{f: data.get(f, "") for f in FIELDS})
 

@@ -70,14 +70,34 @@ CATEGORY_WORDS: dict[str, str] = {
 }
 
 
+# The columns as a Chinese reader knows them, for row errors shown in zh-CN.
+COLUMN_ZH: dict[str, str] = {
+    "name": "姓名",
+    "unit": "房号",
+    "category": "类别",
+    "contact": "电话",
+    "card": "卡号",
+    "pin": "密码",
+    "move_in": "入住日期",
+    "move_out": "搬离日期",
+}
+
+
 @dataclass(frozen=True)
 class RowError:
     row: int  # 1-based line in the file, the header being row 1
     column: str
     message: str
+    zh: str = ""  # the same problem in Chinese, for zh-CN pages (issue 16 item 7)
 
     def __str__(self) -> str:
         return f"row {self.row}, {self.column}: {self.message}"
+
+    def text(self, lang: str = "en") -> str:
+        """The problem with its row and column, in ``lang`` (zh-CN or en)."""
+        if lang == "zh-CN" and self.zh:
+            return f"第 {self.row} 行，{COLUMN_ZH.get(self.column, self.column)}：{self.zh}"
+        return str(self)
 
 
 @dataclass(frozen=True)
@@ -123,11 +143,15 @@ class ImportRefused(InvalidInput):
 
     def __init__(self, result: ImportResult) -> None:
         shown = "; ".join(str(e) for e in result.errors[:20])
+        shown_zh = "；".join(e.text("zh-CN") for e in result.errors[:20])
         more = len(result.errors) - 20
         super().__init__(
             f"{len(result.errors)} problem(s) in {result.rows} row(s); nothing was imported. "
             f"{shown}{f'; and {more} more' if more > 0 else ''}. Fix the file, or import the "
             "valid rows only with --skip-invalid.",
+            zh=f"共 {result.rows} 行，发现 {len(result.errors)} 处问题，未导入任何人员。"
+            f"{shown_zh}{f'；另有 {more} 处' if more > 0 else ''}。请修改文件后重新导入，"
+            "或只导入无误的行。",
             errors=[e.__dict__ for e in result.errors[:200]],
         )
         self.result = result
@@ -140,15 +164,24 @@ def read_table(data: bytes, filename: str) -> list[dict[str, Any]]:
     """The rows of a CSV (UTF-8, UTF-8 with BOM or GB18030, as Excel in China saves it) or an
     Excel workbook (.xlsx, first sheet), keyed by our column names."""
     if len(data) > MAX_FILE_BYTES:
-        raise InvalidInput(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+        raise InvalidInput(
+            f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB",
+            zh=f"文件超过 {MAX_FILE_BYTES // (1024 * 1024)} MB",
+        )
     if filename.lower().endswith((".xlsx", ".xlsm")) or data[:4] == b"PK\x03\x04":
         raw_rows = _xlsx_rows(data)
     elif filename.lower().endswith(".xls"):
-        raise InvalidInput("old .xls workbooks are not read: save the sheet as .xlsx or .csv")
+        raise InvalidInput(
+            "old .xls workbooks are not read: save the sheet as .xlsx or .csv",
+            zh="不能读取旧版 .xls 工作簿：请将表格另存为 .xlsx 或 .csv",
+        )
     else:
         raw_rows = _csv_rows(data)
     if not raw_rows:
-        raise InvalidInput("the file is empty: the first row must name the columns")
+        raise InvalidInput(
+            "the file is empty: the first row must name the columns",
+            zh="文件是空的：第一行须写明各列的列名",
+        )
     header = [str(h or "").strip().lower() for h in raw_rows[0]]
     keys: list[str | None] = []
     for h in header:
@@ -158,10 +191,15 @@ def read_table(data: bytes, filename: str) -> list[dict[str, Any]]:
         if required not in keys:
             raise InvalidInput(
                 f"no {required!r} column: the first row must name the columns "
-                f"(accepted: {', '.join(COLUMNS[required])})"
+                f"(accepted: {', '.join(COLUMNS[required])})",
+                zh=f"没有“{COLUMN_ZH[required]}”列：第一行须写明各列的列名"
+                f"（可用：{'、'.join(COLUMNS[required])}）",
             )
     if len(raw_rows) - 1 > MAX_ROWS:
-        raise InvalidInput(f"at most {MAX_ROWS} rows per import; split the file")
+        raise InvalidInput(
+            f"at most {MAX_ROWS} rows per import; split the file",
+            zh=f"每次最多导入 {MAX_ROWS} 行：请把文件拆分后分批导入",
+        )
     out = []
     for values in raw_rows[1:]:
         if all(v is None or str(v).strip() == "" for v in values):
@@ -179,9 +217,15 @@ def _csv_rows(data: bytes) -> list[list[str]]:
         except UnicodeDecodeError:
             continue
     else:  # pragma: no cover - gb18030 decodes any byte string
-        raise InvalidInput("the file is neither UTF-8 nor GB18030 text")
+        raise InvalidInput(
+            "the file is neither UTF-8 nor GB18030 text",
+            zh="文件既不是 UTF-8 也不是 GB18030 编码的文本",
+        )
     if "\x00" in text:
-        raise InvalidInput("this is not a CSV text file; save it as .csv or .xlsx")
+        raise InvalidInput(
+            "this is not a CSV text file; save it as .csv or .xlsx",
+            zh="这不是 CSV 文本文件：请另存为 .csv 或 .xlsx",
+        )
     dialect: Any = csv.excel
     with contextlib.suppress(csv.Error):
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
@@ -192,12 +236,16 @@ def _xlsx_rows(data: bytes) -> list[list[Any]]:
     try:
         import openpyxl
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise InvalidInput("reading .xlsx needs openpyxl: pip install openpyxl") from exc
+        raise InvalidInput(
+            "reading .xlsx needs openpyxl: pip install openpyxl",
+            zh="读取 .xlsx 需要安装 openpyxl：pip install openpyxl",
+        ) from exc
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - any malformed workbook is the user's file
         raise InvalidInput(
-            f"this is not a readable .xlsx workbook ({exc.__class__.__name__})"
+            f"this is not a readable .xlsx workbook ({exc.__class__.__name__})",
+            zh="无法读取这个 .xlsx 工作簿：文件可能已损坏，或不是 Excel 文件",
         ) from None
     try:
         ws = wb.worksheets[0]
@@ -248,9 +296,11 @@ def validate_rows(raw: list[dict[str, Any]]) -> tuple[list[ImportRow], list[RowE
         errs: list[RowError] = []
         name = _text(r.get("name"))
         if not name:
-            errs.append(RowError(i, "name", "the name is empty"))
+            errs.append(RowError(i, "name", "the name is empty", "姓名为空"))
         elif len(name) > 200:
-            errs.append(RowError(i, "name", "the name is longer than 200 characters"))
+            errs.append(
+                RowError(i, "name", "the name is longer than 200 characters", "姓名超过 200 个字符")
+            )
         word = _text(r.get("category")).lower()
         category = CATEGORY_WORDS.get(word, "")
         if not category:
@@ -260,25 +310,47 @@ def validate_rows(raw: list[dict[str, Any]]) -> tuple[list[ImportRow], list[RowE
                     "category",
                     f"{word or '(empty)'!r} is not a category; use one of "
                     f"{', '.join(CATEGORIES)} (or 业主, 租户, 住客, 员工, 访客)",
+                    (f"“{word}”不是可用的类别" if word else "类别为空")
+                    + "；请填写业主、租户、住客、员工或访客",
                 )
             )
         unit = _text(r.get("unit"))
         if len(unit) > 100:
-            errs.append(RowError(i, "unit", "the unit is longer than 100 characters"))
+            errs.append(
+                RowError(i, "unit", "the unit is longer than 100 characters", "房号超过 100 个字符")
+            )
         contact = _text(r.get("contact"))
         if len(contact) > 200:
-            errs.append(RowError(i, "contact", "the contact is longer than 200 characters"))
+            errs.append(
+                RowError(
+                    i, "contact", "the contact is longer than 200 characters", "电话超过 200 个字符"
+                )
+            )
         card = _text(r.get("card"))
         if card:
             if len(card) > 100:
-                errs.append(RowError(i, "card", "the card number is longer than 100 characters"))
+                errs.append(
+                    RowError(
+                        i,
+                        "card",
+                        "the card number is longer than 100 characters",
+                        "卡号超过 100 个字符",
+                    )
+                )
             elif card in cards:
-                errs.append(RowError(i, "card", f"card {card} is also on row {cards[card]}"))
+                errs.append(
+                    RowError(
+                        i,
+                        "card",
+                        f"card {card} is also on row {cards[card]}",
+                        f"卡号 {card} 与第 {cards[card]} 行重复",
+                    )
+                )
             else:
                 cards[card] = i
         pin = _text(r.get("pin"))
         if pin and not (pin.isdigit() and 4 <= len(pin) <= 12):
-            errs.append(RowError(i, "pin", "a PIN is 4 to 12 digits"))
+            errs.append(RowError(i, "pin", "a PIN is 4 to 12 digits", "密码须为 4 至 12 位数字"))
         dates: dict[str, date | None] = {}
         for col in ("move_in", "move_out"):
             value = r.get(col)
@@ -288,13 +360,30 @@ def validate_rows(raw: list[dict[str, Any]]) -> tuple[list[ImportRow], list[RowE
                     dates[col] = _date(value)
                 except ValueError:
                     errs.append(
-                        RowError(i, col, f"{_text(value)!r} is not a date; write it as 2027-06-30")
+                        RowError(
+                            i,
+                            col,
+                            f"{_text(value)!r} is not a date; write it as 2027-06-30",
+                            f"“{_text(value)}”不是日期；请写成 2027-06-30 这样的格式",
+                        )
                     )
         if dates["move_in"] and dates["move_out"] and dates["move_out"] < dates["move_in"]:
-            errs.append(RowError(i, "move_out", "the move-out date is before the move-in date"))
+            errs.append(
+                RowError(
+                    i,
+                    "move_out",
+                    "the move-out date is before the move-in date",
+                    "搬离日期早于入住日期",
+                )
+            )
         if category == "visitor" and (card or pin):
             errs.append(
-                RowError(i, "category", "visitors get a pass at the desk, not a card or PIN")
+                RowError(
+                    i,
+                    "category",
+                    "visitors get a pass at the desk, not a card or PIN",
+                    "访客在前台领取通行码，不能导入门禁卡或密码",
+                )
             )
         if errs:
             errors.extend(errs)
@@ -354,7 +443,14 @@ def import_people(
     clean = []
     for r in rows:
         if r.card in in_use:
-            errors.append(RowError(r.row, "card", f"card {r.card} is already in use at this site"))
+            errors.append(
+                RowError(
+                    r.row,
+                    "card",
+                    f"card {r.card} is already in use at this site",
+                    f"卡号 {r.card} 已在本场所使用",
+                )
+            )
         else:
             clean.append(r)
     errors.sort(key=lambda e: e.row)

@@ -25,7 +25,7 @@ def set_access_point_liveness(
     def work() -> AccessPoint:
         ap = session.get(AccessPoint, access_point_id)
         if ap is None or (sites is not None and ap.site_id not in sites):
-            raise NotFound(f"no access point {access_point_id!r}")
+            raise NotFound(f"no access point {access_point_id!r}", zh="找不到这个出入口")
         check_policy(policy, ap.methods or [])
         before = ap.liveness
         ap.liveness = policy

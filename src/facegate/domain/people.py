@@ -176,7 +176,10 @@ def _update_organization_in_tx(
     ``None`` leaves a fact as it is. Returns the facts that changed."""
     org = session.get(Organization, site.organization_id)
     if org is None:
-        raise NotFound("no organisation yet; run `facegate init` first")
+        raise NotFound(
+            "no organisation yet; run `facegate init` first",
+            zh="还没有运营者信息：请先运行 `facegate init`",
+        )
     given = {"name": name, "address": address, "contact": contact, "pipo_contact": pipo_contact}
     changed = []
     for attr, value in given.items():
@@ -298,10 +301,15 @@ def add_access_point(
     def work() -> AccessPoint:
         site = get_site(session, site_id)
         if kind not in ACCESS_POINT_KINDS:
-            raise InvalidInput(f"kind must be one of {', '.join(ACCESS_POINT_KINDS)}")
+            raise InvalidInput(
+                f"kind must be one of {', '.join(ACCESS_POINT_KINDS)}", zh="出入口类型无效"
+            )
         bad = [m for m in methods if m not in METHODS]
         if bad or not methods:
-            raise InvalidInput(f"methods must be among {', '.join(METHODS)}")
+            raise InvalidInput(
+                f"methods must be among {', '.join(METHODS)}",
+                zh="识别方式无效：可选人脸、门卡、密码、二维码或人工放行",
+            )
         if "face" in methods and not any(m in NON_BIOMETRIC_METHODS for m in methods):
             raise InvalidInput(
                 "an access point that accepts face must also accept a card, PIN, QR pass or "
@@ -406,9 +414,12 @@ def add_person_in_tx(
     """The rules of adding one person, inside the caller's transaction (``add_person`` and
     the bulk import share them)."""
     if category not in CATEGORIES:
-        raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+        raise InvalidInput(
+            f"category must be one of {', '.join(CATEGORIES)}",
+            zh="类别无效：请选择业主/住户、租户、酒店住客、员工或访客",
+        )
     if birth_date is not None and birth_date > utcnow().date():
-        raise InvalidInput("birth date is in the future")
+        raise InvalidInput("birth date is in the future", zh="出生日期不能晚于今天")
     n = session.scalar(
         select(func.count())
         .select_from(Person)
@@ -554,7 +565,7 @@ def person_summary(
     """What an operator may see: consents, credentials, templates as ids (never vectors)."""
     person = session.get(Person, person_id)
     if person is None:
-        raise NotFound(f"no person {person_id!r}")
+        raise NotFound(f"no person {person_id!r}", zh="找不到此人")
     consents = session.execute(
         select(Consent, NoticeVersion.version)
         .join(NoticeVersion, NoticeVersion.id == Consent.notice_version_id)

@@ -12,7 +12,7 @@ from facegate.store.models import AccessEvent, AccessPoint, ApiKey
 def get_access_point(session: Session, access_point_id: str) -> AccessPoint:
     ap = session.get(AccessPoint, access_point_id)
     if ap is None:
-        raise NotFound(f"no access point {access_point_id!r}")
+        raise NotFound(f"no access point {access_point_id!r}", zh="找不到这个出入口")
     return ap
 
 

@@ -58,7 +58,10 @@ def _request(
     if request_id is not None:
         req = session.get(RightsRequest, request_id)
         if req is None or req.person_id != person_id:
-            raise NotFound(f"no rights request {request_id!r} for this person")
+            raise NotFound(
+                f"no rights request {request_id!r} for this person",
+                zh="此人没有这项个人信息权利请求",
+            )
         if req.status != "open":
             raise Conflict("this rights request is already closed", zh="这个请求已经办结。")
         return req
@@ -94,7 +97,7 @@ def submit_rights_request(
     def work() -> RightsRequest:
         get_person(session, person_id)
         if kind not in RIGHTS_KINDS:
-            raise InvalidInput(f"kind must be one of {', '.join(RIGHTS_KINDS)}")
+            raise InvalidInput(f"kind must be one of {', '.join(RIGHTS_KINDS)}", zh="请求类型无效")
         req = _request(
             session,
             settings,
@@ -138,7 +141,7 @@ def reject_rights_request(
             )
         req = session.get(RightsRequest, request_id)
         if req is None:
-            raise NotFound(f"no rights request {request_id!r}")
+            raise NotFound(f"no rights request {request_id!r}", zh="找不到这项个人信息权利请求")
         if req.status != "open":
             raise Conflict("this rights request is already closed", zh="这个请求已经办结。")
         req.status, req.rejection_reason = "rejected", reason
@@ -298,7 +301,10 @@ def correct(
         changed = []
         if category is not None and category != person.category:
             if category not in CATEGORIES:
-                raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+                raise InvalidInput(
+                    f"category must be one of {', '.join(CATEGORIES)}",
+                    zh="类别无效：请选择业主/住户、租户、酒店住客、员工或访客",
+                )
             if category == "visitor":
                 raise InvalidInput(
                     "a registered person cannot become a visitor; erase instead",
@@ -308,7 +314,7 @@ def correct(
             changed.append("category")
         if birth_date is not _UNSET and birth_date != person.birth_date:
             if birth_date is not None and birth_date > utcnow().date():
-                raise InvalidInput("birth date is in the future")
+                raise InvalidInput("birth date is in the future", zh="出生日期不能晚于今天")
             person.birth_date = birth_date
             changed.append("birth_date")
         if (

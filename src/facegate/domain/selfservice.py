@@ -54,7 +54,8 @@ def create_invitation(
             if guardian_id is None:
                 raise GuardianConsentRequired(
                     "this person is under 14: invite a linked parent or guardian to decide "
-                    "for them (CAC-FR-07)"
+                    "for them (CAC-FR-07)",
+                    zh="此人未满 14 周岁：请邀请已关联的父母或其他监护人替其决定（CAC-FR-07）",
                 )
             linked = session.execute(
                 select(GuardianLink.id).where(

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from facegate.domain.accounts import visible_access_point
 from facegate.domain.selfservice import notice_for_person
 from facegate.errors import FacegateError, NotFound
-from facegate.web.common import fail
+from facegate.web.common import fail, refusal_words, translator
 from facegate.web.console import ANY_ROLE, Ctx
 
 router = APIRouter(include_in_schema=False)
@@ -22,7 +22,7 @@ def _live(c: Ctx):
         with c.rt.store.session() as s:
             return deployment_from_store(s, c.rt.settings), ""
     except FacegateError as exc:
-        return None, exc.message
+        return None, refusal_words(translator(c.request), exc)
 
 
 @router.get("/console/compliance", response_class=HTMLResponse)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from facegate.access import challenge
 from facegate.api.uploads import read_camera_burst
 from facegate.errors import FacegateError, ImageDecodeError, ImageTooLarge
-from facegate.web.common import translator
+from facegate.web.common import refusal_words, translator
 
 
 def decode_upload(rt: Any, data: bytes) -> Any:
@@ -139,7 +139,7 @@ async def enroll_from_camera(
     except FacegateError as exc:
         reasons = (exc.details or {}).get("reasons") or [exc.code]
         reason = str(reasons[0]) if isinstance(reasons, list) and reasons else exc.code
-        msg = tr.quality(reason) if reason in tr.all_quality() else exc.message
+        msg = tr.quality(reason) if reason in tr.all_quality() else refusal_words(tr, exc)
         return JSONResponse(
             {"ok": False, "reason": reason, "message": msg},
             status_code=exc.http_status,

@@ -234,6 +234,37 @@ _T: dict[str, tuple[str, str]] = {
     "search_clear": ("显示全部", "Show everyone"),
     "search_found": ("“{q}”：找到 {n} 人。", "“{q}”: {n} found."),
     "person_name": ("姓名", "Name"),
+    # Bulk import in the console (issue 16 items 12 and 7).
+    "import_people": ("批量导入住户", "Import residents"),
+    "import_hint": (
+        "从物业系统导出的 CSV 或 Excel（.xlsx）文件，第一行为列名：姓名、房号、类别（业主、租户、"
+        "住客、员工、访客）、电话、卡号、密码、入住日期、搬离日期。先检查每一行；只要有一行有误，"
+        "就不导入任何人（除非选择“只导入无误的行”）。不导入照片，也不代替任何人同意：同意须由本人作出。",
+        "A CSV or Excel (.xlsx) file exported by the property-management system, the first row "
+        "naming the columns: name, unit, category (resident, tenant, guest, staff, visitor), "
+        "contact, card, PIN, move-in and move-out dates. Every row is checked first; if any row "
+        'is wrong, nobody is imported (unless you choose "import the valid rows only"). No '
+        "photos and no consent are imported: consent is each person's own act.",
+    ),
+    "import_file": ("文件", "File"),
+    "import_mode": ("操作", "What to do"),
+    "import_mode_check": ("只检查，不导入", "Check only, import nothing"),
+    "import_mode_import": ("全部无误时导入", "Import if every row is valid"),
+    "import_mode_skip_invalid": ("只导入无误的行", "Import the valid rows only"),
+    "import_submit": ("开始", "Go"),
+    "import_refused": (
+        "共 {rows} 行，发现 {n} 处问题，未导入任何人员。请修改文件后重新上传：",
+        "{n} problem(s) in {rows} row(s); nobody was imported. Fix the file and upload it again:",
+    ),
+    "import_checked": (
+        "已检查 {rows} 行：{valid} 行可以导入。尚未写入任何数据。",
+        "Checked {rows} row(s): {valid} can be imported. Nothing was written.",
+    ),
+    "import_done": (
+        "已导入 {n} 人（共 {rows} 行）。",
+        "Imported {n} person(s) from {rows} row(s).",
+    ),
+    "import_skipped": ("以下各行未导入：", "These rows were not imported:"),
     "unit_short": ("房号", "Unit"),
     "no_name": ("（未登记姓名）", "(no name given)"),
     "person_added": ("已登记此人。", "Person registered."),
