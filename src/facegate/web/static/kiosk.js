@@ -146,15 +146,16 @@
   function tick() {
     if (busy || Date.now() < holdUntil || !video.videoWidth) return;
     if (challengeMode) { challengeTick(); return; }
-    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
-    var ctx = canvas.getContext("2d");
-    ctx.drawImage(video, 0, 0);
+    // A burst of three frames 0.5 s apart: liveness reads the motion across them (issue 14;
+    // one frame is its weakest check, and a photo held still does not move).
     busy = true;
-    canvas.toBlob(function (blob) {
-      ctx.clearRect(0, 0, canvas.width, canvas.height);  // the frame leaves the page now
-      var fd = new FormData();
-      fd.append("frame", blob, "frame.jpg");
-      decide(fd, true);
-    }, "image/jpeg", 0.9);
+    var fd = new FormData(), n = 0;
+    (function next() {
+      grab(function (blob) {
+        fd.append("frame", blob, "frame" + n + ".jpg");
+        n += 1;
+        if (n < 3) { setTimeout(next, 500); } else { decide(fd, true); }
+      });
+    })();
   }
 })();
