@@ -510,3 +510,21 @@ def test_a_role_refusal_reads_in_chinese(env):
     assert r.status_code == 403, r.text[-800:]
     text = _visible_text(r.text)
     assert "您的账户角色无权执行此操作" in text and "may not do this" not in text
+
+
+def test_a_photo_upload_with_no_photo_chosen_reads_in_chinese(env):
+    """Item 7: the console's photo form posted with no file chosen (a browser sends an empty
+    part) says so in Chinese, not "choose a photo"; the same form on an en page in English."""
+    _login(env)
+    client = env["client"]
+    url = f"/console/people/{env['person']}"
+    csrf = CSRF.search(client.get(url).text).group(1)
+    empty = {"photo": ("", b"", "application/octet-stream")}
+    r = client.post(f"{url}/enroll", data={"csrf": csrf}, files=empty)
+    assert r.status_code == 422, r.text[-800:]
+    text = _visible_text(r.text)
+    assert "请选择一张照片" in text and "choose a photo" not in text
+    r = client.post(
+        f"{url}/enroll", data={"csrf": csrf}, files=empty, headers={"Accept-Language": "en"}
+    )
+    assert r.status_code == 422 and "choose a photo" in _visible_text(r.text)

@@ -25,7 +25,9 @@ from facegate.domain.importing import (
 from facegate.errors import FacegateError, InvalidInput
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "facegate"
-SCANNED = ("domain", "access")
+# Every module whose errors can reach a page: the domain and the gate, the pages themselves,
+# the compliance checks the console runs, and the reader of the pages' upload forms.
+SCANNED = ("domain/*.py", "access/*.py", "web/*.py", "compliance/*.py", "api/uploads.py")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 # Errors raised with an English message only, because no console or self-service page can
@@ -49,6 +51,27 @@ ALLOWED_ENGLISH_ONLY: dict[tuple[str, str], str] = {
     ("access/offline.py", "\"the caller's deadline"): "gate internals, never shown",
     ("access/offline.py", '"the decision was already'): "gate internals, never shown",
     ("access/single_process.py", 'f"another facegate process'): "`facegate serve` start-up",
+    # compliance/: the CLI's documents and inventory audit; pages pass a known language and
+    # check the document kind themselves (web/documents.py has its own zh).
+    ("compliance/documents.py", 'f"Unsupported language'): "pages pass LANGS; CLI only",
+    ("compliance/documents.py", 'f"Unknown document'): "web/documents.py checks first; CLI",
+    ("compliance/inventory.py", 'f"{path}: (top level): the'): "`facegate comply audit` file",
+    ("compliance/inventory.py", 'f"{source}: (top level): not'): "`facegate comply audit` file",
+    ("compliance/live.py", 'f"No site in {settings'): "live_deployment: CLI only",
+    # api/uploads.py: the gate's decide body and the admin API's photos; the pages' forms
+    # (read_photo_form, read_file_form, read_camera_burst, _parse_multipart) have zh.
+    ("api/uploads.py", 'f"content type'): "decide API body; the kiosk has words",
+    ("api/uploads.py", '"send a frame as'): "decide API body; the kiosk has words",
+    ("api/uploads.py", '"the request body is empty'): "decide API body; the kiosk has words",
+    ("api/uploads.py", 'f"a frame may be at most'): "decide API body; the kiosk has words",
+    ("api/uploads.py", 'f"the request body is larger than {cap}'): "decide API JSON/form body",
+    ("api/uploads.py", '"the body is not valid JSON'): "decide API JSON body",
+    ("api/uploads.py", '"the JSON body must'): "decide API JSON body",
+    ("api/uploads.py", '"the form body is not'): "decide API form body",
+    ("api/uploads.py", 'f"unknown field {key'): "decide API JSON/form body",
+    ("api/uploads.py", 'f"`{key}` was sent twice'): "decide API form body",
+    ("api/uploads.py", '"send the photos as'): "admin API enrollment (read_images)",
+    ("api/uploads.py", '"send at least one photo'): "admin API enrollment (read_images)",
 }
 
 
@@ -62,10 +85,13 @@ def _english_only_raises() -> list[tuple[str, int, str]]:
     """(file, line, message source) of every FacegateError raised with a literal message
     and neither ``zh=`` nor an "English / 中文" message."""
     found = []
-    for part in SCANNED:
-        for path in sorted((SRC / part).glob("*.py")):
-            rel = f"{part}/{path.name}"
-            module = importlib.import_module(f"facegate.{part}.{path.stem}")
+    importlib.import_module("facegate.api.app")  # the app first: web and api import each other
+    for pattern in SCANNED:
+        for path in sorted(SRC.glob(pattern)):
+            rel = path.relative_to(SRC).as_posix()
+            module = importlib.import_module(
+                "facegate." + rel.removesuffix(".py").replace("/", ".")
+            )
             text = path.read_text(encoding="utf-8")
             for node in ast.walk(ast.parse(text)):
                 if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
@@ -162,3 +188,32 @@ def test_file_problems_read_in_chinese(data, name):
     with pytest.raises(InvalidInput) as info:
         read_table(data, name)
     assert info.value.zh and CJK.search(info.value.zh) and "column" not in info.value.zh
+
+
+def test_a_photo_refused_for_quality_says_why_in_chinese():
+    """A photo whose face is not good enough says why in the page's words for each quality
+    reason (web.i18n.QUALITY_WORDS): too small, blurred, too dark, not frontal..."""
+    from types import SimpleNamespace
+
+    from facegate.domain.enrollment import _templates_from_images
+    from facegate.errors import LowQuality
+    from facegate.web.common import refusal_words
+    from facegate.web.i18n import Translator
+
+    quality = SimpleNamespace(ok=False, reasons=["too_dark", "face_too_small", "off_angle"])
+    face = SimpleNamespace(quality=quality, template=[0.1, 0.2], score=0.9)
+    pipe = SimpleNamespace(analyze=lambda image, profile: [face])
+    with pytest.raises(LowQuality) as info:
+        _templates_from_images(pipe, [object()])
+    zh = refusal_words(Translator("zh-CN"), info.value)
+    assert zh == (
+        "第 1 张照片中的人脸质量不够，不能录入（太暗了，请到更亮的地方；请靠近一点；请正对摄像头）"
+    )
+    en = refusal_words(Translator("en"), info.value)
+    assert (
+        en == "image 1: the face is not good enough to enroll (too_dark, face_too_small, off_angle)"
+    )
+    # A reason with no words (no template) adds nothing; an error without reasons neither.
+    bare = LowQuality("x", zh="人脸质量不够", reasons=["no_template"])
+    assert refusal_words(Translator("zh-CN"), bare) == "人脸质量不够"
+    assert refusal_words(Translator("zh-CN"), InvalidInput("x", zh="好")) == "好"

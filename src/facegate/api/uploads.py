@@ -117,12 +117,17 @@ def _field_value(key: str, value: object) -> str:
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidInput(f"`{key}` is not valid UTF-8 text") from None
+            raise InvalidInput(
+                f"`{key}` is not valid UTF-8 text", zh="表单内容不是有效的文字，请重新填写"
+            ) from None
     if not isinstance(value, str):
-        raise InvalidInput(f"`{key}` must be a string")
+        raise InvalidInput(f"`{key}` must be a string", zh="表单内容无效，请重新填写")
     value = value.strip()
     if not value or len(value) > 256 or not value.isprintable():
-        raise InvalidInput(f"`{key}` must be 1-256 printable characters")
+        raise InvalidInput(
+            f"`{key}` must be 1-256 printable characters",
+            zh="表单内容须为 1 至 256 个可显示的字符，请重新填写",
+        )
     return value
 
 
@@ -162,12 +167,25 @@ async def read_photo_form(
     _check_declared(request, limit)
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype.lower() != b"multipart/form-data":
-        raise UnsupportedMediaType(f"send the photo as multipart/form-data, field `{file_field}`")
-    files, fields = await _parse_multipart(
-        request, params.get(b"boundary"), file_field, 1, ("csrf",), settings.max_frame_bytes, limit
-    )
+        raise UnsupportedMediaType(
+            f"send the photo as multipart/form-data, field `{file_field}`", zh="请选择一张照片"
+        )
+    try:
+        files, fields = await _parse_multipart(
+            request,
+            params.get(b"boundary"),
+            file_field,
+            1,
+            ("csrf",),
+            settings.max_frame_bytes,
+            limit,
+        )
+    except InvalidInput as exc:  # a browser sends an empty part when no file was chosen
+        if exc.message != f"an empty `{file_field}` was sent":
+            raise
+        files, fields = [], {}
     if not files:
-        raise InvalidInput("choose a photo")
+        raise InvalidInput("choose a photo", zh="请选择一张照片")
     return files[0], fields
 
 
@@ -214,7 +232,8 @@ async def read_camera_burst(request: Request, settings: Settings) -> tuple[list[
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype.lower() != b"multipart/form-data":
         raise UnsupportedMediaType(
-            "send the camera frames as multipart/form-data, fields `frame` and `challenge`"
+            "send the camera frames as multipart/form-data, fields `frame` and `challenge`",
+            zh="没有收到摄像头画面，请再试一次",
         )
     files, fields = await _parse_multipart(
         request,
@@ -226,8 +245,17 @@ async def read_camera_burst(request: Request, settings: Settings) -> tuple[list[
         limit,
     )
     if not files:
-        raise InvalidInput("send the camera frames in the field `frame`")
+        raise InvalidInput(
+            "send the camera frames in the field `frame`", zh="没有收到摄像头画面，请再试一次"
+        )
     return files, fields.get("challenge", "")
+
+
+def _size_words(n: int) -> str:
+    """A byte count as a person reads it: "12 MB", "300 KB"."""
+    if n >= 1024 * 1024:
+        return f"{round(n / (1024 * 1024), 1):g} MB"
+    return f"{max(1, round(n / 1024))} KB"
 
 
 def _check_declared(request: Request, limit: int) -> None:
@@ -237,9 +265,14 @@ def _check_declared(request: Request, limit: int) -> None:
     try:
         size = int(declared)
     except ValueError:
-        raise InvalidInput("Content-Length is not a number") from None
+        raise InvalidInput(
+            "Content-Length is not a number", zh="上传的内容无效，请重新提交"
+        ) from None
     if size > limit:
-        raise PayloadTooLarge(f"the request body is {size} bytes; the limit is {limit}")
+        raise PayloadTooLarge(
+            f"the request body is {size} bytes; the limit is {limit}",
+            zh=f"上传的内容太大（{_size_words(size)}），上限是 {_size_words(limit)}",
+        )
 
 
 async def _read_multipart(
@@ -271,7 +304,7 @@ async def _parse_multipart(
 ) -> tuple[list[bytes], dict[str, str]]:
     """Stream-parse a multipart body in memory with a cap per part and in total."""
     if not boundary:
-        raise InvalidInput("multipart body without a boundary")
+        raise InvalidInput("multipart body without a boundary", zh="上传的表单无效，请重新提交")
     parts: list[tuple[dict[bytes, bytes], bytearray]] = []
     header_field = bytearray()
     header_value = bytearray()
@@ -279,7 +312,9 @@ async def _parse_multipart(
 
     def on_part_begin() -> None:
         if len(parts) >= max_files + len(text_fields):
-            raise InvalidInput("too many parts in the multipart body")
+            raise InvalidInput(
+                "too many parts in the multipart body", zh="上传的文件太多，请只选择需要的文件"
+            )
         parts.append(({}, bytearray()))
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -303,8 +338,11 @@ async def _parse_multipart(
         buf = parts[-1][1]
         if len(buf) + (end - start) > state["cap"]:  # type: ignore[operator]
             if state["is_file"]:
-                raise ImageTooLarge(f"an image may be at most {file_cap} bytes")
-            raise InvalidInput("a form field is longer than 1 KiB")
+                raise ImageTooLarge(
+                    f"an image may be at most {file_cap} bytes",
+                    zh=f"照片太大：每张照片不能超过 {_size_words(file_cap)}",
+                )
+            raise InvalidInput("a form field is longer than 1 KiB", zh="表单中有一项内容太长")
         buf.extend(data[start:end])
 
     parser = MultipartParser(
@@ -323,11 +361,16 @@ async def _parse_multipart(
         async for chunk in request.stream():
             total += len(chunk)
             if total > limit:
-                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+                raise PayloadTooLarge(
+                    f"the request body is larger than {limit} bytes",
+                    zh=f"上传的内容超过 {_size_words(limit)}",
+                )
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError:
-        raise InvalidInput("the multipart body is malformed") from None
+        raise InvalidInput(
+            "the multipart body is malformed", zh="上传的表单不完整，请重新提交"
+        ) from None
     files: list[bytes] = []
     fields: dict[str, str] = {}
     for headers, data in parts:
@@ -335,15 +378,21 @@ async def _parse_multipart(
         name = opts.get(b"name", b"").decode("latin-1")
         if name == file_field:
             if len(files) >= max_files:
-                raise InvalidInput(f"at most {max_files} `{file_field}` parts per request")
+                raise InvalidInput(
+                    f"at most {max_files} `{file_field}` parts per request",
+                    zh=f"一次最多上传 {max_files} 个文件",
+                )
             if not data:
-                raise InvalidInput(f"an empty `{file_field}` was sent")
+                raise InvalidInput(f"an empty `{file_field}` was sent", zh="所选文件是空的")
             files.append(bytes(data))
         elif name in text_fields:
             if name in fields:
-                raise InvalidInput(f"`{name}` was sent twice")
+                raise InvalidInput(f"`{name}` was sent twice", zh="表单中有一项重复提交")
             fields[name] = _field_value(name, bytes(data))
         else:
             expected = ", ".join((file_field, *text_fields))
-            raise InvalidInput(f"unknown form field {name!r}; expected one of {expected}")
+            raise InvalidInput(
+                f"unknown form field {name!r}; expected one of {expected}",
+                zh="表单中有无法识别的内容，请刷新页面后重试",
+            )
     return files, fields

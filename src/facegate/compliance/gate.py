@@ -18,7 +18,9 @@ def _with_face_on(d: Deployment, site_id: str, access_point_id: str | None) -> D
     out = d.model_copy(deep=True)
     site = next((s for s in out.sites if s.id == site_id), None)
     if site is None:
-        raise NotFound(f"No site '{site_id}' in the deployment.", site_id=site_id)
+        raise NotFound(
+            f"No site '{site_id}' in the deployment.", zh="找不到这个场所", site_id=site_id
+        )
     if access_point_id is None:
         targets = [ap for ap in site.access_points if "face" in ap.accepted_methods]
     else:
@@ -26,6 +28,7 @@ def _with_face_on(d: Deployment, site_id: str, access_point_id: str | None) -> D
         if not targets:
             raise NotFound(
                 f"No access point '{access_point_id}' at site '{site_id}'.",
+                zh="本场所没有这个出入口",
                 site_id=site_id,
                 access_point_id=access_point_id,
             )
@@ -104,4 +107,6 @@ def set_face_enabled(
             if s.id == site_id and ap.id == access_point_id:
                 ap.face_enabled = False
                 return out
-    raise NotFound(f"No access point '{access_point_id}' at site '{site_id}'.")
+    raise NotFound(
+        f"No access point '{access_point_id}' at site '{site_id}'.", zh="本场所没有这个出入口"
+    )

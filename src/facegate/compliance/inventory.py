@@ -284,13 +284,18 @@ def read_limited(path: Path, max_bytes: int, what: str = "inventory") -> str:
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(f"Cannot read {what} {path}: not a regular file.")
+            raise InvalidInput(
+                f"Cannot read {what} {path}: not a regular file.",
+                zh=f"无法读取 {path}：这不是一个普通文件",
+            )
         if st.st_size > max_bytes:
             raise InvalidInput(_too_large(path, what, st.st_size, max_bytes))
         with open(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
     except OSError as exc:
-        raise InvalidInput(f"Cannot read {what} {path}: {exc.strerror}") from None
+        raise InvalidInput(
+            f"Cannot read {what} {path}: {exc.strerror}", zh=f"无法读取 {path}：{exc.strerror}"
+        ) from None
     if len(raw) > max_bytes:  # grew while being read
         raise InvalidInput(_too_large(path, what, len(raw), max_bytes))
     try:
@@ -300,6 +305,7 @@ def read_limited(path: Path, max_bytes: int, what: str = "inventory") -> str:
         raise InvalidInput(
             f"{path}: line {line} (byte {exc.start}): not UTF-8 text ({exc.reason}); save the "
             f"{what} as UTF-8.",
+            zh=f"{path} 第 {line} 行不是 UTF-8 文字：请以 UTF-8 编码保存",
             where=f"byte {exc.start}",
         ) from None
     return text.removeprefix("\ufeff")

@@ -168,7 +168,9 @@ def load_facts(settings: Settings) -> LiveFacts:
     try:
         return LiveFacts.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(f"{path} is not valid: {exc}") from exc
+        raise InvalidInput(
+            f"{path} is not valid: {exc}", zh=f"保存的设置文件 {path} 内容有误，请联系管理员修复"
+        ) from exc
 
 
 def save_facts(settings: Settings, facts: LiveFacts) -> Path:
@@ -225,7 +227,8 @@ def normalize_location_type(value: str, what: str = "This access point") -> str:
     if loc not in _LOCATIONS:
         raise InvalidInput(
             f"{what} has location type {value!r}, which the compliance catalog does not know; "
-            f"use one of {', '.join(sorted(_LOCATIONS))}."
+            f"use one of {', '.join(sorted(_LOCATIONS))}.",
+            zh=f"出入口的位置类型“{value}”无法识别，请从列表中选择",
         )
     return loc
 
@@ -574,7 +577,10 @@ def set_face(
             q = q.where(m.AccessPoint.id == access_point_id)
         aps = session.execute(q).scalars().all()
         if access_point_id is not None and not aps:
-            raise NotFound(f"no access point {access_point_id!r} at site {sid!r}")
+            raise NotFound(
+                f"no access point {access_point_id!r} at site {sid!r}",
+                zh="本场所没有这个出入口",
+            )
         if enabled:
             assert_can_activate(deployment_from_store(session, settings), sid, access_point_id)
             aps = [ap for ap in aps if "face" in (ap.methods or [])]
@@ -708,7 +714,9 @@ def _site(session: Session, site_id: str | None) -> m.Site:
         else session.execute(select(m.Site).order_by(m.Site.created_at)).scalar()
     )
     if site is None:
-        raise NotFound("no site yet; run `facegate init` first")
+        raise NotFound(
+            "no site yet; run `facegate init` first", zh="还没有场所：请先运行 `facegate init`"
+        )
     return site
 
 
@@ -863,7 +871,10 @@ def update_operator_facts(
         site = _site(session, None)
         org = session.get(m.Organization, site.organization_id)
         if org is None:
-            raise NotFound("no organisation yet; run `facegate init` first")
+            raise NotFound(
+                "no organisation yet; run `facegate init` first",
+                zh="还没有运营单位：请先运行 `facegate init`",
+            )
         org.name, org.address, org.contact = name.strip(), address.strip(), contact.strip()
         if pipo_contact is not None:
             org.pipo_contact = pipo_contact.strip()

@@ -108,6 +108,7 @@ def require_allowed_use(use: str) -> None:
     raise ProhibitedUse(
         f"'{use}' is not an allowed use of face data: facegate processes faces for access "
         f"control only ({', '.join(rules)}).",
+        zh=f"人脸数据只能用于出入控制，不能用于“{use}”（{'、'.join(rules)}）",
         use=use,
         rules=list(rules),
     )

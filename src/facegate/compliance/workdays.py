@@ -75,6 +75,8 @@ def is_prc_workday(day: date) -> bool:
             f"The installed PRC holiday calendar (chinesecalendar {_calendar_version()}) has "
             f"no data for {day.year}, so working days cannot be counted. Run `pip install -U "
             f"chinesecalendar` once the State Council has published the {day.year} schedule.",
+            zh=f"已安装的节假日日历没有 {day.year} 年的数据，无法计算工作日。国务院公布 "
+            f"{day.year} 年放假安排后，请运行 `pip install -U chinesecalendar`。",
             year=day.year,
         ) from exc
 

@@ -102,7 +102,7 @@ def _templates_from_images(pipe: FacePipeline, images: Sequence[Any]) -> list[tu
             reasons = reasons or ["no_template"]
             raise LowQuality(
                 f"image {i}: the face is not good enough to enroll ({', '.join(reasons)})",
-                zh=f"第 {i} 张照片中的人脸不够清晰，不能录入",
+                zh=f"第 {i} 张照片中的人脸质量不够，不能录入",
                 image=i,
                 reasons=reasons,
             )

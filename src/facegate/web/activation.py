@@ -26,7 +26,9 @@ def _day(value: Any, what: str) -> date:
     try:
         return date.fromisoformat(str(value or "").strip())
     except ValueError:
-        raise InvalidInput(f"{what} must look like 2026-05-01") from None
+        raise InvalidInput(
+            f"{what} must look like 2026-05-01", zh="日期格式应为 2026-05-01"
+        ) from None
 
 
 def _text(form: Any, name: str) -> str:
@@ -173,7 +175,10 @@ async def pia_register(request: Request) -> Response:
             document=_text(form, "document"),
         )
         if not record.version:
-            raise InvalidInput("Give the PIA a version, e.g. 1 or 2026-05.")
+            raise InvalidInput(
+                "Give the PIA a version, e.g. 1 or 2026-05.",
+                zh="请填写评估报告的版本，例如 1 或 2026-05",
+            )
         with c.rt.store.session() as s:
             register_pia(s, c.rt.settings, record, actor=c.actor)
     except FacegateError as exc:

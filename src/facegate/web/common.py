@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from facegate.domain.notice import NOTICE_TITLES, notice_sections
 from facegate.errors import CsrfRejected, FacegateError
-from facegate.web.i18n import LANGS, Translator, pick_lang
+from facegate.web.i18n import LANGS, QUALITY_WORDS, Translator, pick_lang
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -178,9 +178,21 @@ def refusal_words(tr: Translator, exc: FacegateError) -> str:
         return exc.message
     zh = getattr(exc, "zh", None)
     if zh:
-        return zh
+        return zh + _quality_why(tr, exc)
     halves = _ZH_HALF.split(exc.message, maxsplit=1)
     return halves[1] if len(halves) == 2 else exc.message
+
+
+def _quality_why(tr: Translator, exc: FacegateError) -> str:
+    """Why a photo's face was refused, in the page's words for each quality reason (too
+    small, blurred, too dark, not frontal...): ``（请靠近一点；太暗了，请到更亮的地方）``.
+    Empty when the error carries no reason a person can act on."""
+    reasons = (exc.details or {}).get("reasons")
+    if not isinstance(reasons, list):
+        return ""
+    words = [tr.quality(str(r)) for r in reasons if str(r) in QUALITY_WORDS and r != "ok"]
+    words = list(dict.fromkeys(words))
+    return f"（{'；'.join(words)}）" if words else ""
 
 
 def fail(request: Request, exc: FacegateError, back: str) -> WebFailure:

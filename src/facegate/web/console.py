@@ -544,7 +544,9 @@ async def people_add(request: Request) -> Response:
         try:
             birth_date = date.fromisoformat(birth) if birth else None
         except ValueError:
-            raise InvalidInput("the birth date must look like 2015-06-30") from None
+            raise InvalidInput(
+                "the birth date must look like 2015-06-30", zh="出生日期格式应为 2015-06-30"
+            ) from None
         site_id = str(form.get("site_id") or "").strip() or None
         with c.rt.store.session() as s:
             if site_id is None and c.sites is not None and len(c.sites) == 1:
@@ -717,7 +719,10 @@ async def person_consent(request: Request, person_id: str) -> Response:
     c.person(person_id)
     try:
         if form.get("read_notice") != "yes":
-            raise InvalidInput("the person must have read the notice and said yes themselves")
+            raise InvalidInput(
+                "the person must have read the notice and said yes themselves",
+                zh="须由本人阅读告知书并亲自表示同意",
+            )
         guardian = str(form.get("guardian_id") or "").strip() or None
         if guardian:
             c.person(guardian, f"/console/people/{person_id}")
@@ -851,7 +856,9 @@ async def person_credential_revoke(
         with c.rt.store.session() as s:
             mine = person_summary(s, person_id, model_id=None)["credentials"]
             if credential_id not in {x["id"] for x in mine}:
-                raise NotFound(f"no credential {credential_id!r} for this person")
+                raise NotFound(
+                    f"no credential {credential_id!r} for this person", zh="此人没有这张凭证"
+                )
             revoke_credential(s, actor=c.actor, credential_id=credential_id)
     except FacegateError as exc:
         raise c.fail(exc, f"/console/people/{person_id}") from None
@@ -913,7 +920,7 @@ async def rights_answer(request: Request, request_id: str) -> Response:
         with c.rt.store.session() as s:
             req = visible_rights_request(s, c.sites, request_id)
             if person_id and person_id != req.person_id:
-                raise InvalidInput("this request is not this person's")
+                raise InvalidInput("this request is not this person's", zh="这项申请不是此人提出的")
             person_id = req.person_id
             if action == "reject":
                 reject_rights_request(
@@ -948,7 +955,7 @@ async def rights_answer(request: Request, request_id: str) -> Response:
                 )
                 c.rt.after_change()
             else:
-                raise InvalidInput("choose how to answer the request")
+                raise InvalidInput("choose how to answer the request", zh="请选择如何答复这项申请")
     except FacegateError as exc:
         raise c.fail(exc, "/console/rights") from None
     return redirect("/console/rights")

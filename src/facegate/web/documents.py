@@ -95,9 +95,9 @@ def doc(request: Request, kind: str) -> Response:
                     html = docs_mod.render_signage(d, site, ap, lang)
                     break
             else:
-                raise NotFound(f"no access point {ap_id!r}")
+                raise NotFound(f"no access point {ap_id!r}", zh="找不到这个出入口")
         else:
-            raise NotFound(f"no document {kind!r}")
+            raise NotFound(f"no document {kind!r}", zh="找不到这份文件")
     except FacegateError as exc:
         raise fail(request, exc, "/console/docs") from None
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})

@@ -25,14 +25,18 @@ from facegate.web.common import refusal_words, translator
 def decode_upload(rt: Any, data: bytes) -> Any:
     """Decode untrusted bytes with the pipeline's limits; any decoder failure is bad input."""
     if len(data) > rt.settings.max_image_bytes:
-        raise ImageTooLarge("the photo is larger than the upload limit")
+        raise ImageTooLarge(
+            "the photo is larger than the upload limit", zh="照片太大，超过了上传上限"
+        )
     pipeline = rt.pipeline
     try:
         return pipeline.decode(data)
     except FacegateError:
         raise
     except Exception:  # noqa: BLE001 - a decoder bug on hostile input is still bad input
-        raise ImageDecodeError("the data is not a readable image") from None
+        raise ImageDecodeError(
+            "the data is not a readable image", zh="无法读取这张照片：请换一张照片"
+        ) from None
 
 
 def _reasons(rt: Any, data: bytes) -> list[str]:

@@ -171,7 +171,7 @@ async def me_choice(request: Request) -> Response:
             elif choice == "no":
                 issued = decline_face(s, actor=me.actor, person_id=me.person_id).issued
             else:
-                raise InvalidInput("choose one of the two buttons")
+                raise InvalidInput("choose one of the two buttons", zh="请点击两个按钮中的一个")
     except FacegateError as exc:
         raise fail(request, exc, "/me") from None
     if choice == "yes":
@@ -322,7 +322,7 @@ async def me_rights(request: Request) -> Response:
     kind = str(form.get("kind", ""))
     try:
         if kind not in SELF_RIGHTS:
-            raise InvalidInput("choose the kind of request")
+            raise InvalidInput("choose the kind of request", zh="请选择申请的类型")
         with me.rt.store.session() as s:
             req = submit_rights_request(
                 s,
@@ -341,7 +341,7 @@ def _int_field(form: Any, name: str) -> int:
     try:
         return int(str(form.get(name, "")))
     except ValueError:
-        raise InvalidInput(f"{name} must be a whole number") from None
+        raise InvalidInput(f"{name} must be a whole number", zh="请填写一个整数") from None
 
 
 @router.post("/me/visitor-pass", response_class=HTMLResponse)
