@@ -483,3 +483,46 @@ def test_one_decision_per_approach_and_again_only_after_the_interval(gate):
     burst = min(agent.config.burst_window, agent.config.max_burst_frames)
     assert all(n == burst and c is None for n, c in decider.calls)
     assert all(o.frames == burst for o in agent.outcomes)
+
+
+def test_agent_warns_at_a_challenge_point_and_runs_on(tmp_path):
+    """A camera agent asks nobody to move: at an access point whose liveness is `challenge`
+    no face would open, so `facegate agent` says so, in both languages, with the fix."""
+    import select
+
+    import numpy as np
+
+    from facegate.domain.liveness_policy import set_access_point_liveness
+
+    settings = Settings(data_dir=tmp_path / "site")
+    setup = make_site(settings)
+    store = Store(settings.database_url)
+    try:
+        with store.session() as s:
+            set_access_point_liveness(
+                s, actor="test", access_point_id=setup.ap_main, policy="challenge"
+            )
+    finally:
+        store.dispose()
+    clip = write_avi([np.full((240, 320, 3), 96, np.uint8)] * 10, tmp_path / "empty.avi")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facegate", "agent", "--access-point", setup.ap_main]
+        + ["--camera", str(clip), "--door", "http://127.0.0.1:9/open", "--metrics-port", "0"]
+        + ["--data-dir", str(settings.data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "警告" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            # Never block on a silent process: read only what is there.
+            if select.select([proc.stderr], [], [], 1.0)[0]:
+                seen += proc.stderr.readline()
+        assert f"facegate access-point liveness {setup.ap_main} passive" in seen, seen
+        assert "no face will open it" in seen and "刷脸不会开门" in seen
+        assert proc.poll() is None  # a warning: cards and QR passes still work there
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

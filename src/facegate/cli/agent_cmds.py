@@ -15,6 +15,16 @@ from facegate.errors import FacegateError
 log = logging.getLogger("facegate.edge.agent")
 
 
+CHALLENGE_POINT_WARNING = (
+    "warning: access point {ap} asks a person at a screen to follow a prompt (liveness: "
+    "challenge); a camera agent cannot ask, so no face will open it (cards and QR passes "
+    "still do). For a camera at a door run: facegate access-point liveness {ap} passive\n"
+    "警告：出入口 {ap} 的活体检测为“按提示做动作”，摄像头代理无法提示，"
+    "刷脸不会开门（门卡和通行码仍可用）。如需刷脸开门，请运行："
+    "facegate access-point liveness {ap} passive"
+)
+
+
 def agent(
     access_point: str = typer.Option(..., "--access-point", help="The access point's id (ap-...)"),
     camera: str = typer.Option(
@@ -102,6 +112,9 @@ def agent(
             )
         else:
             decider = LocalDecider(settings, access_point)
+            if decider.liveness_policy == "challenge":
+                # The agent asks nobody to move: at a challenge point no face would open.
+                typer.echo(CHALLENGE_POINT_WARNING.format(ap=access_point), err=True)
     except FacegateError as exc:
         for d in doors:
             d.close()

@@ -54,7 +54,8 @@ class LocalDecider:
         self._lock = lock_for_database(settings.database_url)
         self.rt = GateRuntime(settings, pipeline=pipeline)
         with self.rt.store.session() as s:
-            access_point(s, access_point_id)  # NotFound now, not at the first person
+            # NotFound now, not at the first person.
+            self.liveness_policy = access_point(s, access_point_id).liveness or "passive"
         self.rt.warm_up()
         self.rt.start_sync()
 
