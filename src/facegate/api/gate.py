@@ -198,20 +198,25 @@ def _check_access_point(rt, principal: Principal, access_point_id: str) -> str:
         return ap.site_id
 
 
-def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
-    """Whether the frame may be processed at all (``gate.face_use_allowed``): asked of the
-    database while it answers, else of the gate's offline copy (never of nothing: unknown
-    means the frame is dropped and the credential decides)."""
+def _from_facts(rt, ask, unknown):
+    """``ask(facts)`` of the database while it answers, else of the gate's offline copy;
+    ``unknown`` when the gate has no offline copy yet. One rule for every question asked
+    before the frames are analysed."""
     if rt.offline.decide_online():
         try:
             with rt.store.decision_session() as s:
-                return gate.face_use_allowed(DbFacts(s), access_point_id, cred)
+                return ask(DbFacts(s))
         except DB_AWAY_ERRORS as e:
             rt.offline.report_failure(type(e).__name__)
     if not rt.snapshot.ready:
-        return False
-    facts = SnapshotFacts(rt.snapshot, rt.journal, None)
-    return gate.face_use_allowed(facts, access_point_id, cred)
+        return unknown
+    return ask(SnapshotFacts(rt.snapshot, rt.journal, None))
+
+
+def _face_allowed(rt, access_point_id: str, cred: gate.CredentialInput) -> bool:
+    """Whether the frame may be processed at all (``gate.face_use_allowed``), never asked of
+    nothing: unknown means the frame is dropped and the credential decides."""
+    return _from_facts(rt, lambda f: gate.face_use_allowed(f, access_point_id, cred), False)
 
 
 def _answer(book, nonce: str | None, access_point_id: str, faces) -> bool:
@@ -219,17 +224,19 @@ def _answer(book, nonce: str | None, access_point_id: str, faces) -> bool:
 
 
 def _liveness_mode(rt, access_point_id: str, cred: gate.CredentialInput) -> str:
-    """The access point's liveness policy for this decision (``liveness.effective_mode``):
-    from the database while it answers, else from the gate's offline copy; ``passive`` when
-    neither knows the point (the decision then refuses it anyway)."""
-    if rt.offline.decide_online():
+    """The access point's liveness policy for this decision (``liveness.effective_mode``);
+    ``passive`` when the offline copy does not know the point (the decision then refuses it
+    anyway) or does not exist yet."""
+
+    def ask(facts) -> str:
         try:
-            with rt.store.decision_session() as s:
-                return liveness.mode_at(DbFacts(s), access_point_id, cred)
-        except DB_AWAY_ERRORS as e:
-            rt.offline.report_failure(type(e).__name__)
-    ap = rt.snapshot.access_point(access_point_id) if rt.snapshot.ready else None
-    return liveness.effective_mode(ap.liveness if ap else None, cred.present)
+            return liveness.mode_at(facts, access_point_id, cred)
+        except NotFound:
+            if not facts.offline:
+                raise
+            return liveness.effective_mode(None, cred.present)
+
+    return _from_facts(rt, ask, liveness.effective_mode(None, cred.present))
 
 
 async def _abandon_on_disconnect(request: Request, deadline) -> None:
