@@ -47,6 +47,24 @@ def test_a_plane_fits_a_homography_and_a_bulge_does_not():
     assert dense_planarity([np.zeros_like(g0)] * 2, [BOX] * 2) == (0.0, 0.0)  # no corners
 
 
+def test_a_large_move_is_tracked_from_the_detector_s_box():
+    """A head that turns or steps between frames (what a challenge asks for) moves the face
+    far beyond the optical flow pyramid's reach: the face box the detector found in each frame
+    starts the tracks, so the move is measured instead of every track being lost (which reads
+    as "did not move" and refuses a live face, or leaves wrong tracks behind)."""
+    g0 = _texture()
+    dx, dy = 40.0, -12.0  # 40% of the face width in one step
+    moved = cv2.warpAffine(g0, np.float32([[1, 0, dx], [0, 1, dy]]), (g0.shape[1], g0.shape[0]))
+    box1 = (BOX[0] + dx, BOX[1] + dy, BOX[2], BOX[3])
+    res, flow = dense_planarity([g0, moved], [BOX, box1])
+    assert abs(flow - np.hypot(dx, dy)) < 1.0  # percent of the 100 px face width
+    assert res < 0.2  # and a plane that moved is still a plane
+    # The same frames without the box's shift: the few tracks that survive are wrong, the
+    # move is mis-measured and the plane looks bent (a fast-moved print would gain from it).
+    res_lost, flow_lost = dense_planarity([g0, moved], [BOX, BOX])
+    assert abs(flow_lost - np.hypot(dx, dy)) > 5.0 and res_lost > 1.0
+
+
 def test_saturation_of_grey_is_zero_and_of_colour_is_not():
     grey = np.full((240, 320, 3), 128, np.uint8)
     skin = grey.copy()
@@ -107,3 +125,34 @@ def test_real_sequences_prints_are_flatter_stiller_and_paler(face_pipeline, repl
     prints = sig["hand"] + sig["fixed"]
     assert med("live", "saturation") > float(np.median([s["saturation"] for s in prints]))
     assert med("live", "fine_texture") > med("phone", "fine_texture")  # screens lose detail
+
+
+# A live person in pad_nuaa who turns his head to his left between two frames (yaw proxy
+# -0.17 -> +0.06 inter-eye distances: about 13 degrees; frames 122, 378, 400 of one take).
+NUAA_TURN = ("live/0012/0012_01_07_03_{}.jpg", (122, 378, 400))
+
+
+def test_a_real_head_turn_is_live_and_answers_turn_left(face_pipeline, shared_data):
+    """The move a challenge asks for must not make a live face look like an attack: before
+    the box-started tracks, every corner of this real turn was lost, the face read as "did not
+    move" and the burst scored 0.01. The same frames answer "turn left", not the others."""
+    from facegate.access.challenge import movement_done
+
+    pattern, numbers = NUAA_TURN
+    frames = []
+    for n in numbers:  # as a kiosk sends them: through the camera's 4:2:0, then JPEG 90
+        bgr = cv2.imread(str(shared_data / "pad_nuaa" / pattern.format(n)), cv2.IMREAD_COLOR)
+        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420), [cv2.IMWRITE_JPEG_QUALITY, 90]
+        )
+        frames.append(buf.tobytes())
+    r = face_pipeline.liveness(frames)
+    assert r.frames == 3 and r.signals["face_moved"] == pytest.approx(MOVED_CAP)
+    assert r.live, r
+    faces = [
+        max(face_pipeline.detector.detect(face_pipeline.decode(f)), key=lambda f: f.box[2])
+        for f in frames
+    ]
+    assert movement_done("turn_left", faces)
+    assert not movement_done("turn_right", faces) and not movement_done("nod", faces)

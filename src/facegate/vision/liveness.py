@@ -413,7 +413,9 @@ def dense_planarity(
     a plane (nose, cheeks, ears at other depths) and changes on its own (blinks, mouth, skin):
     the residual is larger. The median track length is returned too (a photo or a screen on a
     stand does not move at all; a person always does a little). Grey frames at full
-    resolution (``grays``), boxes in their pixels; (0, 0) when too few corners track.
+    resolution (``grays``), each frame's face box in its pixels (``boxes``: the shift of the
+    box starts the tracks); (0, 0) when too few corners track (read as "did not move": fail
+    closed).
     """
     x, y, bw, bh = (float(v) for v in boxes[0])
     h, w = grays[0].shape[:2]
@@ -437,12 +439,18 @@ def dense_planarity(
     if pts is None or len(pts) < 8:
         return 0.0, 0.0
     unit = 100.0 / (bw * s)  # pixels of the window -> percent of the face width
-    lk = {"winSize": (15, 15), "maxLevel": 2}
+    lk = {"winSize": (15, 15), "maxLevel": 2, "flags": cv2.OPTFLOW_USE_INITIAL_FLOW}
     res, flow = [], []
-    for g in grays[1:]:
+    for g, box in zip(grays[1:], boxes[1:], strict=True):
         gk = window(g)
-        p1, st, _ = cv2.calcOpticalFlowPyrLK(g0, gk, pts, None, **lk)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(gk, g0, p1, None, **lk)
+        # The detector already found the face in this frame: its box's shift starts every
+        # track. Without it a head that turns or steps between frames (what a challenge asks
+        # for) moves beyond the pyramid's reach, every track is lost and a live face would
+        # read as "did not move".
+        bx, by, bkw, bkh = (float(v) for v in box)
+        shift = np.float32([(bx + bkw / 2 - x - bw / 2) * s, (by + bkh / 2 - y - bh / 2) * s])
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(g0, gk, pts, pts + shift, **lk)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(gk, g0, p1, pts.copy(), **lk)
         fb = np.linalg.norm((back - pts).reshape(-1, 2), axis=1)
         ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
         if ok.sum() < 8:
