@@ -3,9 +3,12 @@
 refused with ``liveness_failed`` in plain words, at the kiosk and at the front-desk webcam
 enrollment (the self-service page runs the same code: tests/test_web_browser.py).
 
-What is NOT here: a passing live sequence. The prompt is random and the shared live sequences
-(pad_replayattack) were not filmed answering it; the geometry that accepts a real turn or nod
-is tested in tests/test_liveness_gate.py on a rotated head model.
+And the passing side: a real live person (pad_nuaa subject 0012, who turns his head between
+frames of one take) played by the fake camera opens the kiosk. The prompt is random and the
+recording cannot nod, so the test asks the server for a new prompt until it is a head turn
+(the server's choice is untouched: a turn is one of its prompts); the recording alternates
+between the two head positions, so a turn answers whichever direction the camera's phase
+gives, and the kiosk's next try gets another prompt.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from pathlib import Path
 import httpx
 import pytest
 from server_support import enable_face, make_site
-from web_support import camera_frame, free_port, write_y4m
+from sqlalchemy import func
+from web_support import H, W, camera_frame, free_port, jpeg, write_y4m, write_y4m_frames
 
 from facegate.config import Settings
 from facegate.domain import accounts, add_access_point, add_person, record_consent
 from facegate.store.db import Store
-from facegate.store.models import AuditEntry, Template
+from facegate.store.models import AccessEvent, AuditEntry, Template
 
 pytestmark = pytest.mark.browser
 
@@ -96,6 +100,7 @@ def kiosk(tmp_path_factory, shared_data):
             "base": base,
             "ap": ap_id,
             "key": setup.keys["gate"],
+            "enroll_key": setup.keys["enroll"],
             "video": video,
             "log": tmp / "server.log",
             "person": person,
@@ -150,6 +155,84 @@ def test_kiosk_prompts_and_refuses_a_still_photo(kiosk):
         finally:
             b.close()
     # Nothing of the frames in the server's log.
+    assert b"JFIF" not in kiosk["log"].read_bytes()
+
+
+# pad_nuaa subject 0012, one take: frame 122 with the head turned to his right (yaw proxy
+# -0.17 inter-eye distances), frames 378-401 facing the camera (+0.04..+0.06): about 13
+# degrees apart, a real head turn (tests/test_liveness_planar.py measures it).
+NUAA = "pad_nuaa/live/0012/0012_01_07_03_{}.jpg"
+TURNED, FACING, ENROLL = (122,), (378, 389, 400, 401), (272, 305)
+
+
+def test_kiosk_opens_for_a_live_person_who_turns_his_head(kiosk, shared_data):
+    """A live person enrolled (API, two frames of another moment of the same take) stands at
+    the kiosk and turns his head: the fake camera alternates 1.2 s turned to his right and
+    1.2 s facing the camera. Whatever the phase, the three frames 0.9 s apart hold one turn
+    (to his left from the first position, or to his right), so a turn prompt in the matching
+    direction passes the challenge and the passive check, the face is matched and the door
+    opens; a try whose direction did not match the camera's phase was refused as
+    ``liveness_failed``, nothing else."""
+    import cv2
+    from playwright.sync_api import sync_playwright
+
+    def frame(n: int):
+        img = cv2.imread(str(shared_data / NUAA.format(n)), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape[:2] == (H, W)
+        return img
+
+    base, h = kiosk["base"], {"X-API-Key": kiosk["enroll_key"]}
+    pid = httpx.post(base + "/v1/persons", json={"category": "resident"}, headers=h).json()["id"]
+    assert httpx.post(f"{base}/v1/persons/{pid}/consents", json={}, headers=h).is_success
+    files = [("image", (f"e{n}.jpg", jpeg(frame(n)), "image/jpeg")) for n in ENROLL]
+    r = httpx.post(f"{base}/v1/persons/{pid}/enroll", files=files, headers=h, timeout=60)
+    assert r.status_code == 201, r.text
+    store = Store(kiosk["db"])
+    try:
+        with store.session() as s:
+            before = s.query(func.max(AccessEvent.id)).scalar() or 0
+    finally:
+        store.dispose()
+    # 10 fps, looped by Chromium: 1.2 s turned, then 1.2 s facing the camera (four moments
+    # of it, a face never holds perfectly still).
+    turned = [frame(TURNED[0])] * 12
+    facing = [frame(n) for n in FACING for _ in range(3)]
+    video = write_y4m_frames(turned + facing, kiosk["video"].with_name("turn.y4m"), repeat=1)
+
+    def turns_only(route):
+        # Ask the server again until its random prompt is a turn (the recording cannot nod).
+        for _ in range(60):
+            resp = route.fetch()
+            if resp.json().get("prompt") in ("turn_left", "turn_right"):
+                route.fulfill(response=resp)
+                return
+        route.abort()
+
+    with sync_playwright() as pw:
+        b = _launch(pw, video)
+        try:
+            ctx = b.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en"})
+            page = ctx.new_page()
+            page.route("**/challenge", turns_only)
+            page.goto(f"{base}/kiosk/{kiosk['ap']}#key={kiosk['key']}")
+            page.wait_for_selector("#verdict[data-decision=allow]", timeout=120_000)
+            assert page.locator("#verdict").get_attribute("data-method") == "face"
+            ctx.close()
+        finally:
+            b.close()
+    store = Store(kiosk["db"])
+    try:
+        with store.session() as s:
+            events = [
+                (e.outcome, e.reason)
+                for e in s.query(AccessEvent)
+                .filter(AccessEvent.id > before, AccessEvent.access_point_id == kiosk["ap"])
+                .order_by(AccessEvent.id)
+            ]
+    finally:
+        store.dispose()
+    opened = [o for o, _ in events].index("allow")
+    assert all(e == ("deny", "liveness_failed") for e in events[:opened]), events
     assert b"JFIF" not in kiosk["log"].read_bytes()
 
 
