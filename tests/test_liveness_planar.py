@@ -65,6 +65,24 @@ def test_a_large_move_is_tracked_from_the_detector_s_box():
     assert abs(flow_lost - np.hypot(dx, dy)) > 5.0 and res_lost > 1.0
 
 
+def test_a_plane_brought_closer_is_still_a_plane():
+    """A print moved toward the camera between frames (or a person walking to a gate) scales
+    every patch; Lucas-Kanade follows patches by translation only and would read a 20% scaling
+    as a bend (0.3% of the face width, more than a live face's median). The later frame is
+    first brought to the first one's scale by the detector's box: the plane stays a plane and
+    the motion is measured in the scene."""
+    g0 = _texture()
+    x, y, w, h = BOX
+    cx, cy = x + w / 2, y + h / 2
+    zoom, dx = 1.2, 10.0
+    m = np.float32([[zoom, 0, cx - zoom * cx + dx], [0, zoom, cy - zoom * cy]])
+    closer = cv2.warpAffine(g0, m, (g0.shape[1], g0.shape[0]))
+    box1 = (cx + dx - zoom * w / 2, cy - zoom * h / 2, zoom * w, zoom * h)
+    res, flow = dense_planarity([g0, closer], [BOX, box1])
+    assert res < 0.05
+    assert 8.0 < flow < 14.0  # the shift plus the corners' spread from the centre
+
+
 def test_saturation_of_grey_is_zero_and_of_colour_is_not():
     grey = np.full((240, 320, 3), 128, np.uint8)
     skin = grey.copy()
