@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from facegate.errors import ModelIntegrityError
+from facegate.errors import InvalidInput, ModelIntegrityError
 from facegate.vision import models
 from facegate.vision.liveness import (
     PASSIVE_MODELS,
@@ -234,6 +234,71 @@ def test_cli_bench_liveness(face_pipeline, silentface, tmp_path):
     assert f["apcer"]["replay"]["apcer"] == float(expect["replay"])
     assert f["bpcer"] == float(not expect["live"])
     assert body["per_burst"] is None  # every row is its own one-frame presentation
+
+
+def _write_video(frames: list, path, hold: int = 5, fps: int = 10):
+    """An .avi (Motion JPEG) holding each frame ``hold`` frames at ``fps``, as a camera records."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert out.isOpened()
+    for f in frames:
+        for _ in range(hold):
+            out.write(f)
+    out.release()
+    return path
+
+
+def test_cli_bench_liveness_reads_the_videos_a_site_records(face_pipeline, shared_data, tmp_path):
+    """A site records clips with its own camera: a manifest row may name a video. One frame is
+    taken every ``--video-gap`` seconds of the video's own time (0.5 s: the spacing the burst
+    rule expects) and cut into bursts; the figures count the contract's own decisions on those
+    frames; a video that cannot be read is reported, not fatal."""
+    import cv2
+
+    from facegate.vision.pad_eval import video_frames
+
+    images = shared_data / "pad_replayattack" / "images"
+    clips = {
+        "live.avi": (
+            "live",
+            "train__real__real__client001_session01_webcam_authenticate_controlled_1",
+        ),
+        "print.avi": (
+            "print",
+            "train__attack__fixed__attack_print_client001_session01_highdef_photo_controlled",
+        ),
+    }
+    originals = {}
+    for name, (_, vid) in clips.items():
+        originals[name] = [cv2.imread(str(images / vid / f"f{i}.jpg")) for i in range(5)]
+        _write_video(originals[name], tmp_path / name)  # 2.5 s: each frame held 0.5 s
+    # Sampled every 0.5 s: the five recorded moments, in order.
+    got = video_frames(tmp_path / "live.avi", 0.5)
+    assert len(got) == 5
+    for frame, original in zip(got, originals["live.avi"], strict=True):
+        diff = np.abs(frame.astype(int) - cv2.cvtColor(original, cv2.COLOR_BGR2RGB).astype(int))
+        assert diff.mean() < 3.0  # the same picture, through Motion JPEG
+    assert len(video_frames(tmp_path / "live.avi", 1.0)) == 3  # 0, 1 and 2 s
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "path,label,pa_class\nlive.avi,live,\nprint.avi,spoof,print\nmissing.mp4,spoof,print\n"
+    )
+    r = run("bench", "liveness", "--root", str(tmp_path), "--manifest", str(manifest), "--json")
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["unreadable"] == ["missing.mp4"]
+    b = body["per_burst"]
+    assert b["bona_fide"] == 1 and b["attacks"] == 1 and body["burst_frames"] == {"5": 2}
+    expect = {n: face_pipeline.liveness(video_frames(tmp_path / n, 0.5)).live for n in clips}
+    assert b["bpcer"] == float(not expect["live.avi"])
+    assert b["apcer"]["print"]["apcer"] == float(expect["print.avi"])
+    assert body["per_frame"]["bona_fide"] == 5  # every sampled frame is a presentation too
+    # Not a video at all: a clear error, no crash.
+    (tmp_path / "fake.mp4").write_bytes(b"not a video")
+    with pytest.raises(InvalidInput, match="fake.mp4"):
+        video_frames(tmp_path / "fake.mp4")
 
 
 def test_iso_figures_and_threshold_method(tmp_path):

@@ -391,15 +391,22 @@ def bench_liveness(
     manifest: Path = typer.Option(
         ...,
         help="CSV: path, label (live or an attack label) [, pa_class] [, video_id or sequence]"
-        " [, frame] [, identity].",
+        " [, frame] [, identity]. A path may name a video (.mp4, .mkv, .webm, .avi, .mov ...).",
     ),
     max_frames: int = typer.Option(5, min=1, help="Frames per burst (a sequence is cut)."),
+    video_gap: float = typer.Option(
+        0.5,
+        min=0.05,
+        max=10.0,
+        help="Seconds between the frames taken from a video in the manifest (the burst rule "
+        "expects frames about 0.5 s apart).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     plot: Path | None = typer.Option(None, help="Save DET curves (frame and burst) to this PNG."),
 ) -> None:
     """ISO/IEC 30107-3 figures of the shipped liveness rule on a labelled set (your camera,
     your attacks): APCER per attack class and the worst, BPCER, ACER, per frame and per burst."""
-    from facegate.vision.pad_eval import bursts, iso_figures, read_manifest
+    from facegate.vision.pad_eval import bursts, is_video, iso_figures, read_manifest, video_frames
 
     try:
         samples = read_manifest(manifest)
@@ -407,10 +414,40 @@ def bench_liveness(
         checker = pipe.liveness_checker
     except FacegateError as exc:
         raise _fail(exc) from None
-    groups = bursts(samples, max_frames)
+    # Images are grouped by sequence; a video is its own sequence, sampled every video_gap s.
+    groups = bursts([s for s in samples if not is_video(s.path)], max_frames)
+    videos = [s for s in samples if is_video(s.path)]
     frame_scores, frame_cls, burst_scores, burst_cls, burst_n = [], [], [], [], []
     no_face = {"frames": 0, "bursts": 0}
     unreadable: list[str] = []
+    bursts_seen = 0
+
+    def take(pa_class: str, rgbs_in: list[np.ndarray]) -> None:
+        """One burst: the passive score of every frame with a face, the combined score of the
+        burst when two or more frames have one."""
+        nonlocal bursts_seen
+        bursts_seen += 1
+        rgbs, faces = [], []
+        for rgb in rgbs_in:
+            dets = pipe.detector.detect(rgb)
+            if not dets:
+                no_face["frames"] += 1
+                continue
+            rgbs.append(rgb)
+            faces.append(dets[0])
+        if not faces:
+            no_face["bursts"] += 1
+            return
+        probs, sig = checker.measure(rgbs, faces)
+        for p in probs:
+            frame_scores.append(float(p))
+            frame_cls.append(pa_class)
+        if len(faces) >= 2:
+            score, _ = checker.score(sig, len(faces))
+            burst_scores.append(score)
+            burst_cls.append(pa_class)
+            burst_n.append(len(faces))
+
     progress = Progress(
         TextColumn("liveness"),
         BarColumn(),
@@ -420,39 +457,30 @@ def bench_liveness(
         disable=as_json,
     )
     with progress:
-        task = progress.add_task("bursts", total=len(groups))
+        task = progress.add_task("bursts", total=len(groups) + len(videos))
         for group in groups:
-            rgbs, faces, decoded = [], [], 0
+            rgbs = []
             for s in group:
                 try:
-                    rgb = pipe.decode(root / s.path)
+                    rgbs.append(pipe.decode(root / s.path))
                 except FacegateError:
-                    unreadable.append(s.path)
-                    continue
-                decoded += 1
-                dets = pipe.detector.detect(rgb)
-                if not dets:
-                    no_face["frames"] += 1
-                    continue
-                rgbs.append(rgb)
-                faces.append(dets[0])
+                    unreadable.append(s.path)  # counted apart, not as "no face"
+            if rgbs:
+                take(group[0].pa_class, rgbs)
             progress.advance(task)
-            if not faces:
-                no_face["bursts"] += int(decoded > 0)  # unreadable files are counted apart
-                continue
-            probs, sig = checker.measure(rgbs, faces)
-            for p in probs:
-                frame_scores.append(float(p))
-                frame_cls.append(group[0].pa_class)
-            if len(faces) >= 2:
-                score, _ = checker.score(sig, len(faces))
-                burst_scores.append(score)
-                burst_cls.append(group[0].pa_class)
-                burst_n.append(len(faces))
+        for v in videos:
+            try:
+                frames = [pipe.decode(f) for f in video_frames(root / v.path, video_gap)]
+            except FacegateError:
+                unreadable.append(v.path)
+                frames = []
+            for i in range(0, len(frames), max_frames):
+                take(v.pa_class, frames[i : i + max_frames])
+            progress.advance(task)
     cal = checker.calibration
     result: dict[str, object] = {
         "samples": len(samples),
-        "bursts": len(groups),
+        "bursts": bursts_seen,
         "per_frame": iso_figures(np.array(frame_scores), frame_cls, cal.threshold_single),
         "per_burst": iso_figures(np.array(burst_scores), burst_cls, cal.threshold_burst)
         if burst_scores
