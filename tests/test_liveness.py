@@ -299,6 +299,12 @@ def test_cli_bench_liveness_reads_the_videos_a_site_records(face_pipeline, share
     (tmp_path / "fake.mp4").write_bytes(b"not a video")
     with pytest.raises(InvalidInput, match="fake.mp4"):
         video_frames(tmp_path / "fake.mp4")
+    # `facegate liveness clip` decides on the same burst; exit 2 for what is not a video.
+    one = run("liveness", str(tmp_path / "print.avi"), "--json")
+    assert one.returncode == (0 if expect["print.avi"] else 1), one.stderr
+    assert json.loads(one.stdout)["frames"] == 5
+    bad = run("liveness", str(tmp_path / "fake.mp4"))
+    assert bad.returncode == 2 and "fake.mp4" in bad.stderr
 
 
 def test_iso_figures_and_threshold_method(tmp_path):
