@@ -148,6 +148,12 @@ def test_kiosk_prompts_and_refuses_a_still_photo(kiosk):
                 "turn_right",
                 "nod",
             )
+            # ... with the seconds its frames take, counted down ...
+            page.wait_for_function(
+                "() => { const c = document.getElementById('kcountdown');"
+                " return !c.hidden && /^[12] s$/.test(c.textContent); }",
+                timeout=60_000,
+            )
             # ... and a photo that cannot follow it is refused, in plain words.
             page.wait_for_selector("#verdict[data-decision=deny]", timeout=60_000)
             text = page.locator("#verdict").inner_text()

@@ -122,6 +122,20 @@
       cb(blob);
     }, "image/jpeg", 0.9);
   }
+  // The seconds the prompt's frames take, counted down beside it (issue 14 item 3).
+  var CHALLENGE_FRAMES = 3, CHALLENGE_GAP_MS = 900;
+  var countdown = document.getElementById("kcountdown"), countdownTimer = null;
+  function showCountdown(totalMs) {
+    var end = Date.now() + totalMs;
+    clearTimeout(countdownTimer);
+    countdown.hidden = false;
+    (function paint() {
+      var left = Math.max(0, end - Date.now());
+      countdown.textContent = Math.ceil(left / 1000) + " " + countdown.dataset.seconds;
+      if (left > 0) { countdownTimer = setTimeout(paint, 100); } else { countdown.hidden = true; }
+    })();
+  }
+
   function challengeTick() {
     busy = true;
     fetch("/v1/access-points/" + encodeURIComponent(apId) + "/challenge", {
@@ -131,13 +145,14 @@
       var lang = document.documentElement.lang === "en" ? "en" : "zh-CN";
       say("idle", c.message[lang]);
       root.dataset.prompt = c.prompt;
+      showCountdown((CHALLENGE_FRAMES - 1) * CHALLENGE_GAP_MS);
       var fd = new FormData(), n = 0;
       fd.append("challenge", c.challenge);
       (function next() {
         grab(function (blob) {
           fd.append("frame", blob, "frame" + n + ".jpg");
           n += 1;
-          if (n < 3) { setTimeout(next, 900); } else { decide(fd, true); }
+          if (n < CHALLENGE_FRAMES) { setTimeout(next, CHALLENGE_GAP_MS); } else { decide(fd, true); }
         });
       })();
     }).catch(function () { busy = false; });
