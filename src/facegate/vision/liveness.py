@@ -446,6 +446,7 @@ def dense_planarity(
         return 0.0, 0.0
     unit = 100.0 / (bw * s)  # pixels of the window -> percent of the face width
     lk = {"winSize": (15, 15), "maxLevel": 2}
+    initial = cv2.OPTFLOW_USE_INITIAL_FLOW  # every track starts where it is told
     c0 = np.array([x + bw / 2, y + bh / 2])
     w0 = np.array([wx0, wy0], np.float64)
     res, flow = [], []
@@ -462,16 +463,10 @@ def dense_planarity(
         bx, by, bkw, bkh = (float(v) for v in box)
         ck = np.array([bx + bkw / 2, by + bkh / 2])
         zoom = float(np.sqrt(max(bkw * bkh, 1.0) / max(bw * bh, 1.0)))
-        if abs(zoom - 1.0) <= REWARP_ZOOM:
-            f, t = 1.0, np.zeros(2)
+        rescaled = abs(zoom - 1.0) > REWARP_ZOOM
+        if not rescaled:  # the same window; the box's move and scaling predict each corner
             gk = window(g)
-            start = (s * (ck - w0) + (pts.reshape(-1, 2) - s * (c0 - w0)) * zoom).astype(np.float32)
-            p1, st, _ = cv2.calcOpticalFlowPyrLK(
-                g0, gk, pts, start.reshape(-1, 1, 2), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk
-            )
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(
-                gk, g0, p1, pts.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk
-            )
+            start = s * (ck - w0) + (pts.reshape(-1, 2) - s * (c0 - w0)) * zoom
         else:
             f = s / zoom
             t = s * (c0 - w0) - f * ck
@@ -483,15 +478,18 @@ def dense_planarity(
             else:
                 m = np.float32([[f, 0, t[0]], [0, f, t[1]]])
                 gk = cv2.warpAffine(g, m, g0.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
-            p1, st, _ = cv2.calcOpticalFlowPyrLK(g0, gk, pts, None, **lk)
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(gk, g0, p1, None, **lk)
+            start = pts  # brought onto the first frame: each corner starts where it was
+        start = np.array(start, np.float32).reshape(-1, 1, 2)  # a copy: LK writes into it
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(g0, gk, pts, start, flags=initial, **lk)
+        back_start = (p1 if rescaled else pts).copy()
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(gk, g0, p1, back_start, flags=initial, **lk)
         fb = np.linalg.norm((back - pts).reshape(-1, 2), axis=1)
         ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
         if ok.sum() < 8:
             continue
         a = pts.reshape(-1, 2)[ok]
         b = p1.reshape(-1, 2)[ok]
-        if f != 1.0:  # back to the later frame's pixels, in the first window's units
+        if rescaled:  # back to the later frame's pixels, in the first window's units
             b = (s * ((b - t) / f - w0)).astype(np.float32)
         hom, _ = cv2.findHomography(a, b, cv2.LMEDS)
         if hom is None:
