@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -190,13 +191,28 @@ def turning_person(kiosk) -> str:
     return pid
 
 
-def _templates(kiosk, pid: str) -> int:
+@contextmanager
+def _db(kiosk):
+    """A session on the running server's database (opened and disposed here)."""
     store = Store(kiosk["db"])
     try:
         with store.session() as s:
-            return s.query(Template).filter(Template.person_id == pid).count()
+            yield s
     finally:
         store.dispose()
+
+
+def _templates(kiosk, pid: str) -> int:
+    with _db(kiosk) as s:
+        return s.query(Template).filter(Template.person_id == pid).count()
+
+
+def _desk_login(page, base: str) -> None:
+    page.goto(f"{base}/console/login")
+    page.fill("#username", "desk")
+    page.fill("#password", DESK_PW)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: not url.endswith("/console/login"))
 
 
 def _turns_only(route) -> None:
@@ -227,12 +243,8 @@ def test_kiosk_opens_for_a_live_person_who_turns_his_head(kiosk, shared_data, tu
     files = [("image", (f"e{n}.jpg", jpeg(frame(n)), "image/jpeg")) for n in ENROLL]
     r = httpx.post(f"{base}/v1/persons/{pid}/enroll", files=files, headers=h, timeout=60)
     assert r.status_code == 201, r.text
-    store = Store(kiosk["db"])
-    try:
-        with store.session() as s:
-            before = s.query(func.max(AccessEvent.id)).scalar() or 0
-    finally:
-        store.dispose()
+    with _db(kiosk) as s:
+        before = s.query(func.max(AccessEvent.id)).scalar() or 0
     # 10 fps, looped by Chromium: 1.2 s turned, then 1.2 s facing the camera (four moments
     # of it, a face never holds perfectly still).
     turned = [frame(TURNED[0])] * 12
@@ -251,17 +263,13 @@ def test_kiosk_opens_for_a_live_person_who_turns_his_head(kiosk, shared_data, tu
             ctx.close()
         finally:
             b.close()
-    store = Store(kiosk["db"])
-    try:
-        with store.session() as s:
-            events = [
-                (e.outcome, e.reason)
-                for e in s.query(AccessEvent)
-                .filter(AccessEvent.id > before, AccessEvent.access_point_id == kiosk["ap"])
-                .order_by(AccessEvent.id)
-            ]
-    finally:
-        store.dispose()
+    with _db(kiosk) as s:
+        events = [
+            (e.outcome, e.reason)
+            for e in s.query(AccessEvent)
+            .filter(AccessEvent.id > before, AccessEvent.access_point_id == kiosk["ap"])
+            .order_by(AccessEvent.id)
+        ]
     opened = [o for o, _ in events].index("allow")
     assert all(e == ("deny", "liveness_failed") for e in events[:opened]), events
     assert b"JFIF" not in kiosk["log"].read_bytes()
@@ -280,11 +288,7 @@ def test_webcam_enrollment_prompts_and_refuses_a_still_photo(kiosk):
             ctx = b.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en"})
             ctx.set_default_timeout(60_000)
             page = ctx.new_page()
-            page.goto(f"{kiosk['base']}/console/login")
-            page.fill("#username", "desk")
-            page.fill("#password", DESK_PW)
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: not url.endswith("/console/login"))
+            _desk_login(page, kiosk["base"])
             page.goto(f"{kiosk['base']}/console/people/{person}")
             page.click("#start")
             page.wait_for_selector("#hint.good")  # the photo passes the quality hint ...
@@ -305,19 +309,15 @@ def test_webcam_enrollment_prompts_and_refuses_a_still_photo(kiosk):
             ctx.close()
         finally:
             b.close()
-    store = Store(kiosk["db"])
-    try:
-        with store.session() as s:
-            assert s.query(Template).filter(Template.person_id == person).count() == 0
-            outcomes = [
-                a.outcome
-                for a in s.query(AuditEntry).filter(
-                    AuditEntry.operation == "enroll", AuditEntry.subject == person
-                )
-            ]
-            assert outcomes == ["refused:liveness_failed"], outcomes
-    finally:
-        store.dispose()
+    with _db(kiosk) as s:
+        assert s.query(Template).filter(Template.person_id == person).count() == 0
+        outcomes = [
+            a.outcome
+            for a in s.query(AuditEntry).filter(
+                AuditEntry.operation == "enroll", AuditEntry.subject == person
+            )
+        ]
+        assert outcomes == ["refused:liveness_failed"], outcomes
     assert b"JFIF" not in kiosk["log"].read_bytes()
 
 
@@ -334,12 +334,8 @@ def test_webcam_enrollment_of_a_live_person_who_turns_his_head(kiosk, shared_dat
     from playwright.sync_api import sync_playwright
 
     pid = turning_person
-    store = Store(kiosk["db"])
-    try:
-        with store.session() as s:
-            seq0 = s.query(func.max(AuditEntry.seq)).scalar() or 0
-    finally:
-        store.dispose()
+    with _db(kiosk) as s:
+        seq0 = s.query(func.max(AuditEntry.seq)).scalar() or 0
 
     def frame(n: int):
         return cv2.convertScaleAbs(_nuaa(shared_data, n), alpha=0.85)
@@ -356,11 +352,7 @@ def test_webcam_enrollment_of_a_live_person_who_turns_his_head(kiosk, shared_dat
             page = ctx.new_page()
             asked: list[int] = []  # one entry per prompt the page asked for (one per try)
             page.route("**/enroll-challenge", lambda route: (asked.append(1), _turns_only(route)))
-            page.goto(f"{kiosk['base']}/console/login")
-            page.fill("#username", "desk")
-            page.fill("#password", DESK_PW)
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: not url.endswith("/console/login"))
+            _desk_login(page, kiosk["base"])
             page.goto(f"{kiosk['base']}/console/people/{pid}")
             page.click("#start")
             deadline = time.monotonic() + 150
@@ -383,19 +375,15 @@ def test_webcam_enrollment_of_a_live_person_who_turns_his_head(kiosk, shared_dat
     assert outcomes and outcomes[-1] == "1", outcomes
     # One frame enrolled (an enrollment replaces what the kiosk test may have left).
     assert _templates(kiosk, pid) == 1
-    store = Store(kiosk["db"])
-    try:
-        with store.session() as s:
-            entries = [
-                (a.outcome, a.details)
-                for a in s.query(AuditEntry).filter(
-                    AuditEntry.operation == "enroll",
-                    AuditEntry.subject == pid,
-                    AuditEntry.seq > seq0,
-                )
-            ]
-    finally:
-        store.dispose()
+    with _db(kiosk) as s:
+        entries = [
+            (a.outcome, a.details)
+            for a in s.query(AuditEntry).filter(
+                AuditEntry.operation == "enroll",
+                AuditEntry.subject == pid,
+                AuditEntry.seq > seq0,
+            )
+        ]
     # The enrollment last; refusals before it are liveness refusals (repeats by the same
     # operator within a minute are counted into one summary entry, audit.record_refusal: the
     # still-photo test's refusal may have opened that window already).
