@@ -429,34 +429,29 @@ def test_still_photo_burst_with_a_valid_nonce_is_refused(env, shared_data, monke
         for prompt in challenge.PROMPTS:
             monkeypatch.setattr(challenge, "PROMPTS", (prompt,))  # each prompt in turn
             issued = book.issue(challenge.enroll_scope(pid))
+
+            def answer(nonce: str = issued.nonce) -> None:
+                with store.session() as s:
+                    enroll(
+                        s,
+                        keyring,
+                        pipe,
+                        actor="test",
+                        person_id=pid,
+                        images=[pipe.decode(photo) for _ in range(3)],
+                        source="camera",
+                        challenge=nonce,
+                        challenge_book=book,
+                    )
+
             before = _counts(env["settings"])
-            with store.session() as s, pytest.raises(LivenessFailed):
-                enroll(
-                    s,
-                    keyring,
-                    pipe,
-                    actor="test",
-                    person_id=pid,
-                    images=[pipe.decode(photo) for _ in range(3)],
-                    source="camera",
-                    challenge=issued.nonce,
-                    challenge_book=book,
-                )
+            with pytest.raises(LivenessFailed):
+                answer()
             after = _counts(env["settings"])
             assert {t for t in after if after[t] != before[t]} <= {"audit_entries"}
             # Used: the same nonce cannot be tried again.
-            with store.session() as s, pytest.raises(ChallengeExpired):
-                enroll(
-                    s,
-                    keyring,
-                    pipe,
-                    actor="test",
-                    person_id=pid,
-                    images=[pipe.decode(photo) for _ in range(3)],
-                    source="camera",
-                    challenge=issued.nonce,
-                    challenge_book=book,
-                )
+            with pytest.raises(ChallengeExpired):
+                answer()
     finally:
         store.dispose()
     assert _templates(env, pid) == []
